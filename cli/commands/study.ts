@@ -1,0 +1,111 @@
+/** `fedsynth study ...`: operator commands against a running coordinator. */
+import type { Command } from "commander";
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { OperatorClient, type StudyView } from "../operator-client.js";
+import { loadSchema } from "../../shared/schema/parse-schema.js";
+import { collect, parseCount, parsePositive, parseProbability } from "../options.js";
+import { formatStudy, watchStudy } from "../study-view.js";
+
+const COORDINATOR_FLAG = "--coordinator <host:port>";
+const COORDINATOR_HELP = "the coordinator's address";
+
+export async function withClient<T>(address: string, fn: (c: OperatorClient) => Promise<T>): Promise<T> {
+  const client = new OperatorClient(address);
+  try {
+    return await fn(client);
+  } finally {
+    client.close();
+  }
+}
+
+export function registerStudyCommands(program: Command): void {
+  const study = program.command("study").description("create, start, watch and cancel studies on a coordinator");
+
+  study
+    .command("create")
+    .description("create a study (it starts only when you run `study start`)")
+    .requiredOption(COORDINATOR_FLAG, COORDINATOR_HELP)
+    .requiredOption("--name <name>", "a short name for the study")
+    .requiredOption("--schema <schema.json>", "the study's public schema")
+    .requiredOption("--site <name>", "an invited site (repeat for each site)", collect)
+    .option("--engine <name>", "synthesizer engine (default: the coordinator's default)", "")
+    .option("--epsilon <e>", "each site's total privacy budget for the study", parsePositive("--epsilon"), 1)
+    .option("--delta <d>", "each site's delta for the study", parseProbability("--delta"), 1e-5)
+    .option("--rounds <n>", "number of federated rounds", parseCount("--rounds"), 1)
+    .option("--min-sites <n>", "sites that must submit for a round to count (default: all invited)", parseCount("--min-sites", 0), 0)
+    .option("--round-deadline <seconds>", "how long a round waits for the sites", parseCount("--round-deadline", 0), 0)
+    .option("--json", "print the study as JSON", false)
+    .action(async (opts) => {
+      await loadSchema(resolve(opts.schema)); // fail here, with the file's own name, before anything is sent
+      const schemaJson = readFileSync(resolve(opts.schema), "utf8");
+      const created = await withClient(opts.coordinator, (c) => c.createStudy({
+        name: opts.name, schemaJson, engine: opts.engine, epsilon: opts.epsilon, delta: opts.delta, rounds: opts.rounds,
+        sites: opts.site, minSites: opts.minSites, roundDeadlineSeconds: opts.roundDeadline,
+      }));
+      print(created, opts.json);
+    });
+
+  study
+    .command("start")
+    .description("start a created study: round 1's tasks go to the sites")
+    .argument("<study-id>")
+    .requiredOption(COORDINATOR_FLAG, COORDINATOR_HELP)
+    .option("--watch", "follow the study until it ends", false)
+    .option("--json", "print the study as JSON", false)
+    .action(async (studyId: string, opts) => {
+      await withClient(opts.coordinator, async (c) => {
+        const s = await c.startStudy(studyId);
+        if (opts.watch) await watchStudy(c, studyId, process.stdout);
+        else print(s, opts.json);
+      });
+    });
+
+  study
+    .command("status")
+    .description("show a study: its state, its rounds and what each site has been charged")
+    .argument("<study-id>")
+    .requiredOption(COORDINATOR_FLAG, COORDINATOR_HELP)
+    .option("--watch", "follow the study until it ends", false)
+    .option("--json", "print the study as JSON", false)
+    .action(async (studyId: string, opts) => {
+      await withClient(opts.coordinator, async (c) => {
+        if (opts.watch) {
+          const s = await watchStudy(c, studyId, process.stdout);
+          if (s.state !== "completed") process.exitCode = 1;
+        } else print(await c.getStudy(studyId), opts.json);
+      });
+    });
+
+  study
+    .command("list")
+    .description("list the coordinator's studies")
+    .requiredOption(COORDINATOR_FLAG, COORDINATOR_HELP)
+    .option("--json", "print JSON", false)
+    .action(async (opts) => {
+      const studies = await withClient(opts.coordinator, (c) => c.listStudies());
+      if (opts.json) {
+        process.stdout.write(JSON.stringify(studies, null, 2) + "\n");
+        return;
+      }
+      if (studies.length === 0) process.stdout.write("no studies\n");
+      for (const s of studies) {
+        process.stdout.write(`${s.studyId}  ${s.state.padEnd(9)}  ${s.engine.padEnd(11)}  rounds ${s.completedRounds}/${s.rounds}  epsilon ${s.epsilon}  ${s.name}\n`);
+      }
+    });
+
+  study
+    .command("cancel")
+    .description("cancel a study; rounds in flight are aborted")
+    .argument("<study-id>")
+    .requiredOption(COORDINATOR_FLAG, COORDINATOR_HELP)
+    .option("--reason <text>", "why, for the record", "")
+    .action(async (studyId: string, opts) => {
+      print(await withClient(opts.coordinator, (c) => c.cancelStudy(studyId, opts.reason)), false);
+    });
+}
+
+function print(s: StudyView, json: boolean): void {
+  process.stdout.write(json ? JSON.stringify(s, null, 2) + "\n" : formatStudy(s) + "\n");
+}
+

@@ -1,0 +1,131 @@
+/** OperatorService for the CLI: protobuf stays in this file; commands get plain values. */
+import * as grpc from "@grpc/grpc-js";
+import { create } from "@bufbuild/protobuf";
+import {
+  OperatorService, StudyState, type Study, type Site, type ExportModelResponse,
+  CreateStudyRequestSchema, StartStudyRequestSchema, CancelStudyRequestSchema, ListStudiesRequestSchema, GetStudyRequestSchema,
+  ListSitesRequestSchema, ExportModelRequestSchema,
+} from "../gen/fedsynth/v1/operator_pb.js";
+import { grpcClientConstructor } from "../shared/transport/grpc-service.js";
+import { fromGrpcError } from "../shared/transport/status.js";
+import { FedsynthError } from "../shared/errors.js";
+import { sha256Hex } from "../shared/util/vector-bytes.js";
+
+export interface StudyView {
+  studyId: string;
+  name: string;
+  engine: string;
+  epsilon: number;
+  delta: number;
+  rounds: number;
+  completedRounds: number;
+  state: "created" | "running" | "completed" | "failed" | "cancelled" | "unknown";
+  statusMessage: string;
+  minSites: number;
+  participants: { siteName: string; state: string; epsilonCharged: number; deltaCharged: number; message: string }[];
+  roundDetails: { round: number; state: string; submitted: string[]; pending: string[] }[];
+}
+
+export interface SiteView {
+  name: string;
+  siteId: string;
+  connected: boolean;
+  lastContact: Date | null;
+  agentVersion: string;
+}
+
+const STATE_NAMES: Record<number, StudyView["state"]> = {
+  [StudyState.CREATED]: "created",
+  [StudyState.RUNNING]: "running",
+  [StudyState.COMPLETED]: "completed",
+  [StudyState.FAILED]: "failed",
+  [StudyState.CANCELLED]: "cancelled",
+};
+
+function view(s: Study | undefined): StudyView {
+  if (!s) throw new FedsynthError("internal", "the coordinator answered without a study");
+  return {
+    studyId: s.studyId, name: s.name, engine: s.engine, epsilon: s.epsilon, delta: s.delta, rounds: s.rounds,
+    completedRounds: s.completedRounds, state: STATE_NAMES[s.state] ?? "unknown", statusMessage: s.statusMessage,
+    minSites: s.minSitesPerRound,
+    participants: s.participants.map((p) => ({ siteName: p.siteName, state: p.state, epsilonCharged: p.epsilonCharged, deltaCharged: p.deltaCharged, message: p.message })),
+    roundDetails: s.roundDetails.map((r) => ({ round: r.round, state: r.state, submitted: [...r.submitted], pending: [...r.pending] })),
+  };
+}
+
+export class OperatorClient {
+  private client: grpc.Client & Record<string, any>;
+
+  constructor(address: string) {
+    const Ctor = grpcClientConstructor(OperatorService);
+    this.client = new Ctor(address, grpc.credentials.createInsecure()) as any;
+  }
+
+  close(): void {
+    this.client.close();
+  }
+
+  private unary<T>(method: string, request: unknown, what: string): Promise<T> {
+    return new Promise((resolve, reject) => {
+      this.client[method](request, { deadline: Date.now() + 30_000 }, (err: grpc.ServiceError | null, res: T) =>
+        err ? reject(fromGrpcError(err, what)) : resolve(res));
+    });
+  }
+
+  async createStudy(input: {
+    name: string; schemaJson: string; engine: string; epsilon: number; delta: number; rounds: number; sites: string[];
+    minSites: number; roundDeadlineSeconds: number;
+  }): Promise<StudyView> {
+    const res = await this.unary<any>("createStudy", create(CreateStudyRequestSchema, {
+      name: input.name, schemaJson: input.schemaJson, engine: input.engine, epsilon: input.epsilon, delta: input.delta,
+      rounds: input.rounds, sites: input.sites, minSitesPerRound: input.minSites, roundDeadlineSeconds: input.roundDeadlineSeconds,
+    }), "create study");
+    return view(res.study);
+  }
+
+  async startStudy(studyId: string): Promise<StudyView> {
+    return view((await this.unary<any>("startStudy", create(StartStudyRequestSchema, { studyId }), `start study ${studyId}`)).study);
+  }
+
+  async cancelStudy(studyId: string, reason: string): Promise<StudyView> {
+    return view((await this.unary<any>("cancelStudy", create(CancelStudyRequestSchema, { studyId, reason }), `cancel study ${studyId}`)).study);
+  }
+
+  async getStudy(studyId: string): Promise<StudyView> {
+    return view((await this.unary<any>("getStudy", create(GetStudyRequestSchema, { studyId }), `study ${studyId}`)).study);
+  }
+
+  async listStudies(): Promise<StudyView[]> {
+    return (await this.unary<any>("listStudies", create(ListStudiesRequestSchema, {}), "list studies")).studies.map(view);
+  }
+
+  async listSites(): Promise<SiteView[]> {
+    const res = await this.unary<any>("listSites", create(ListSitesRequestSchema, {}), "list sites");
+    return res.sites.map((s: Site) => ({
+      name: s.name, siteId: s.siteId, connected: s.connected, agentVersion: s.agentVersion,
+      lastContact: s.lastContactUnixMs > 0n ? new Date(Number(s.lastContactUnixMs)) : null,
+    }));
+  }
+
+  /** The study's latest pooled model file, reassembled from its chunks and checked against its hash. */
+  exportModel(studyId: string): Promise<{ bytes: Uint8Array; round: number; engine: string }> {
+    return new Promise((resolve, reject) => {
+      const parts: Buffer[] = [];
+      let last: ExportModelResponse | undefined;
+      const call: grpc.ClientReadableStream<ExportModelResponse> = this.client.exportModel(create(ExportModelRequestSchema, { studyId }));
+      call.on("data", (chunk: ExportModelResponse) => {
+        parts.push(Buffer.from(chunk.data));
+        last = chunk;
+      });
+      call.on("error", (err) => reject(fromGrpcError(err, `export the model of study ${studyId}`)));
+      call.on("end", () => {
+        const bytes = Buffer.concat(parts);
+        if (!last || sha256Hex(bytes) !== last.sha256) {
+          reject(new FedsynthError("unavailable", `the model of study ${studyId} arrived incomplete`, { hint: "run the export again" }));
+          return;
+        }
+        resolve({ bytes: new Uint8Array(bytes), round: last.round, engine: last.engine });
+      });
+    });
+  }
+}

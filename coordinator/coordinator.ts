@@ -1,0 +1,480 @@
+/**
+ * The coordinator's domain core: studies, rounds, submissions and the pooled models, over the store.
+ * Transport handlers call these methods with plain values. Every state change that matters commits in one
+ * store transaction, so a crash leaves either the state before it or the state after it.
+ */
+import { randomUUID } from "node:crypto";
+import { FedsynthError } from "../shared/errors.js";
+import { Accountant } from "../shared/privacy/accountant.js";
+import type { Mechanism } from "../shared/privacy/mechanism.js";
+import { getEngine, DEFAULT_ENGINE } from "../shared/engines/registry.js";
+import { parseSchema } from "../shared/schema/parse-schema.js";
+import { encodeModelBundle } from "../shared/engines/model-file.js";
+import type { TaskAssignment, TaskDecline, TaskResult } from "../shared/federation/task.js";
+import { sha256Hex, vectorToBytes } from "../shared/util/vector-bytes.js";
+import type { Logger } from "../shared/telemetry/log.js";
+import type { CoordinatorStore } from "./store/store.js";
+import type { RoundRecord, SiteRecord, StudyRecord, TaskRecord } from "./store/records.js";
+import { SessionHub, type SiteSession } from "./sessions.js";
+import { StudyContexts } from "./study/study-context.js";
+import { validateSiteName, validateStudyInput, type CreateStudyInput } from "./study/study-request.js";
+
+export const COORDINATOR_VERSION = "0.1.0";
+export const DEFAULT_ROUND_DEADLINE_SECONDS = 3600;
+/** Relative slack when comparing two computations of the same epsilon (floating-point noise only). */
+const EPSILON_TOLERANCE = 1e-9;
+
+export interface CoordinatorOptions {
+  store: CoordinatorStore;
+  log: Logger;
+  now?: () => number;
+  deadlineCheckMs?: number;
+}
+
+export interface ParticipantCharge {
+  epsilon: number;
+  delta: number;
+}
+
+export interface StudyDetail {
+  study: StudyRecord;
+  rounds: { round: RoundRecord; tasks: TaskRecord[] }[];
+  charges: Map<string, ParticipantCharge>;
+}
+
+export class Coordinator {
+  readonly sessions = new SessionHub();
+  private readonly store: CoordinatorStore;
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private readonly contexts = new StudyContexts();
+  private deadlineTimer?: NodeJS.Timeout;
+  private readonly deadlineCheckMs: number;
+
+  constructor(opts: CoordinatorOptions) {
+    this.store = opts.store;
+    this.log = opts.log;
+    this.now = opts.now ?? Date.now;
+    this.deadlineCheckMs = opts.deadlineCheckMs ?? 1000;
+  }
+
+  /** Picks up where the last process stopped: open rounds get their full deadline again and are re-checked. */
+  start(): void {
+    for (const round of this.store.listRoundsInState("collecting")) {
+      const study = this.store.getStudy(round.studyId);
+      if (!study || study.state !== "running") continue;
+      const fresh = this.now() + study.roundDeadlineSeconds * 1000;
+      if (round.deadlineAt < fresh) this.store.extendRoundDeadline(round.studyId, round.round, fresh);
+      this.log.info("resuming round", { study: study.studyId, round: round.round });
+      this.tryCompleteRound(study.studyId, round.round);
+    }
+    this.deadlineTimer = setInterval(() => this.checkDeadlines(), this.deadlineCheckMs);
+    this.deadlineTimer.unref();
+  }
+
+  stop(): void {
+    if (this.deadlineTimer) clearInterval(this.deadlineTimer);
+    this.sessions.closeAll("the coordinator is shutting down");
+  }
+
+  // ---- sites -------------------------------------------------------------------------------------------
+
+  enroll(siteName: string, agentVersion: string): SiteRecord {
+    validateSiteName(siteName);
+    const site = this.store.upsertSite(siteName, agentVersion, this.now());
+    this.log.info("site enrolled", { site: siteName, site_id: site.siteId });
+    return site;
+  }
+
+  /** Registers a live session and hands it every task it has pending. */
+  attachSession(session: SiteSession, agentVersion: string): SiteRecord {
+    validateSiteName(session.siteName);
+    const site = this.store.upsertSite(session.siteName, agentVersion, this.now());
+    this.sessions.attach(session);
+    this.log.info("site connected", { site: session.siteName });
+    for (const task of this.store.pendingTasksForSite(session.siteName)) {
+      session.send({ kind: "task", task: this.assignment(task) });
+    }
+    return site;
+  }
+
+  detachSession(session: SiteSession): void {
+    this.sessions.detach(session);
+    this.store.touchSite(session.siteName, this.now());
+    this.log.info("site disconnected", { site: session.siteName });
+  }
+
+  touch(siteName: string): void {
+    this.store.touchSite(siteName, this.now());
+  }
+
+  listSites(): { site: SiteRecord; connected: boolean }[] {
+    return this.store.listSites().map((site) => ({ site, connected: this.sessions.isConnected(site.name) }));
+  }
+
+  // ---- studies -----------------------------------------------------------------------------------------
+
+  createStudy(input: CreateStudyInput): StudyRecord {
+    validateStudyInput(input);
+    const engineName = input.engine || DEFAULT_ENGINE;
+    const engine = getEngine(engineName);
+    const schema = parseSchema(input.schemaJson, `study '${input.name}' schema`);
+    const engineConfig = engine.configure(schema, { epsilon: input.epsilon, delta: input.delta, rounds: input.rounds });
+    const now = this.now();
+    const study: StudyRecord = {
+      studyId: `study-${randomUUID().slice(0, 8)}`,
+      name: input.name.trim(),
+      schemaJson: input.schemaJson,
+      engine: engineName,
+      epsilon: input.epsilon,
+      delta: input.delta,
+      rounds: input.rounds,
+      minSites: input.minSites || input.sites.length,
+      roundDeadlineSeconds: input.roundDeadlineSeconds || DEFAULT_ROUND_DEADLINE_SECONDS,
+      engineConfig,
+      state: "created",
+      statusMessage: "created; start it to send tasks to the sites",
+      completedRounds: 0,
+      createdAt: now,
+      updatedAt: now,
+      participants: input.sites.map((siteName) => ({ siteName, state: "invited", message: "" })),
+    };
+    this.store.transaction(() => {
+      this.store.insertStudy(study);
+      this.store.appendLedger({
+        at: now, kind: "study-created", studyId: study.studyId, siteName: null, round: null,
+        body: {
+          name: study.name, engine: study.engine, epsilon: study.epsilon, delta: study.delta, rounds: study.rounds,
+          sites: input.sites, minSites: study.minSites, schemaSha256: sha256Hex(Buffer.from(study.schemaJson)), engineConfig,
+        },
+      });
+    });
+    this.log.info("study created", { study: study.studyId, name: study.name, engine: engineName, epsilon: study.epsilon, rounds: study.rounds });
+    return study;
+  }
+
+  startStudy(studyId: string): StudyRecord {
+    const study = this.requireStudy(studyId);
+    if (study.state !== "created") {
+      throw new FedsynthError("failed-precondition", `study ${studyId} is ${study.state}; only a created study can be started`);
+    }
+    const tasks = this.store.transaction(() => {
+      this.store.updateStudy(studyId, { state: "running", statusMessage: "round 1: waiting for the sites" }, this.now());
+      return this.planRound(this.requireStudy(studyId), 1);
+    });
+    this.log.info("study started", { study: studyId });
+    this.deliver(tasks);
+    return this.requireStudy(studyId);
+  }
+
+  cancelStudy(studyId: string, reason: string): StudyRecord {
+    const study = this.requireStudy(studyId);
+    if (study.state !== "created" && study.state !== "running") {
+      throw new FedsynthError("failed-precondition", `study ${studyId} is already ${study.state}`);
+    }
+    this.closeStudy(study, "cancelled", `cancelled by the operator${reason ? ": " + reason : ""}`);
+    return this.requireStudy(studyId);
+  }
+
+  listStudies(): StudyRecord[] {
+    return this.store.listStudies();
+  }
+
+  studyDetail(studyId: string): StudyDetail {
+    const study = this.requireStudy(studyId);
+    const rounds = this.store.listRounds(studyId).map((round) => ({ round, tasks: this.store.listTasks(studyId, round.round) }));
+    const charges = new Map<string, ParticipantCharge>();
+    for (const p of study.participants) charges.set(p.siteName, this.chargeSoFar(study, p.siteName, []));
+    return { study, rounds, charges };
+  }
+
+  /** The latest pooled model of a study as a self-describing file. */
+  exportModel(studyId: string): { bytes: Uint8Array; round: number; engine: string } {
+    const study = this.requireStudy(studyId);
+    const model = this.store.latestModel(studyId);
+    if (!model || model.round === 0) {
+      throw new FedsynthError("failed-precondition", `study ${studyId} has no pooled model yet (${study.state}, ${study.completedRounds} rounds done)`, {
+        hint: "wait until at least one round has been aggregated",
+      });
+    }
+    const bytes = encodeModelBundle({
+      engine: study.engine, schemaJson: study.schemaJson, engineConfig: study.engineConfig,
+      privacy: { epsilon: study.epsilon, delta: study.delta, rounds: study.rounds },
+      studyId, studyName: study.name, round: model.round, createdAt: new Date(model.createdAt).toISOString(), body: model.bytes,
+    });
+    return { bytes, round: model.round, engine: study.engine };
+  }
+
+  model(modelId: string): { bytes: Uint8Array; sha256: string } {
+    const model = this.store.getModel(modelId);
+    if (!model) throw new FedsynthError("not-found", `no model ${modelId}`);
+    return { bytes: model.bytes, sha256: model.sha256 };
+  }
+
+  // ---- tasks and results -------------------------------------------------------------------------------
+
+  submitResult(siteName: string, result: TaskResult): { accepted: boolean; message: string } {
+    const task = this.store.getTask(result.taskId);
+    if (!task || task.siteName !== siteName) {
+      this.log.warn("result for a task this site does not hold", { site: siteName, task: result.taskId });
+      return { accepted: false, message: `task ${result.taskId} is not assigned to site ${siteName}` };
+    }
+    if (task.state === "submitted") {
+      const previous = this.store.getSubmission(task.taskId);
+      if (previous?.updateSha256 === result.updateSha256) return { accepted: true, message: "already accepted" };
+      return { accepted: false, message: `a different update was already accepted for task ${task.taskId}` };
+    }
+    if (task.state !== "pending") return { accepted: false, message: `task ${task.taskId} is ${task.state} and takes no result` };
+    const study = this.requireStudy(task.studyId);
+    const round = this.store.getRound(task.studyId, task.round);
+    if (study.state !== "running" || !round || round.state !== "collecting") {
+      return { accepted: false, message: `round ${task.round} of study ${study.studyId} is closed` };
+    }
+    const reject = (message: string) => {
+      this.log.warn("result rejected", { site: siteName, task: task.taskId, reason: message });
+      return { accepted: false, message };
+    };
+    if (result.update.length !== round.updateLength) {
+      return reject(`the update has ${result.update.length} values; the task asked for ${round.updateLength}`);
+    }
+    if (sha256Hex(vectorToBytes(result.update)) !== result.updateSha256) return reject("the update does not match its SHA-256");
+    if (!result.update.every(Number.isFinite)) return reject("the update contains values that are not finite numbers");
+    const charge = this.chargeSoFar(study, siteName, round.mechanisms);
+    if (charge.epsilon > study.epsilon * (1 + EPSILON_TOLERANCE)) {
+      return reject(`accepting it would charge site ${siteName} epsilon ${charge.epsilon}, over the study budget ${study.epsilon}`);
+    }
+    if (Math.abs(result.epsilon - charge.epsilon) > EPSILON_TOLERANCE * Math.max(1, charge.epsilon)) {
+      return reject(`the site reports epsilon ${result.epsilon} spent in this study; the coordinator computes ${charge.epsilon}`);
+    }
+    const now = this.now();
+    const taskEpsilon = Accountant.epsilonOf(round.mechanisms, study.delta);
+    this.store.transaction(() => {
+      this.store.insertSubmission({
+        taskId: task.taskId, studyId: task.studyId, round: task.round, siteName, update: result.update,
+        updateSha256: result.updateSha256, epsilon: charge.epsilon, delta: charge.delta, receivedAt: now,
+      });
+      this.store.updateTask(task.taskId, "submitted", "");
+      this.store.setParticipant(task.studyId, siteName, "active", "");
+      this.store.appendLedger({
+        at: now, kind: "charge", studyId: task.studyId, siteName, round: task.round,
+        body: {
+          taskId: task.taskId, mechanisms: round.mechanisms as any, delta: study.delta, epsilonTask: taskEpsilon,
+          epsilonStudyTotal: charge.epsilon, updateSha256: result.updateSha256,
+        },
+      });
+    });
+    this.log.info("result accepted", { site: siteName, study: task.studyId, round: task.round, epsilon_total: charge.epsilon });
+    this.tryCompleteRound(task.studyId, task.round);
+    return { accepted: true, message: "accepted" };
+  }
+
+  /** Size in bytes of the update a pending task of this site expects, or undefined if it expects none. */
+  expectedUpdateBytes(siteName: string, taskId: string): number | undefined {
+    const task = this.store.getTask(taskId);
+    if (!task || task.siteName !== siteName) return undefined;
+    return (this.store.getRound(task.studyId, task.round)?.updateLength ?? 0) * 8;
+  }
+
+  decline(siteName: string, decline: TaskDecline): void {
+    const task = this.store.getTask(decline.taskId);
+    if (!task || task.siteName !== siteName || task.state !== "pending") return;
+    const now = this.now();
+    this.store.transaction(() => {
+      this.store.updateTask(task.taskId, "declined", decline.message);
+      this.store.setParticipant(task.studyId, siteName, "declined", decline.message);
+      this.store.appendLedger({
+        at: now, kind: "refusal", studyId: task.studyId, siteName, round: task.round,
+        body: { taskId: task.taskId, reason: decline.reason, message: decline.message },
+      });
+    });
+    this.log.warn("site declined its task", { site: siteName, study: task.studyId, round: task.round, reason: decline.reason, message: decline.message });
+    this.tryCompleteRound(task.studyId, task.round);
+  }
+
+  fail(siteName: string, taskId: string, message: string): void {
+    const task = this.store.getTask(taskId);
+    if (!task || task.siteName !== siteName || task.state !== "pending") return;
+    this.store.updateTask(taskId, "failed", message);
+    this.log.warn("site failed its task", { site: siteName, study: task.studyId, round: task.round, message });
+    this.tryCompleteRound(task.studyId, task.round);
+  }
+
+  // ---- rounds ------------------------------------------------------------------------------------------
+
+  private checkDeadlines(): void {
+    const now = this.now();
+    for (const round of this.store.listRoundsInState("collecting")) {
+      if (round.deadlineAt <= now) this.tryCompleteRound(round.studyId, round.round);
+    }
+  }
+
+  /** Aggregates the round when every task is settled (or the deadline has passed), or fails the study. */
+  private tryCompleteRound(studyId: string, roundNo: number): void {
+    const study = this.store.getStudy(studyId);
+    const round = this.store.getRound(studyId, roundNo);
+    if (!study || study.state !== "running" || !round || round.state !== "collecting") return;
+    const tasks = this.store.listTasks(studyId, roundNo);
+    const submitted = tasks.filter((t) => t.state === "submitted");
+    const pending = tasks.filter((t) => t.state === "pending");
+    const deadlinePassed = this.now() >= round.deadlineAt;
+    if (submitted.length + pending.length < study.minSites) {
+      this.closeStudy(study, "failed", `round ${roundNo}: ${this.shortfall(study, tasks)}`);
+      return;
+    }
+    if (pending.length > 0 && !deadlinePassed) {
+      this.store.updateStudy(studyId, {
+        statusMessage: `round ${roundNo}: ${submitted.length} of ${tasks.length} sites submitted; waiting for ${pending.map((t) => t.siteName).join(", ")}`,
+      }, this.now());
+      return;
+    }
+    if (submitted.length < study.minSites) {
+      this.closeStudy(study, "failed", `round ${roundNo}: the deadline passed with ${submitted.length} of the ${study.minSites} sites needed`);
+      return;
+    }
+    try {
+      this.aggregateRound(study, round, pending);
+    } catch (err) {
+      const e = FedsynthError.from(err);
+      this.log.error("aggregation failed", { study: studyId, round: roundNo, error: e.message });
+      this.closeStudy(study, "failed", `round ${roundNo}: aggregation failed: ${e.message}`);
+    }
+  }
+
+  private shortfall(study: StudyRecord, tasks: TaskRecord[]): string {
+    const settled = tasks.filter((t) => t.state === "declined" || t.state === "failed");
+    const why = settled.map((t) => `${t.siteName} ${t.state}${t.message ? ` (${t.message})` : ""}`).join("; ");
+    return `fewer than the ${study.minSites} sites needed can take part: ${why}`;
+  }
+
+  private aggregateRound(study: StudyRecord, round: RoundRecord, expired: TaskRecord[]): void {
+    const ctx = this.contexts.get(study);
+    const submissions = this.store.listSubmissions(study.studyId, round.round);
+    const sum = new Float64Array(round.updateLength);
+    for (const s of submissions) {
+      if (!s.update) throw new FedsynthError("internal", `submission ${s.taskId} has lost its update before aggregation`);
+      for (let i = 0; i < sum.length; i++) sum[i] += s.update[i];
+    }
+    const latest = round.modelId ? this.store.getModel(round.modelId) : undefined;
+    const taskCtx = ctx.taskContext(round.round, round.roundConfig);
+    const model = latest ? ctx.engine.deserialize(latest.bytes, ctx.schema, study.engineConfig) : ctx.engine.init(ctx.schema, study.engineConfig);
+    const next = ctx.engine.aggregate(model, sum, submissions.length, taskCtx);
+    const bytes = ctx.engine.serialize(next);
+    const now = this.now();
+    const modelId = `model-${randomUUID().slice(0, 8)}`;
+    const sha = sha256Hex(bytes);
+    const last = round.round >= study.rounds;
+    const newTasks = this.store.transaction(() => {
+      this.store.insertModel({ modelId, studyId: study.studyId, round: round.round, engine: study.engine, bytes, sha256: sha, createdAt: now });
+      this.store.finishRound(study.studyId, round.round, "aggregated", now);
+      this.store.purgeSubmissionUpdates(study.studyId, round.round);
+      for (const t of expired) this.store.updateTask(t.taskId, "expired", "the round closed at its deadline without this site");
+      if (last) {
+        this.store.updateStudy(study.studyId, {
+          state: "completed", completedRounds: round.round,
+          statusMessage: `completed: ${round.round} rounds, pooled model ${modelId}`,
+        }, now);
+        this.store.appendLedger({
+          at: now, kind: "release", studyId: study.studyId, siteName: null, round: round.round,
+          body: { modelId, modelSha256: sha, contributors: submissions.map((s) => s.siteName) },
+        });
+        return [];
+      }
+      this.store.updateStudy(study.studyId, {
+        completedRounds: round.round, statusMessage: `round ${round.round + 1}: waiting for the sites`,
+      }, now);
+      return this.planRound(this.requireStudy(study.studyId), round.round + 1);
+    });
+    this.log.info("round aggregated", { study: study.studyId, round: round.round, sites: submissions.length });
+    if (last) {
+      this.log.info("study completed", { study: study.studyId, model: modelId });
+      this.notifyClosed(study, "completed", `study completed after ${round.round} rounds`);
+    }
+    this.deliver(newTasks);
+  }
+
+  /** Creates the round and one task per taking-part site; call inside a transaction. */
+  private planRound(study: StudyRecord, roundNo: number): TaskRecord[] {
+    const ctx = this.contexts.get(study);
+    let latest = this.store.latestModel(study.studyId);
+    if (!latest) {
+      const bytes = ctx.engine.serialize(ctx.engine.init(ctx.schema, study.engineConfig));
+      latest = { modelId: `model-${randomUUID().slice(0, 8)}`, studyId: study.studyId, round: 0, engine: study.engine, bytes, sha256: sha256Hex(bytes), createdAt: this.now() };
+      this.store.insertModel(latest);
+    }
+    const model = ctx.engine.deserialize(latest.bytes, ctx.schema, study.engineConfig);
+    const base = ctx.taskContext(roundNo, {});
+    const roundConfig = ctx.engine.planRound(model, { schema: base.schema, privacy: base.privacy, config: base.config, round: roundNo });
+    const taskCtx = ctx.taskContext(roundNo, roundConfig);
+    const now = this.now();
+    this.store.insertRound({
+      studyId: study.studyId, round: roundNo, state: "collecting", roundConfig, mechanisms: ctx.engine.charge(taskCtx),
+      updateLength: ctx.engine.updateLength(taskCtx), modelId: latest.modelId, startedAt: now,
+      deadlineAt: now + study.roundDeadlineSeconds * 1000, finishedAt: null,
+    });
+    const tasks: TaskRecord[] = [];
+    for (const p of study.participants) {
+      if (p.state === "declined" || p.state === "dropped") continue;
+      const task: TaskRecord = { taskId: `task-${randomUUID()}`, studyId: study.studyId, round: roundNo, siteName: p.siteName, state: "pending", message: "", createdAt: now };
+      this.store.insertTask(task);
+      tasks.push(task);
+    }
+    return tasks;
+  }
+
+  private deliver(tasks: TaskRecord[]): void {
+    for (const t of tasks) this.sessions.send(t.siteName, { kind: "task", task: this.assignment(t) });
+  }
+
+  private assignment(task: TaskRecord): TaskAssignment {
+    const study = this.requireStudy(task.studyId);
+    const round = this.store.getRound(task.studyId, task.round);
+    if (!round) throw new FedsynthError("internal", `task ${task.taskId} has no round`);
+    const ctx = this.contexts.get(study);
+    const needsModel = ctx.engine.needsModel(ctx.taskContext(round.round, round.roundConfig));
+    const model = needsModel && round.modelId ? this.store.getModel(round.modelId) : undefined;
+    return {
+      taskId: task.taskId, study: ctx.spec, round: task.round, mechanisms: round.mechanisms,
+      modelId: model?.modelId ?? "", modelSha256: model?.sha256 ?? "", modelBytes: model?.bytes.byteLength ?? 0,
+      updateLength: round.updateLength, roundConfig: round.roundConfig,
+    };
+  }
+
+  private closeStudy(study: StudyRecord, state: "failed" | "cancelled", message: string): void {
+    const now = this.now();
+    this.store.transaction(() => {
+      for (const round of this.store.listRounds(study.studyId)) {
+        if (round.state !== "collecting") continue;
+        this.store.finishRound(study.studyId, round.round, "aborted", now);
+        this.store.purgeSubmissionUpdates(study.studyId, round.round);
+        for (const t of this.store.listTasks(study.studyId, round.round)) {
+          if (t.state === "pending") this.store.updateTask(t.taskId, "expired", message);
+        }
+      }
+      this.store.updateStudy(study.studyId, { state, statusMessage: message }, now);
+      this.store.appendLedger({ at: now, kind: "study-closed", studyId: study.studyId, siteName: null, round: null, body: { state, message } });
+    });
+    this.log.warn(`study ${state}`, { study: study.studyId, message });
+    this.notifyClosed(study, state, message);
+  }
+
+  private notifyClosed(study: StudyRecord, state: string, message: string): void {
+    for (const p of study.participants) this.sessions.send(p.siteName, { kind: "study-closed", studyId: study.studyId, state, message });
+  }
+
+  /** The site's charge in a study from the ledger, plus the given mechanisms not yet recorded. */
+  private chargeSoFar(study: StudyRecord, siteName: string, extra: Mechanism[]): ParticipantCharge {
+    const history: Mechanism[] = [];
+    for (const e of this.store.listLedger({ studyId: study.studyId, siteName, kind: "charge" })) {
+      history.push(...(e.body.mechanisms as unknown as Mechanism[]));
+    }
+    history.push(...extra);
+    if (history.length === 0) return { epsilon: 0, delta: 0 };
+    return { epsilon: Accountant.epsilonOf(history, study.delta), delta: study.delta };
+  }
+
+  private requireStudy(studyId: string): StudyRecord {
+    const study = this.store.getStudy(studyId);
+    if (!study) throw new FedsynthError("not-found", `no study ${studyId}`, { hint: "list the studies with `fedsynth study list`" });
+    return study;
+  }
+}

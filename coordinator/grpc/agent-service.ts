@@ -1,0 +1,187 @@
+/**
+ * AgentService over gRPC: decodes what agents send into domain calls on the Coordinator and encodes what it
+ * answers. Result chunks are reassembled here, bounded by the size the task announced.
+ */
+import * as grpc from "@grpc/grpc-js";
+import { create } from "@bufbuild/protobuf";
+import {
+  ConnectResponseSchema, DownloadModelResponseSchema, EnrollResponseSchema,
+  type ConnectRequest, type ConnectResponse, type DownloadModelRequest, type DownloadModelResponse, type EnrollRequest, type EnrollResponse,
+  type ResultChunk,
+} from "../../gen/fedsynth/v1/agent_pb.js";
+import { COORDINATOR_VERSION, type Coordinator } from "../coordinator.js";
+import type { AgentBound, SiteSession } from "../sessions.js";
+import { declineReasonFromProto, taskToProto } from "../../shared/transport/convert.js";
+import { toGrpcError } from "../../shared/transport/status.js";
+import { bytesToVector } from "../../shared/util/vector-bytes.js";
+import { CHUNK_BYTES } from "../../shared/transport/grpc-service.js";
+import { FedsynthError } from "../../shared/errors.js";
+import type { Logger } from "../../shared/telemetry/log.js";
+
+export const HEARTBEAT_INTERVAL_MS = 10_000;
+
+export function agentServiceHandlers(coordinator: Coordinator, log: Logger): grpc.UntypedServiceImplementation {
+  return {
+    enroll(call: grpc.ServerUnaryCall<EnrollRequest, EnrollResponse>, callback: grpc.sendUnaryData<EnrollResponse>) {
+      try {
+        const site = coordinator.enroll(call.request.siteName, call.request.agentVersion);
+        callback(null, create(EnrollResponseSchema, { siteId: site.siteId, coordinatorVersion: COORDINATOR_VERSION }));
+      } catch (err) {
+        callback(toGrpcError(err));
+      }
+    },
+
+    connect(call: grpc.ServerDuplexStream<ConnectRequest, ConnectResponse>) {
+      new AgentStream(coordinator, call, log).run();
+    },
+
+    async downloadModel(call: grpc.ServerWritableStream<DownloadModelRequest, DownloadModelResponse>) {
+      try {
+        const { bytes, sha256 } = coordinator.model(call.request.modelId);
+        for (let offset = 0; offset < bytes.byteLength || offset === 0; offset += CHUNK_BYTES) {
+          const data = bytes.subarray(offset, Math.min(offset + CHUNK_BYTES, bytes.byteLength));
+          const ok = call.write(create(DownloadModelResponseSchema, { offset: BigInt(offset), data, totalBytes: BigInt(bytes.byteLength), sha256 }));
+          if (!ok) await new Promise((resolve) => call.once("drain", resolve));
+          if (bytes.byteLength === 0) break;
+        }
+        call.end();
+      } catch (err) {
+        call.destroy(Object.assign(new Error(String((err as Error).message)), toGrpcError(err)));
+      }
+    },
+  };
+}
+
+/** One agent's Connect stream: the first message must be Hello; then heartbeats, progress, results, refusals. */
+class AgentStream {
+  private session?: SiteSession;
+  private partial = new Map<string, { parts: Buffer[]; received: number; expected: number }>();
+
+  constructor(private coordinator: Coordinator, private call: grpc.ServerDuplexStream<ConnectRequest, ConnectResponse>, private log: Logger) {}
+
+  run(): void {
+    this.call.on("data", (msg: ConnectRequest) => {
+      try {
+        this.handle(msg);
+      } catch (err) {
+        const e = FedsynthError.from(err);
+        this.log.error("agent message failed", { site: this.session?.siteName, error: e.message });
+        this.call.emit("error", toGrpcError(e));
+      }
+    });
+    const done = () => {
+      if (this.session) this.coordinator.detachSession(this.session);
+      this.session = undefined;
+    };
+    this.call.on("end", () => {
+      done();
+      this.call.end();
+    });
+    this.call.on("cancelled", done);
+    this.call.on("error", done);
+  }
+
+  private handle(msg: ConnectRequest): void {
+    const m = msg.message;
+    if (!this.session) {
+      if (m.case !== "hello") throw new FedsynthError("failed-precondition", "the first message on a Connect stream must be Hello");
+      this.open(m.value.siteName, m.value.agentVersion);
+      return;
+    }
+    const site = this.session.siteName;
+    switch (m.case) {
+      case "hello":
+        throw new FedsynthError("failed-precondition", "Hello may be sent only once per stream");
+      case "heartbeat":
+        this.coordinator.touch(site);
+        return;
+      case "progress":
+        this.log.debug("task progress", { site, task: m.value.taskId, fraction: m.value.fraction, message: m.value.message });
+        this.coordinator.touch(site);
+        return;
+      case "resultChunk":
+        this.onChunk(site, m.value);
+        return;
+      case "declined":
+        this.coordinator.decline(site, { taskId: m.value.taskId, studyId: m.value.studyId, reason: declineReasonFromProto(m.value.reason), message: m.value.message });
+        return;
+      case "failed":
+        this.coordinator.fail(site, m.value.taskId, m.value.message);
+        return;
+      default:
+        this.log.warn("unknown message from agent ignored", { site });
+    }
+  }
+
+  private open(siteName: string, agentVersion: string): void {
+    const call = this.call;
+    const session: SiteSession = {
+      siteName,
+      connectedAt: Date.now(),
+      send: (message: AgentBound) => {
+        call.write(toProto(message));
+      },
+      close: (reason: string) => {
+        this.log.info("closing agent stream", { site: siteName, reason });
+        call.end();
+      },
+    };
+    this.session = session;
+    call.write(create(ConnectResponseSchema, {
+      message: { case: "welcome", value: { siteId: "", heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS, coordinatorVersion: COORDINATOR_VERSION } },
+    }));
+    this.coordinator.attachSession(session, agentVersion);
+  }
+
+  private onChunk(site: string, chunk: ResultChunk): void {
+    let acc = this.partial.get(chunk.taskId);
+    if (!acc) {
+      const expected = this.coordinator.expectedUpdateBytes(site, chunk.taskId);
+      if (expected === undefined) {
+        this.ack(chunk.taskId, false, `task ${chunk.taskId} is not assigned to site ${site}`);
+        return;
+      }
+      acc = { parts: [], received: 0, expected };
+      this.partial.set(chunk.taskId, acc);
+    }
+    if (Number(chunk.offset) !== acc.received) {
+      this.partial.delete(chunk.taskId);
+      this.ack(chunk.taskId, false, `result chunk at offset ${chunk.offset} arrived where ${acc.received} was expected; resend the result`);
+      return;
+    }
+    acc.received += chunk.data.byteLength;
+    if (acc.received > acc.expected) {
+      this.partial.delete(chunk.taskId);
+      this.ack(chunk.taskId, false, `the result is larger than the ${acc.expected} bytes the task asked for`);
+      return;
+    }
+    acc.parts.push(Buffer.from(chunk.data));
+    if (!chunk.last) return;
+    this.partial.delete(chunk.taskId);
+    const bytes = Buffer.concat(acc.parts);
+    if (bytes.byteLength !== Number(chunk.totalBytes) || bytes.byteLength % 8 !== 0) {
+      this.ack(chunk.taskId, false, `the result has ${bytes.byteLength} bytes; ${chunk.totalBytes} were announced`);
+      return;
+    }
+    const verdict = this.coordinator.submitResult(site, {
+      taskId: chunk.taskId, update: bytesToVector(bytes), updateSha256: chunk.updateSha256,
+      epsilon: chunk.epsilonCharged, delta: chunk.deltaCharged,
+    });
+    this.ack(chunk.taskId, verdict.accepted, verdict.message);
+  }
+
+  private ack(taskId: string, accepted: boolean, message: string): void {
+    this.call.write(toProto({ kind: "result-ack", taskId, accepted, message }));
+  }
+}
+
+function toProto(message: AgentBound): ConnectResponse {
+  switch (message.kind) {
+    case "task":
+      return create(ConnectResponseSchema, { message: { case: "task", value: taskToProto(message.task) } });
+    case "result-ack":
+      return create(ConnectResponseSchema, { message: { case: "resultAck", value: { taskId: message.taskId, accepted: message.accepted, message: message.message } } });
+    case "study-closed":
+      return create(ConnectResponseSchema, { message: { case: "studyClosed", value: { studyId: message.studyId, state: message.state, message: message.message } } });
+  }
+}

@@ -1,0 +1,94 @@
+/**
+ * The coordinator's gRPC server: AgentService, OperatorService, grpc.health.v1 and server reflection, so
+ * that grpcurl, Kubernetes probes and clients in any language can talk to it.
+ */
+import * as grpc from "@grpc/grpc-js";
+import { toBinary } from "@bufbuild/protobuf";
+import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
+import { HealthImplementation, service as healthService } from "grpc-health-check";
+import { ReflectionService } from "@grpc/reflection";
+import { AgentService, file_fedsynth_v1_agent } from "../../gen/fedsynth/v1/agent_pb.js";
+import { OperatorService, file_fedsynth_v1_operator } from "../../gen/fedsynth/v1/operator_pb.js";
+import { file_fedsynth_v1_study } from "../../gen/fedsynth/v1/study_pb.js";
+import { grpcServiceDefinition } from "../../shared/transport/grpc-service.js";
+import { FedsynthError } from "../../shared/errors.js";
+import type { Logger } from "../../shared/telemetry/log.js";
+import type { Coordinator } from "../coordinator.js";
+import { agentServiceHandlers } from "./agent-service.js";
+import { operatorServiceHandlers } from "./operator-service.js";
+
+export interface CoordinatorServer {
+  /** The address actually bound (with the real port when 0 was asked for). */
+  address: string;
+  port: number;
+  shutdown(): Promise<void>;
+}
+
+export const SERVER_OPTIONS: grpc.ServerOptions = {
+  "grpc.keepalive_time_ms": 30_000,
+  "grpc.keepalive_timeout_ms": 10_000,
+  "grpc.keepalive_permit_without_calls": 1,
+  "grpc.http2.min_ping_interval_without_data_ms": 5_000,
+};
+
+export async function startCoordinatorServer(opts: { coordinator: Coordinator; listen: string; insecure: boolean; log: Logger }): Promise<CoordinatorServer> {
+  const { host, port } = parseListen(opts.listen);
+  if (!opts.insecure) {
+    throw new FedsynthError("invalid-argument", "the coordinator has no TLS credentials configured", {
+      hint: "this version serves plaintext gRPC only: pass --insecure (for development on a trusted network)",
+    });
+  }
+  const server = new grpc.Server(SERVER_OPTIONS);
+  server.addService(grpcServiceDefinition(AgentService), agentServiceHandlers(opts.coordinator, opts.log));
+  server.addService(grpcServiceDefinition(OperatorService), operatorServiceHandlers(opts.coordinator));
+
+  const health = new HealthImplementation({
+    "": "SERVING",
+    [AgentService.typeName]: "SERVING",
+    [OperatorService.typeName]: "SERVING",
+  });
+  health.addToServer(server);
+  reflectionFor(healthService).addToServer(server);
+
+  const bound = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+  }).catch((err: Error) => {
+    throw new FedsynthError("unavailable", `cannot listen on ${opts.listen}: ${err.message}`, {
+      hint: "pick a free port, or stop the process that holds it",
+    });
+  });
+  const address = `${host.includes(":") && !host.startsWith("[") ? `[${host}]` : host}:${bound}`;
+  return {
+    address,
+    port: bound,
+    shutdown: () =>
+      new Promise<void>((resolve) => {
+        health.setStatus("", "NOT_SERVING");
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, 3000);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      }),
+  };
+}
+
+/** Server reflection over our own descriptors (from protobuf-es) plus the health service's. */
+function reflectionFor(health: typeof healthService): ReflectionService {
+  const ours = [file_fedsynth_v1_study, file_fedsynth_v1_agent, file_fedsynth_v1_operator].map((f) => Buffer.from(toBinary(FileDescriptorProtoSchema, f.proto)));
+  const healthFiles = (Object.values(health)[0] as any).requestType.fileDescriptorProtos as Buffer[];
+  return new ReflectionService({ fedsynth: { fileDescriptorProtos: [...ours, ...healthFiles] } } as any);
+}
+
+export function parseListen(listen: string): { host: string; port: number } {
+  const m = /^(\[[^\]]+\]|[^:]+|):(\d+)$/.exec(listen.trim());
+  if (!m) {
+    throw new FedsynthError("invalid-argument", `--listen ${JSON.stringify(listen)} is not HOST:PORT`, { hint: "e.g. --listen 127.0.0.1:7070 or --listen 0.0.0.0:7070" });
+  }
+  const port = Number(m[2]);
+  if (port > 65535) throw new FedsynthError("invalid-argument", `port ${port} is out of range`, { hint: "use 1-65535, or 0 for any free port" });
+  return { host: m[1] || "0.0.0.0", port };
+}

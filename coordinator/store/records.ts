@@ -1,0 +1,101 @@
+/** Plain records the coordinator keeps. Nothing here knows about protobuf or SQL. */
+import type { JsonObject } from "../../shared/engines/engine.js";
+import type { Mechanism } from "../../shared/privacy/mechanism.js";
+
+export type StudyState = "created" | "running" | "completed" | "failed" | "cancelled";
+export type ParticipantState = "invited" | "active" | "declined" | "dropped";
+export type RoundState = "collecting" | "aggregated" | "aborted";
+export type TaskState = "pending" | "submitted" | "declined" | "failed" | "expired";
+
+export interface SiteRecord {
+  siteId: string;
+  name: string;
+  enrolledAt: number;
+  lastContactAt: number | null;
+  agentVersion: string;
+}
+
+export interface ParticipantRecord {
+  siteName: string;
+  state: ParticipantState;
+  message: string;
+}
+
+export interface StudyRecord {
+  studyId: string;
+  name: string;
+  schemaJson: string;
+  engine: string;
+  epsilon: number;
+  delta: number;
+  rounds: number;
+  minSites: number;
+  roundDeadlineSeconds: number;
+  engineConfig: JsonObject;
+  state: StudyState;
+  statusMessage: string;
+  completedRounds: number;
+  createdAt: number;
+  updatedAt: number;
+  participants: ParticipantRecord[];
+}
+
+export interface RoundRecord {
+  studyId: string;
+  round: number;
+  state: RoundState;
+  roundConfig: JsonObject;
+  /** The charge of each site's task in this round. */
+  mechanisms: Mechanism[];
+  updateLength: number;
+  /** The pooled model the round starts from (null before the first aggregation). */
+  modelId: string | null;
+  startedAt: number;
+  deadlineAt: number;
+  finishedAt: number | null;
+}
+
+export interface TaskRecord {
+  taskId: string;
+  studyId: string;
+  round: number;
+  siteName: string;
+  state: TaskState;
+  message: string;
+  createdAt: number;
+}
+
+export interface SubmissionRecord {
+  taskId: string;
+  studyId: string;
+  round: number;
+  siteName: string;
+  /** Dropped once the round is aggregated: the coordinator keeps no individual update longer than needed. */
+  update: Float64Array | null;
+  updateSha256: string;
+  epsilon: number;
+  delta: number;
+  receivedAt: number;
+}
+
+export interface ModelRecord {
+  modelId: string;
+  studyId: string;
+  round: number;
+  engine: string;
+  bytes: Uint8Array;
+  sha256: string;
+  createdAt: number;
+}
+
+export type LedgerKind = "study-created" | "charge" | "refusal" | "release" | "study-closed";
+
+export interface LedgerRecord {
+  seq: number;
+  at: number;
+  kind: LedgerKind;
+  studyId: string | null;
+  siteName: string | null;
+  round: number | null;
+  body: JsonObject;
+}

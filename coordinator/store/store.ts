@@ -1,0 +1,50 @@
+/**
+ * The coordinator's durable state behind one interface: SQLite now, other databases later, one test suite
+ * for all. Every method is synchronous and atomic on its own; `transaction` groups several into one commit.
+ */
+import type {
+  LedgerKind, LedgerRecord, ModelRecord, ParticipantState, RoundRecord, RoundState, SiteRecord, StudyRecord,
+  StudyState, SubmissionRecord, TaskRecord, TaskState,
+} from "./records.js";
+
+export interface CoordinatorStore {
+  transaction<T>(fn: () => T): T;
+  close(): void;
+
+  upsertSite(name: string, agentVersion: string, now: number): SiteRecord;
+  touchSite(name: string, now: number): void;
+  getSite(name: string): SiteRecord | undefined;
+  listSites(): SiteRecord[];
+
+  insertStudy(study: StudyRecord): void;
+  getStudy(studyId: string): StudyRecord | undefined;
+  listStudies(): StudyRecord[];
+  updateStudy(studyId: string, patch: { state?: StudyState; statusMessage?: string; completedRounds?: number }, now: number): void;
+  setParticipant(studyId: string, siteName: string, state: ParticipantState, message: string): void;
+
+  insertRound(round: RoundRecord): void;
+  getRound(studyId: string, round: number): RoundRecord | undefined;
+  listRounds(studyId: string): RoundRecord[];
+  listRoundsInState(state: RoundState): RoundRecord[];
+  finishRound(studyId: string, round: number, state: RoundState, now: number): void;
+  extendRoundDeadline(studyId: string, round: number, deadlineAt: number): void;
+
+  insertTask(task: TaskRecord): void;
+  getTask(taskId: string): TaskRecord | undefined;
+  listTasks(studyId: string, round: number): TaskRecord[];
+  /** Pending tasks of a site in running studies' collecting rounds, oldest first. */
+  pendingTasksForSite(siteName: string): TaskRecord[];
+  updateTask(taskId: string, state: TaskState, message: string): void;
+
+  insertSubmission(submission: SubmissionRecord): void;
+  getSubmission(taskId: string): SubmissionRecord | undefined;
+  listSubmissions(studyId: string, round: number): SubmissionRecord[];
+  purgeSubmissionUpdates(studyId: string, round: number): void;
+
+  insertModel(model: ModelRecord): void;
+  getModel(modelId: string): ModelRecord | undefined;
+  latestModel(studyId: string): ModelRecord | undefined;
+
+  appendLedger(entry: { at: number; kind: LedgerKind; studyId: string | null; siteName: string | null; round: number | null; body: LedgerRecord["body"] }): LedgerRecord;
+  listLedger(filter?: { studyId?: string; siteName?: string; kind?: LedgerKind }): LedgerRecord[];
+}

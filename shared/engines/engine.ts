@@ -1,0 +1,72 @@
+/**
+ * The contract between the federation and a synthesizer. The coordinator and the agent drive an engine
+ * without knowing its model: a round is planned from public parameters, each site returns a flat float64
+ * vector of a length known in advance, and the coordinator only ever needs the sum of those vectors. That
+ * shape lets secure aggregation, noise and chunked transfer treat every engine the same way.
+ */
+import type { Schema, Table, OutputRow } from "../schema/schema.js";
+import type { Mechanism } from "../privacy/mechanism.js";
+import type { Rng } from "../random/rng.js";
+
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+export type JsonObject = { [key: string]: Json };
+
+/** What the consortium fixed for a study: each site's total budget and the number of rounds. */
+export interface StudyPrivacy {
+  epsilon: number;
+  delta: number;
+  rounds: number;
+}
+
+/** Everything public that a site needs to carry out, and charge, one round's task. */
+export interface TaskContext {
+  schema: Schema;
+  privacy: StudyPrivacy;
+  /** The engine's study-wide settings from `configure` (e.g. the calibrated noise scale). */
+  config: JsonObject;
+  /** 1-based round number. */
+  round: number;
+  /** Round-specific public parameters from `planRound`. */
+  roundConfig: JsonObject;
+}
+
+export interface Engine<M = unknown> {
+  readonly name: string;
+  readonly description: string;
+
+  /**
+   * Fixes the study's public engine settings so that `privacy.rounds` rounds cost each site at most
+   * (epsilon, delta). Throws FedsynthError("invalid-argument") when the budget cannot be met.
+   */
+  configure(schema: Schema, privacy: StudyPrivacy): JsonObject;
+
+  /** The model before round 1. */
+  init(schema: Schema, config: JsonObject): M;
+
+  /** Round-specific public parameters, from the current pooled model. */
+  planRound(model: M, ctx: Omit<TaskContext, "roundConfig">): JsonObject;
+
+  /** Whether the site needs the current pooled model to carry out the task. */
+  needsModel(ctx: TaskContext): boolean;
+
+  /** The privacy charge of one site's task, computed from public parameters only. */
+  charge(ctx: TaskContext): Mechanism[];
+
+  /** Number of float64 values in a site's update. */
+  updateLength(ctx: TaskContext): number;
+
+  /**
+   * A site's update: computed from its rows, already noised as `charge` says. `model` is null when
+   * `needsModel` is false. `noise` must be a secure source.
+   */
+  localUpdate(ctx: TaskContext, model: M | null, table: Table, noise: Rng): Float64Array;
+
+  /** The next pooled model from the element-wise sum of `contributors` sites' updates. */
+  aggregate(model: M, sum: Float64Array, contributors: number, ctx: TaskContext): M;
+
+  /** Synthetic rows, one string per schema column ("" for missing), as many as asked. */
+  sample(model: M, n: number, rng: Rng): Iterable<OutputRow>;
+
+  serialize(model: M): Uint8Array;
+  deserialize(bytes: Uint8Array, schema: Schema, config: JsonObject): M;
+}

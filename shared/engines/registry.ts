@@ -1,0 +1,27 @@
+/**
+ * The engines this build knows, by name. Studies record the engine's name, so names are permanent.
+ */
+import type { Engine } from "./engine.js";
+import { independentEngine } from "./independent/engine.js";
+import { FedsynthError } from "../errors.js";
+
+/** The best engine the project has; used when a study does not name one. */
+export const DEFAULT_ENGINE = "independent";
+
+const ENGINES: ReadonlyMap<string, Engine> = new Map<string, Engine>([[independentEngine.name, independentEngine]]);
+
+/** Names of all known engines, sorted. */
+export function engineNames(): string[] {
+  return [...ENGINES.keys()].sort();
+}
+
+/** The engine called `name`; throws FedsynthError("invalid-argument") listing the known engines otherwise. */
+export function getEngine(name: string): Engine {
+  const engine = ENGINES.get(name);
+  if (!engine) {
+    throw new FedsynthError("invalid-argument", `Unknown engine ${JSON.stringify(name)}`, {
+      hint: `Known engines: ${engineNames().join(", ")}.`,
+    });
+  }
+  return engine;
+}

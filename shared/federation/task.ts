@@ -1,0 +1,47 @@
+/**
+ * The plain values that travel between coordinator and agent, independent of their wire encoding.
+ * Transport code converts these to and from protobuf; everything else works with these.
+ */
+import type { JsonObject } from "../engines/engine.js";
+import type { Mechanism } from "../privacy/mechanism.js";
+
+/** The public description of a study that every site receives with its tasks. */
+export interface StudySpec {
+  studyId: string;
+  name: string;
+  schemaJson: string;
+  engine: string;
+  epsilon: number;
+  delta: number;
+  rounds: number;
+  engineConfig: JsonObject;
+}
+
+export interface TaskAssignment {
+  taskId: string;
+  study: StudySpec;
+  round: number;
+  mechanisms: Mechanism[];
+  modelId: string;
+  modelSha256: string;
+  modelBytes: number;
+  updateLength: number;
+  roundConfig: JsonObject;
+}
+
+export type DeclineReason = "budget-cap" | "data-invalid" | "unsupported" | "charge-mismatch";
+
+export interface TaskDecline {
+  taskId: string;
+  studyId: string;
+  reason: DeclineReason;
+  message: string;
+}
+
+export interface TaskResult {
+  taskId: string;
+  update: Float64Array;
+  updateSha256: string;
+  epsilon: number;
+  delta: number;
+}

@@ -1,0 +1,95 @@
+import { describe, expect, it } from "vitest";
+import { calibrateSigma } from "./calibrate.js";
+import { Accountant } from "./accountant.js";
+import { deltaForEpsilon, normalCdf } from "./gaussian.js";
+import type { Mechanism } from "./mechanism.js";
+import { FedsynthError } from "../errors.js";
+
+const single = (l2Sensitivity: number, repetitions = 1) => (sigma: number): Mechanism[] => [
+  { kind: "gaussian", l2Sensitivity, sigma, repetitions },
+];
+
+/** δ(ε) for σ and Δ = 1 straight from the definition, independent of the library's log-space evaluation. */
+function naiveDelta(sigma: number, eps: number): number {
+  const mu = 1 / sigma;
+  return normalCdf(-eps / mu + mu / 2) - Math.exp(eps) * normalCdf(-eps / mu - mu / 2);
+}
+
+describe("calibrateSigma", () => {
+  it("finds the analytic Gaussian σ ≈ 3.7306 for ε=1, δ=1e-5, Δ=1 (Balle & Wang 2018)", () => {
+    const sigma = calibrateSigma({ epsilon: 1, delta: 1e-5, mechanismsForSigma: single(1) });
+    // mpmath (60 digits) root of δ(1; μ=1/σ) = 1e-5: σ = 3.73063163481594183…
+    expect(sigma).toBeGreaterThanOrEqual(3.7306316348159418);
+    expect(sigma / 3.7306316348159418 - 1).toBeLessThan(1e-6);
+    expect(Math.abs(sigma / 3.7299 - 1)).toBeLessThan(0.01);
+    // Independent check: at σ the curve is within budget, at 0.999·σ it is not.
+    expect(naiveDelta(sigma, 1)).toBeLessThanOrEqual(1e-5);
+    expect(naiveDelta(sigma * 0.999, 1)).toBeGreaterThan(1e-5);
+    expect(deltaForEpsilon(1 / sigma, 1)).toBeLessThanOrEqual(1e-5);
+  });
+
+  it("beats the classical bound σ = Δ·sqrt(2 ln(1.25/δ))/ε", () => {
+    for (const eps of [0.1, 0.5, 0.9]) {
+      const classical = Math.sqrt(2 * Math.log(1.25 / 1e-6)) / eps;
+      expect(calibrateSigma({ epsilon: eps, delta: 1e-6, mechanismsForSigma: single(1) })).toBeLessThan(classical);
+    }
+  });
+
+  it("round trip: the calibrated σ spends at most ε, and nearly all of it", () => {
+    for (const epsilon of [0.05, 0.3, 1, 3, 10, 1e4]) {
+      for (const delta of [1e-3, 1e-5, 1e-9]) {
+        for (const [sens, reps] of [[1, 1], [Math.sqrt(14), 1], [Math.sqrt(7), 10], [1e-3, 3]] as const) {
+          const mechanismsForSigma = single(sens, reps);
+          const sigma = calibrateSigma({ epsilon, delta, mechanismsForSigma });
+          const spent = Accountant.epsilonOf(mechanismsForSigma(sigma), delta);
+          expect(spent).toBeLessThanOrEqual(epsilon);
+          expect(spent).toBeGreaterThan(epsilon * (1 - 1e-5));
+          // smallest: a little less noise is over budget
+          expect(Accountant.epsilonOf(mechanismsForSigma(sigma * (1 - 1e-5)), delta)).toBeGreaterThan(epsilon);
+        }
+      }
+    }
+  });
+
+  it("scales with the sensitivity and with √repetitions", () => {
+    const base = calibrateSigma({ epsilon: 1, delta: 1e-5, mechanismsForSigma: single(1) });
+    expect(calibrateSigma({ epsilon: 1, delta: 1e-5, mechanismsForSigma: single(Math.sqrt(14)) }) / base).toBeCloseTo(Math.sqrt(14), 5);
+    expect(calibrateSigma({ epsilon: 1, delta: 1e-5, mechanismsForSigma: single(1, 9) }) / base).toBeCloseTo(3, 5);
+  });
+
+  it("is safe when the charges are regrouped (k single charges vs one charge of k repetitions)", () => {
+    for (const k of [3, 7, 50]) {
+      const sigma = calibrateSigma({ epsilon: 1, delta: 1e-5, mechanismsForSigma: single(Math.sqrt(11), k) });
+      const regrouped: Mechanism[] = Array.from({ length: k }, () => ({ kind: "gaussian", l2Sensitivity: Math.sqrt(11), sigma, repetitions: 1 }));
+      expect(Accountant.epsilonOf(regrouped, 1e-5)).toBeLessThanOrEqual(1);
+    }
+  });
+
+  it("rejects invalid budgets with FedsynthError('invalid-argument') and a hint", () => {
+    const bad = [
+      { epsilon: 0, delta: 1e-5 },
+      { epsilon: -1, delta: 1e-5 },
+      { epsilon: NaN, delta: 1e-5 },
+      { epsilon: Infinity, delta: 1e-5 },
+      { epsilon: 1, delta: 0 },
+      { epsilon: 1, delta: 1 },
+      { epsilon: 1, delta: 1.5 },
+      { epsilon: 1, delta: NaN },
+    ];
+    for (const b of bad) {
+      let err: unknown;
+      try {
+        calibrateSigma({ ...b, mechanismsForSigma: single(1) });
+      } catch (e) {
+        err = e;
+      }
+      expect(err, JSON.stringify(b)).toBeInstanceOf(FedsynthError);
+      expect((err as FedsynthError).code).toBe("invalid-argument");
+      expect((err as FedsynthError).hint).toBeTruthy();
+    }
+  });
+
+  it("refuses mechanism lists whose cost does not depend on σ", () => {
+    expect(() => calibrateSigma({ epsilon: 1, delta: 1e-5, mechanismsForSigma: () => [] })).toThrow(FedsynthError);
+  });
+});

@@ -1,0 +1,44 @@
+/**
+ * The study schema: public metadata agreed by the consortium. Bounds, categories and bins come from here,
+ * never from the data, because anything derived from the data would have to be noised and charged.
+ */
+export interface NumericColumn {
+  name: string;
+  type: "numeric";
+  min: number;
+  max: number;
+  /** Values are whole numbers (sampled values are rounded). */
+  integer: boolean;
+  /** Number of equal-width bins for histogram-based engines; derived from the bounds when absent. */
+  bins?: number;
+}
+
+export interface CategoricalColumn {
+  name: string;
+  type: "categorical";
+  values: string[];
+}
+
+export type Column = NumericColumn | CategoricalColumn;
+
+export interface Schema {
+  columns: Column[];
+  /** Cell texts that mean "missing". */
+  missing: string[];
+}
+
+/** A cell after reading: a number for numeric columns, a category index for categoricals, null if missing. */
+export type Cell = number | null;
+
+/**
+ * Rows of one site's data read through the schema. Column j of row i is `columns[j][i]`: numeric values
+ * are already clipped to [min, max]; categorical values are indices into the column's `values`.
+ */
+export interface Table {
+  schema: Schema;
+  rowCount: number;
+  columns: Cell[][];
+}
+
+/** A row ready to write: one string per schema column, "" for missing. */
+export type OutputRow = string[];

@@ -1,0 +1,183 @@
+/**
+ * The site agent: dials out to the coordinator, never listens. It keeps one session open, reconnecting with
+ * jittered exponential backoff while the coordinator is down, and carries out tasks one at a time.
+ */
+import { writeFileSync, renameSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { FedsynthError } from "../shared/errors.js";
+import type { TaskAssignment } from "../shared/federation/task.js";
+import type { Logger } from "../shared/telemetry/log.js";
+import { AgentClient, type AgentSession, type CoordinatorMessage } from "./grpc/agent-client.js";
+import { LocalStore } from "./local-store.js";
+import { TaskRunner } from "./task-runner.js";
+import { committed, type BudgetCap } from "./budget.js";
+import { Backoff } from "./backoff.js";
+
+export const AGENT_VERSION = "0.1.0";
+
+export interface SiteAgentOptions {
+  coordinator: string;
+  siteName: string;
+  dataFile: string;
+  dataDir: string;
+  cap: BudgetCap;
+  log: Logger;
+  reconnectMaxMs?: number;
+}
+
+export class SiteAgent {
+  private readonly store: LocalStore;
+  private readonly client: AgentClient;
+  private readonly runner: TaskRunner;
+  private readonly backoff: Backoff;
+  private session?: AgentSession;
+  private stopped = false;
+  private queue: Promise<void> = Promise.resolve();
+  private connected = false;
+  private lastError = "";
+
+  constructor(private readonly opts: SiteAgentOptions) {
+    mkdirSync(opts.dataDir, { recursive: true });
+    this.store = new LocalStore(opts.dataDir);
+    this.client = new AgentClient(opts.coordinator);
+    this.backoff = new Backoff(250, opts.reconnectMaxMs ?? 10_000);
+    this.runner = new TaskRunner({
+      store: this.store, cap: opts.cap, dataFile: opts.dataFile, log: opts.log,
+      fetchModel: (id, sha) => this.client.downloadModel(id, sha),
+      progress: (taskId, fraction, message) => this.session?.sendProgress(taskId, fraction, message),
+    });
+  }
+
+  /** Runs until stop(): connect, serve the session, back off, reconnect. */
+  async run(): Promise<void> {
+    const { log } = this.opts;
+    this.writeStatus();
+    while (!this.stopped) {
+      try {
+        await this.client.enroll(this.opts.siteName, AGENT_VERSION);
+        await this.serveSession();
+        if (!this.stopped) log.warn("the coordinator closed the connection; reconnecting");
+      } catch (err) {
+        const e = FedsynthError.from(err);
+        this.lastError = e.message;
+        if (e.code === "invalid-argument" || e.code === "failed-precondition") log.error(e.describe());
+        else log.warn(`${e.message}; retrying`);
+      }
+      this.connected = false;
+      this.writeStatus();
+      if (this.stopped) break;
+      await sleep(this.backoff.next());
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.session?.end();
+    this.client.close();
+  }
+
+  async close(): Promise<void> {
+    this.stop();
+    await this.queue.catch(() => undefined);
+    this.store.close();
+  }
+
+  private async serveSession(): Promise<void> {
+    const session = this.client.openSession(this.opts.siteName, AGENT_VERSION);
+    this.session = session;
+    let heartbeat: NodeJS.Timeout | undefined;
+    session.onMessage((m) => {
+      if (m.kind === "welcome") {
+        this.connected = true;
+        this.lastError = "";
+        this.backoff.reset();
+        this.opts.log.info("connected to the coordinator", { coordinator: this.opts.coordinator, version: m.coordinatorVersion });
+        heartbeat = setInterval(() => session.sendHeartbeat(), Math.max(1000, m.heartbeatIntervalMs));
+        this.writeStatus();
+        return;
+      }
+      this.onMessage(session, m);
+    });
+    try {
+      await session.closed;
+    } finally {
+      if (heartbeat) clearInterval(heartbeat);
+      if (this.session === session) this.session = undefined;
+    }
+  }
+
+  private onMessage(session: AgentSession, m: CoordinatorMessage): void {
+    const { log } = this.opts;
+    switch (m.kind) {
+      case "task":
+        this.queue = this.queue.then(() => this.handleTask(session, m.task));
+        return;
+      case "result-ack":
+        if (m.accepted) {
+          this.store.markAcknowledged(m.taskId);
+          log.info("the coordinator accepted the update", { task: m.taskId });
+        } else {
+          log.error(`the coordinator rejected the update: ${m.message}`, { task: m.taskId });
+        }
+        return;
+      case "study-closed": {
+        const local = this.store.getStudy(m.studyId);
+        if (local && local.state === "accepted") {
+          const state = m.state === "completed" || m.state === "failed" || m.state === "cancelled" ? m.state : "failed";
+          this.store.closeStudy(m.studyId, state, m.message);
+          log.info(`study '${local.name}' ${state}: ${m.message}`, { study: m.studyId });
+          this.writeStatus();
+        }
+        return;
+      }
+      case "invalid":
+        log.error(`could not read a message from the coordinator: ${m.message}`);
+        if (m.taskId) session.sendFailed(m.taskId, `the agent could not read the task: ${m.message}`);
+        return;
+      case "welcome":
+        return;
+    }
+  }
+
+  private async handleTask(session: AgentSession, task: TaskAssignment): Promise<void> {
+    const { log } = this.opts;
+    log.info(`task received: round ${task.round} of study '${task.study.name}'`, { study: task.study.studyId, task: task.taskId });
+    try {
+      const outcome = await this.runner.run(task);
+      if (outcome.kind === "decline") {
+        session.sendDecline(outcome.taskId, outcome.studyId, outcome.reason, outcome.message);
+      } else {
+        await session.sendResult({ taskId: outcome.taskId, bytes: outcome.bytes, sha256: outcome.sha256, epsilon: outcome.epsilonStudyTotal, delta: outcome.delta });
+      }
+    } catch (err) {
+      const e = FedsynthError.from(err);
+      log.error(`task failed: ${e.describe()}`, { study: task.study.studyId, task: task.taskId });
+      session.sendFailed(task.taskId, e.code === "internal" ? "the site agent hit an internal error; see its log" : e.message);
+    }
+    this.writeStatus();
+  }
+
+  /** status.json in the data directory: what the site's own operator (or `simulate`) reads. Never sent. */
+  private writeStatus(): void {
+    const studies: Record<string, unknown> = {};
+    for (const s of this.store.listStudies()) {
+      const charges = this.store.charges({ studyId: s.studyId });
+      const last = charges[charges.length - 1];
+      studies[s.studyId] = {
+        name: s.name, state: s.state, message: s.message, budget: { epsilon: s.epsilon, delta: s.delta },
+        roundsCharged: charges.length, epsilonCharged: last?.epsilonStudyTotal ?? 0, deltaCharged: last ? last.delta : 0,
+      };
+    }
+    const status = {
+      site: this.opts.siteName, coordinator: this.opts.coordinator, connected: this.connected, lastError: this.lastError,
+      updatedAt: new Date().toISOString(), cap: this.opts.cap, committed: committed(this.store), data: this.runner.lastData ?? null, studies,
+    };
+    const path = join(this.opts.dataDir, "status.json");
+    writeFileSync(path + ".tmp", JSON.stringify(status, null, 2));
+    renameSync(path + ".tmp", path);
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

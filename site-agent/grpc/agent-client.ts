@@ -1,0 +1,147 @@
+/** The agent's side of AgentService: outbound calls only, with protobuf kept inside this file. */
+import * as grpc from "@grpc/grpc-js";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import {
+  AgentService, ConnectRequestSchema, EnrollRequestSchema, DownloadModelRequestSchema,
+  type ConnectRequest, type ConnectResponse, type DownloadModelResponse, type EnrollResponse,
+} from "../../gen/fedsynth/v1/agent_pb.js";
+import { grpcClientConstructor, CHUNK_BYTES } from "../../shared/transport/grpc-service.js";
+import { declineReasonToProto, taskFromProto } from "../../shared/transport/convert.js";
+import { fromGrpcError } from "../../shared/transport/status.js";
+import { FedsynthError } from "../../shared/errors.js";
+import { sha256Hex } from "../../shared/util/vector-bytes.js";
+import type { DeclineReason, TaskAssignment } from "../../shared/federation/task.js";
+
+export const CLIENT_OPTIONS: grpc.ChannelOptions = {
+  "grpc.keepalive_time_ms": 30_000,
+  "grpc.keepalive_timeout_ms": 10_000,
+  "grpc.keepalive_permit_without_calls": 1,
+  "grpc.max_reconnect_backoff_ms": 5_000,
+};
+
+export type CoordinatorMessage =
+  | { kind: "welcome"; heartbeatIntervalMs: number; coordinatorVersion: string }
+  | { kind: "task"; task: TaskAssignment }
+  | { kind: "result-ack"; taskId: string; accepted: boolean; message: string }
+  | { kind: "study-closed"; studyId: string; state: string; message: string }
+  /** A message this agent could not decode (e.g. from a newer coordinator). */
+  | { kind: "invalid"; taskId: string; message: string };
+
+export interface AgentSession {
+  onMessage(fn: (m: CoordinatorMessage) => void): void;
+  /** Resolves when the coordinator ends the stream, rejects on a transport error. */
+  closed: Promise<void>;
+  sendHeartbeat(): void;
+  sendProgress(taskId: string, fraction: number, message: string): void;
+  sendDecline(taskId: string, studyId: string, reason: DeclineReason, message: string): void;
+  sendFailed(taskId: string, message: string): void;
+  sendResult(r: { taskId: string; bytes: Uint8Array; sha256: string; epsilon: number; delta: number }): Promise<void>;
+  end(): void;
+}
+
+export class AgentClient {
+  private client: grpc.Client & Record<string, any>;
+
+  constructor(address: string) {
+    const Ctor = grpcClientConstructor(AgentService);
+    this.client = new Ctor(address, grpc.credentials.createInsecure(), CLIENT_OPTIONS) as any;
+  }
+
+  close(): void {
+    this.client.close();
+  }
+
+  enroll(siteName: string, agentVersion: string): Promise<{ siteId: string; coordinatorVersion: string }> {
+    return new Promise((resolve, reject) => {
+      this.client.enroll(create(EnrollRequestSchema, { siteName, agentVersion }), { deadline: Date.now() + 10_000 },
+        (err: grpc.ServiceError | null, res: EnrollResponse) => (err ? reject(fromGrpcError(err, "enrolment")) : resolve(res)));
+    });
+  }
+
+  openSession(siteName: string, agentVersion: string): AgentSession {
+    const call: grpc.ClientDuplexStream<ConnectRequest, ConnectResponse> = this.client.connect();
+    const listeners: ((m: CoordinatorMessage) => void)[] = [];
+    const closed = new Promise<void>((resolve, reject) => {
+      call.on("end", () => resolve());
+      call.on("error", (err) => {
+        const code = (err as grpc.ServiceError).code;
+        if (code === grpc.status.CANCELLED) resolve();
+        else reject(fromGrpcError(err, "connection to the coordinator"));
+      });
+    });
+    call.on("data", (msg: ConnectResponse) => {
+      let decoded: CoordinatorMessage | undefined;
+      try {
+        decoded = decode(msg);
+      } catch (err) {
+        const taskId = msg.message.case === "task" ? msg.message.value.taskId : "";
+        decoded = { kind: "invalid", taskId, message: FedsynthError.from(err).message };
+      }
+      if (decoded) for (const l of listeners) l(decoded);
+    });
+    const send = (message: MessageInitShape<typeof ConnectRequestSchema>["message"]) => call.write(create(ConnectRequestSchema, { message }));
+    send({ case: "hello", value: { siteName, agentVersion, siteId: "" } });
+    return {
+      onMessage: (fn) => listeners.push(fn),
+      closed,
+      sendHeartbeat: () => send({ case: "heartbeat", value: { sentAtUnixMs: BigInt(Date.now()) } }),
+      sendProgress: (taskId, fraction, message) => send({ case: "progress", value: { taskId, fraction, message } }),
+      sendDecline: (taskId, studyId, reason, message) => send({ case: "declined", value: { taskId, studyId, reason: declineReasonToProto(reason), message } }),
+      sendFailed: (taskId, message) => send({ case: "failed", value: { taskId, message } }),
+      sendResult: async (r) => {
+        const total = r.bytes.byteLength;
+        for (let offset = 0; ; offset += CHUNK_BYTES) {
+          const end = Math.min(offset + CHUNK_BYTES, total);
+          const last = end >= total;
+          const ok = call.write(create(ConnectRequestSchema, {
+            message: {
+              case: "resultChunk",
+              value: {
+                taskId: r.taskId, offset: BigInt(offset), data: r.bytes.subarray(offset, end), last,
+                updateSha256: last ? r.sha256 : "", totalBytes: BigInt(last ? total : 0),
+                epsilonCharged: last ? r.epsilon : 0, deltaCharged: last ? r.delta : 0,
+              },
+            },
+          }));
+          if (last) break;
+          if (!ok) await new Promise((resolve) => call.once("drain", resolve));
+        }
+      },
+      end: () => call.end(),
+    };
+  }
+
+  /** Downloads a model in chunks and checks it against the hash the task announced. */
+  downloadModel(modelId: string, sha256: string): Promise<Uint8Array> {
+    return new Promise((resolve, reject) => {
+      const parts: Buffer[] = [];
+      const call: grpc.ClientReadableStream<DownloadModelResponse> = this.client.downloadModel(create(DownloadModelRequestSchema, { modelId }));
+      call.on("data", (chunk: DownloadModelResponse) => parts.push(Buffer.from(chunk.data)));
+      call.on("error", (err) => reject(fromGrpcError(err, `download of model ${modelId}`)));
+      call.on("end", () => {
+        const bytes = Buffer.concat(parts);
+        if (sha256 && sha256Hex(bytes) !== sha256) {
+          reject(new FedsynthError("invalid-argument", `model ${modelId} does not match the hash its task announced`));
+          return;
+        }
+        resolve(new Uint8Array(bytes));
+      });
+    });
+  }
+}
+
+function decode(msg: ConnectResponse): CoordinatorMessage | undefined {
+  const m = msg.message;
+  switch (m.case) {
+    case "welcome":
+      return { kind: "welcome", heartbeatIntervalMs: m.value.heartbeatIntervalMs, coordinatorVersion: m.value.coordinatorVersion };
+    case "task":
+      return { kind: "task", task: taskFromProto(m.value) };
+    case "resultAck":
+      return { kind: "result-ack", taskId: m.value.taskId, accepted: m.value.accepted, message: m.value.message };
+    case "studyClosed":
+      return { kind: "study-closed", studyId: m.value.studyId, state: m.value.state, message: m.value.message };
+    default:
+      return undefined;
+  }
+}

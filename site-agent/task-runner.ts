@@ -1,0 +1,146 @@
+/**
+ * Decides whether to carry out a task and, if so, carries it out: the site checks the charge itself,
+ * against its own cap, before any row is touched; the update and its charge are stored together before
+ * anything leaves. Decline messages go to the coordinator, so they never quote a data value.
+ */
+import { FedsynthError, formatLocation } from "../shared/errors.js";
+import { getEngine } from "../shared/engines/registry.js";
+import type { Engine, TaskContext } from "../shared/engines/engine.js";
+import { parseSchema, schemaFingerprint } from "../shared/schema/parse-schema.js";
+import { readTable } from "../shared/schema/read-csv.js";
+import type { Schema, Table } from "../shared/schema/schema.js";
+import type { DeclineReason, TaskAssignment } from "../shared/federation/task.js";
+import { SecureRng } from "../shared/random/rng.js";
+import { sha256Hex, vectorToBytes } from "../shared/util/vector-bytes.js";
+import type { Logger } from "../shared/telemetry/log.js";
+import type { LocalStore } from "./local-store.js";
+import { admissionRefusal, sameMechanisms, taskCharge, type BudgetCap } from "./budget.js";
+
+export type TaskOutcome =
+  | { kind: "result"; taskId: string; bytes: Uint8Array; sha256: string; epsilonStudyTotal: number; delta: number; resent: boolean }
+  | { kind: "decline"; taskId: string; studyId: string; reason: DeclineReason; message: string };
+
+export interface DataSummary {
+  file: string;
+  rows: number;
+  clipped: Record<string, number>;
+  warnings: string[];
+}
+
+export interface TaskRunnerOptions {
+  store: LocalStore;
+  cap: BudgetCap;
+  dataFile: string;
+  log: Logger;
+  fetchModel(modelId: string, sha256: string): Promise<Uint8Array>;
+  progress?(taskId: string, fraction: number, message: string): void;
+}
+
+export class TaskRunner {
+  private tables = new Map<string, Table>();
+  lastData?: DataSummary;
+
+  constructor(private opts: TaskRunnerOptions) {}
+
+  async run(task: TaskAssignment): Promise<TaskOutcome> {
+    const { store, log } = this.opts;
+    const spec = task.study;
+    const decline = (reason: DeclineReason, message: string): TaskOutcome => {
+      log.warn(`declining round ${task.round} of study '${spec.name}'`, { study: spec.studyId, reason, message });
+      return { kind: "decline", taskId: task.taskId, studyId: spec.studyId, reason, message };
+    };
+
+    const released = store.getRelease(task.taskId);
+    if (released) {
+      log.info("resending an update already released for this task (no new charge)", { study: spec.studyId, round: task.round });
+      return {
+        kind: "result", taskId: task.taskId, bytes: released.update, sha256: released.charge.updateSha256,
+        epsilonStudyTotal: released.charge.epsilonStudyTotal, delta: released.charge.delta, resent: true,
+      };
+    }
+
+    let engine: Engine;
+    let schema: Schema;
+    try {
+      engine = getEngine(spec.engine);
+      schema = parseSchema(spec.schemaJson, `study '${spec.name}' schema`);
+    } catch (err) {
+      return decline("unsupported", FedsynthError.from(err).message);
+    }
+
+    const local = store.getStudy(spec.studyId);
+    if (local && local.state !== "accepted") return decline("unsupported", `this site already closed study '${spec.name}' (${local.state})`);
+    if (!local) {
+      const refusal = admissionRefusal(this.opts.cap, store, spec);
+      if (refusal) return decline("budget-cap", refusal);
+    }
+
+    const ctx: TaskContext = {
+      schema, privacy: { epsilon: spec.epsilon, delta: spec.delta, rounds: spec.rounds }, config: spec.engineConfig,
+      round: task.round, roundConfig: task.roundConfig,
+    };
+    const ownCharge = engine.charge(ctx);
+    if (!sameMechanisms(ownCharge, task.mechanisms)) {
+      return decline("charge-mismatch", "the task's stated privacy charge differs from the charge this site computes for it; the site declines");
+    }
+    if (engine.updateLength(ctx) !== task.updateLength) {
+      return decline("charge-mismatch", `the task asks for an update of ${task.updateLength} values; the engine produces ${engine.updateLength(ctx)}`);
+    }
+    const charge = taskCharge(store, spec, ownCharge);
+    if (!charge.ok) return decline("budget-cap", charge.message);
+
+    let table: Table;
+    try {
+      table = await this.table(schema);
+    } catch (err) {
+      const e = FedsynthError.from(err);
+      log.error(`the data file does not fit study '${spec.name}': ${e.describe()}`, { study: spec.studyId });
+      const where = e.location?.column ? ` (column '${e.location.column}')` : "";
+      return decline("data-invalid", `the site's data does not match the study schema${where}; the site's operator has the details in the agent's log`);
+    }
+    if (!local) store.acceptStudy({ studyId: spec.studyId, name: spec.name, epsilon: spec.epsilon, delta: spec.delta, rounds: spec.rounds }, Date.now());
+
+    this.opts.progress?.(task.taskId, 0.1, "data loaded");
+    let model: unknown = null;
+    if (engine.needsModel(ctx)) {
+      const bytes = await this.opts.fetchModel(task.modelId, task.modelSha256);
+      model = engine.deserialize(bytes, schema, spec.engineConfig);
+    }
+    this.opts.progress?.(task.taskId, 0.2, "computing the local update");
+    const update = engine.localUpdate(ctx, model, table, new SecureRng());
+    if (update.length !== task.updateLength) {
+      throw new FedsynthError("internal", `engine ${spec.engine} produced ${update.length} values instead of ${task.updateLength}`);
+    }
+    const bytes = vectorToBytes(update);
+    const sha256 = sha256Hex(bytes);
+    store.recordRelease({
+      taskId: task.taskId, studyId: spec.studyId, studyName: spec.name, round: task.round, mechanisms: ownCharge, delta: spec.delta,
+      epsilonTask: charge.epsilonTask, epsilonStudyTotal: charge.epsilonStudyTotal, updateSha256: sha256, at: Date.now(),
+    }, bytes);
+    log.info(`round ${task.round} of study '${spec.name}': update computed and charged`, {
+      study: spec.studyId, epsilon_round: round6(charge.epsilonTask), epsilon_study_total: round6(charge.epsilonStudyTotal), delta: spec.delta,
+    });
+    this.opts.progress?.(task.taskId, 0.9, "update charged; sending");
+    return { kind: "result", taskId: task.taskId, bytes, sha256, epsilonStudyTotal: charge.epsilonStudyTotal, delta: spec.delta, resent: false };
+  }
+
+  /** Reads the data file through the study schema once per schema. */
+  private async table(schema: Schema): Promise<Table> {
+    const key = schemaFingerprint(schema);
+    const cached = this.tables.get(key);
+    if (cached) return cached;
+    const { log, dataFile } = this.opts;
+    const result = await readTable(dataFile, schema);
+    for (const w of result.warnings) log.warn(w.location ? `${formatLocation(w.location)}: ${w.message}` : w.message);
+    log.info("data read through the study schema", { file: dataFile, rows: result.table.rowCount });
+    this.lastData = {
+      file: dataFile, rows: result.table.rowCount, clipped: result.clipped, warnings: result.warnings.map((w) => w.message),
+    };
+    this.tables.set(key, result.table);
+    return result.table;
+  }
+}
+
+function round6(x: number): number {
+  return Number(x.toPrecision(6));
+}
