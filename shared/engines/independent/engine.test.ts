@@ -300,7 +300,6 @@ describe("independent engine: sampling", () => {
       expect(cells).toBe(n * 14);
     }
     const valuesPerSecond = (n * 14) / (best / 1000);
-    console.log("SPEED", valuesPerSecond, "values/s", valuesPerSecond / 14, "rows/s");
     // Generous floor so that slow CI machines pass; typical machines do several times more.
     expect(valuesPerSecond).toBeGreaterThan(1_000_000);
   });

@@ -1,0 +1,197 @@
+/** The coordinator's round lifecycle over a real SQLite store in a temporary directory. */
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Coordinator } from "./coordinator.js";
+import { openSqliteStore, type SqliteStore } from "./store/sqlite-store.js";
+import type { AgentBound, SiteSession } from "./sessions.js";
+import { createLogger } from "../shared/telemetry/log.js";
+import { getEngine } from "../shared/engines/registry.js";
+import { parseSchema } from "../shared/schema/parse-schema.js";
+import { parseTable } from "../shared/schema/read-csv.js";
+import { SecureRng } from "../shared/random/rng.js";
+import { sha256Hex, vectorToBytes } from "../shared/util/vector-bytes.js";
+import type { TaskAssignment } from "../shared/federation/task.js";
+import { FedsynthError } from "../shared/errors.js";
+import { Accountant } from "../shared/privacy/accountant.js";
+
+const SCHEMA_JSON = JSON.stringify({
+  columns: [
+    { name: "age", type: "numeric", min: 0, max: 100, integer: true },
+    { name: "smoker", type: "categorical", values: ["no", "yes"] },
+  ],
+});
+const schema = parseSchema(SCHEMA_JSON, "test");
+const table = parseTable("age,smoker\n30,no\n41,yes\n55,no\n", "site.csv", schema).table;
+
+class RecordingSession implements SiteSession {
+  readonly connectedAt = Date.now();
+  received: AgentBound[] = [];
+  closed = false;
+  constructor(readonly siteName: string) {}
+  send(m: AgentBound) { this.received.push(m); }
+  close() { this.closed = true; }
+  tasks(): TaskAssignment[] { return this.received.flatMap((m) => (m.kind === "task" ? [m.task] : [])); }
+}
+
+/** What a well-behaved site computes for a task. */
+function resultFor(task: TaskAssignment, epsilonSoFar: number[]) {
+  const engine = getEngine(task.study.engine);
+  const ctx = { schema, privacy: { epsilon: task.study.epsilon, delta: task.study.delta, rounds: task.study.rounds }, config: task.study.engineConfig, round: task.round, roundConfig: task.roundConfig };
+  const update = engine.localUpdate(ctx, null, table, new SecureRng());
+  return { taskId: task.taskId, update, updateSha256: sha256Hex(vectorToBytes(update)), epsilon: epsilonSoFar[task.round - 1], delta: task.study.delta };
+}
+
+describe("Coordinator", () => {
+  let dir: string;
+  let store: SqliteStore;
+  let coordinator: Coordinator;
+  const log = createLogger("test", { write: () => undefined });
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), "fedsynth-coord-"));
+    store = openSqliteStore(dir);
+    coordinator = new Coordinator({ store, log });
+  });
+  afterEach(() => {
+    coordinator.stop();
+    store.close();
+  });
+
+  const create = (over: Partial<Parameters<Coordinator["createStudy"]>[0]> = {}) =>
+    coordinator.createStudy({ name: "s", schemaJson: SCHEMA_JSON, engine: "", epsilon: 1, delta: 1e-5, rounds: 2, sites: ["a", "b"], minSites: 0, roundDeadlineSeconds: 0, ...over });
+
+  it("runs a study: tasks to connected sites, aggregation per round, completion with a release", () => {
+    const study = create();
+    const a = new RecordingSession("a");
+    const b = new RecordingSession("b");
+    coordinator.attachSession(a, "test");
+    coordinator.startStudy(study.studyId);
+    expect(a.tasks()).toHaveLength(1);
+    coordinator.attachSession(b, "test"); // a late site gets its pending task on connect
+    expect(b.tasks()).toHaveLength(1);
+
+    const detail = coordinator.studyDetail(study.studyId);
+    const mechanisms = detail.rounds[0].round.mechanisms;
+    const eps = [Accountant.epsilonOf(mechanisms, 1e-5), Accountant.epsilonOf([...mechanisms, ...mechanisms], 1e-5)];
+
+    expect(coordinator.submitResult("a", resultFor(a.tasks()[0], eps)).accepted).toBe(true);
+    expect(store.getStudy(study.studyId)!.completedRounds).toBe(0);
+    expect(coordinator.submitResult("b", resultFor(b.tasks()[0], eps)).accepted).toBe(true);
+    expect(store.getStudy(study.studyId)!.completedRounds).toBe(1);
+    // Individual updates are not kept once the round is aggregated.
+    expect(store.listSubmissions(study.studyId, 1).every((s) => s.update === null)).toBe(true);
+
+    expect(a.tasks()).toHaveLength(2);
+    coordinator.submitResult("a", resultFor(a.tasks()[1], eps));
+    coordinator.submitResult("b", resultFor(b.tasks()[1], eps));
+    const done = store.getStudy(study.studyId)!;
+    expect(done.state).toBe("completed");
+    expect(eps[1]).toBeLessThanOrEqual(1);
+    expect(coordinator.studyDetail(study.studyId).charges.get("a")!.epsilon).toBeCloseTo(eps[1], 12);
+    expect(store.listLedger({ studyId: study.studyId, kind: "release" })).toHaveLength(1);
+    expect(store.listLedger({ studyId: study.studyId, kind: "charge" })).toHaveLength(4);
+    expect(a.received.some((m) => m.kind === "study-closed" && m.state === "completed")).toBe(true);
+    expect(coordinator.exportModel(study.studyId).round).toBe(2);
+  });
+
+  it("accepts a resent identical result once and refuses a different one for the same task", () => {
+    const study = create({ rounds: 1 });
+    const a = new RecordingSession("a");
+    coordinator.attachSession(a, "test");
+    coordinator.startStudy(study.studyId);
+    const task = a.tasks()[0];
+    const mech = coordinator.studyDetail(study.studyId).rounds[0].round.mechanisms;
+    const eps = [Accountant.epsilonOf(mech, 1e-5)];
+    const first = resultFor(task, eps);
+    expect(coordinator.submitResult("a", first)).toEqual({ accepted: true, message: "accepted" });
+    expect(coordinator.submitResult("a", first)).toEqual({ accepted: true, message: "already accepted" });
+    const other = resultFor(task, eps);
+    expect(coordinator.submitResult("a", other).accepted).toBe(false);
+    expect(store.listLedger({ studyId: study.studyId, kind: "charge" })).toHaveLength(1);
+  });
+
+  it("rejects a result of the wrong length, a wrong hash, a wrong claimed epsilon, and a task of another site", () => {
+    const study = create({ rounds: 1 });
+    const a = new RecordingSession("a");
+    coordinator.attachSession(a, "test");
+    coordinator.startStudy(study.studyId);
+    const task = a.tasks()[0];
+    const mech = coordinator.studyDetail(study.studyId).rounds[0].round.mechanisms;
+    const good = resultFor(task, [Accountant.epsilonOf(mech, 1e-5)]);
+    const short = new Float64Array(3);
+    expect(coordinator.submitResult("a", { ...good, update: short, updateSha256: sha256Hex(vectorToBytes(short)) }).message).toMatch(/has 3 values/);
+    expect(coordinator.submitResult("a", { ...good, updateSha256: "00" }).message).toMatch(/SHA-256/);
+    expect(coordinator.submitResult("a", { ...good, epsilon: good.epsilon / 2 }).message).toMatch(/the coordinator computes/);
+    expect(coordinator.submitResult("b", good).message).toMatch(/not assigned to site b/);
+    expect(store.listLedger({ kind: "charge" })).toHaveLength(0);
+  });
+
+  it("fails the study with the site's reason when a site declines and too few remain", () => {
+    const study = create({ rounds: 1 });
+    const a = new RecordingSession("a");
+    coordinator.attachSession(a, "test");
+    coordinator.startStudy(study.studyId);
+    coordinator.decline("a", { taskId: a.tasks()[0].taskId, studyId: study.studyId, reason: "budget-cap", message: "cap is 0.5" });
+    const s = store.getStudy(study.studyId)!;
+    expect(s.state).toBe("failed");
+    expect(s.statusMessage).toMatch(/a declined \(cap is 0.5\)/);
+    expect(store.listLedger({ kind: "refusal" })[0].body).toMatchObject({ reason: "budget-cap", message: "cap is 0.5" });
+  });
+
+  it("completes a round at its deadline with the sites that submitted, when enough did", () => {
+    let now = 1_000_000;
+    coordinator = new Coordinator({ store, log, now: () => now });
+    const study = create({ rounds: 1, minSites: 1, roundDeadlineSeconds: 60 });
+    const a = new RecordingSession("a");
+    coordinator.attachSession(a, "test");
+    coordinator.startStudy(study.studyId);
+    const mech = coordinator.studyDetail(study.studyId).rounds[0].round.mechanisms;
+    coordinator.submitResult("a", resultFor(a.tasks()[0], [Accountant.epsilonOf(mech, 1e-5)]));
+    expect(store.getStudy(study.studyId)!.state).toBe("running");
+    now += 61_000;
+    coordinator.start(); // a restart re-checks open rounds (and gives them a fresh deadline)
+    expect(store.getStudy(study.studyId)!.state).toBe("running");
+    now += 3_600_000;
+    (coordinator as any).checkDeadlines();
+    const s = store.getStudy(study.studyId)!;
+    expect(s.state).toBe("completed");
+    expect(store.listTasks(study.studyId, 1).find((t) => t.siteName === "b")!.state).toBe("expired");
+  });
+
+  it("refuses bad study requests with a message and a hint", () => {
+    const bad: [Partial<Parameters<Coordinator["createStudy"]>[0]>, RegExp][] = [
+      [{ epsilon: 0 }, /epsilon must be a positive number/],
+      [{ delta: 1 }, /delta must be between 0 and 1/],
+      [{ rounds: 0 }, /rounds must be a whole number/],
+      [{ sites: [] }, /invites no sites/],
+      [{ sites: ["a", "a"] }, /invited twice/],
+      [{ sites: ["bad name"] }, /not valid/],
+      [{ minSites: 3 }, /minimum number of sites/],
+      [{ engine: "gan" }, /gan/],
+      [{ schemaJson: "{" }, /schema/],
+    ];
+    for (const [patch, pattern] of bad) {
+      let err: unknown;
+      try {
+        create(patch);
+      } catch (e) {
+        err = e;
+      }
+      expect(err, JSON.stringify(patch)).toBeInstanceOf(FedsynthError);
+      expect((err as FedsynthError).message).toMatch(pattern);
+    }
+    expect(store.listStudies()).toHaveLength(0);
+  });
+
+  it("keeps everything across a reopen of the store", () => {
+    const study = create();
+    store.close();
+    store = openSqliteStore(dir);
+    coordinator = new Coordinator({ store, log });
+    expect(store.getStudy(study.studyId)!.participants.map((p) => p.siteName)).toEqual(["a", "b"]);
+    expect(store.schemaVersion()).toBe(1);
+    expect(readFileSync(join(dir, "coordinator.sqlite")).subarray(0, 15).toString()).toBe("SQLite format 3");
+  });
+});

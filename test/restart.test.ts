@@ -1,0 +1,88 @@
+/**
+ * A coordinator crash in the middle of a study: the accepted submission survives, agents reconnect by
+ * themselves, the study finishes, and no site is charged twice.
+ */
+import { afterAll, describe, expect, it } from "vitest";
+import { join } from "node:path";
+import { EXAMPLES, runCli, startAgent, startCoordinator, tempDir, type CliProcess } from "./support/cli.js";
+import { LocalStore } from "../site-agent/local-store.js";
+
+async function studyStatus(address: string, studyId: string): Promise<any> {
+  const r = await runCli(["study", "status", studyId, "--coordinator", address, "--json"]);
+  expect(r.code, r.stderr).toBe(0);
+  return JSON.parse(r.stdout);
+}
+
+async function until<T>(fn: () => Promise<T | undefined>, what: string, timeoutMs = 60_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+describe("coordinator restart mid-study", () => {
+  const dir = tempDir();
+  const procs: CliProcess[] = [];
+  afterAll(async () => {
+    await Promise.all(procs.map((p) => p.stop("SIGKILL")));
+  });
+
+  it("resumes the round, reconnects the agents and completes without double charges", async () => {
+    const coordinatorDir = join(dir, "coordinator");
+    const first = await startCoordinator(coordinatorDir);
+    procs.push(first.proc);
+    const address = first.address;
+    const port = Number(address.split(":").pop());
+
+    const cleveland = startAgent({ address, name: "cleveland", data: join(EXAMPLES, "cleveland.csv"), dataDir: join(dir, "cleveland"), epsilonCap: 1 });
+    procs.push(cleveland);
+    await cleveland.waitFor(/connected to the coordinator/);
+
+    const created = await runCli([
+      "study", "create", "--coordinator", address, "--name", "restart", "--schema", join(EXAMPLES, "schema.json"),
+      "--site", "cleveland", "--site", "hungary", "--epsilon", "1", "--rounds", "2", "--json",
+    ]);
+    expect(created.code, created.stderr).toBe(0);
+    const studyId = JSON.parse(created.stdout).studyId as string;
+    expect((await runCli(["study", "start", studyId, "--coordinator", address])).code).toBe(0);
+
+    // Cleveland submits round 1; Hungary is not there yet, so the round stays open.
+    await until(async () => ((await studyStatus(address, studyId)).roundDetails[0]?.submitted.includes("cleveland") ? true : undefined), "cleveland's round-1 submission");
+
+    await first.proc.stop("SIGKILL");
+    await cleveland.waitFor(/retrying|reconnecting/);
+    const second = await startCoordinator(coordinatorDir, port);
+    procs.push(second.proc);
+    expect(second.proc.output).toMatch(/resuming round/);
+
+    const afterRestart = await studyStatus(address, studyId);
+    expect(afterRestart.state).toBe("running");
+    expect(afterRestart.roundDetails[0].submitted).toEqual(["cleveland"]);
+
+    const hungary = startAgent({ address, name: "hungary", data: join(EXAMPLES, "hungary.csv"), dataDir: join(dir, "hungary"), epsilonCap: 1 });
+    procs.push(hungary);
+    const done = await until(async () => {
+      const s = await studyStatus(address, studyId);
+      return s.state === "running" || s.state === "created" ? undefined : s;
+    }, "the study to end", 90_000);
+    expect(done.state, done.statusMessage).toBe("completed");
+    expect(done.completedRounds).toBe(2);
+    expect(cleveland.running).toBe(true);
+    expect(cleveland.output.match(/connected to the coordinator/g)?.length).toBeGreaterThanOrEqual(2);
+
+    await cleveland.stop();
+    await hungary.stop();
+    for (const site of ["cleveland", "hungary"]) {
+      const store = new LocalStore(join(dir, site));
+      const charges = store.charges({ studyId });
+      store.close();
+      expect(charges.map((c) => c.round)).toEqual([1, 2]);
+      const coordinatorView = done.participants.find((p: any) => p.siteName === site);
+      expect(coordinatorView.epsilonCharged).toBeCloseTo(charges[1].epsilonStudyTotal, 12);
+      expect(charges[1].epsilonStudyTotal).toBeLessThanOrEqual(1);
+    }
+  }, 180_000);
+});
