@@ -33,6 +33,7 @@ class RecordingSession implements SiteSession {
   send(m: AgentBound) { this.received.push(m); }
   close() { this.closed = true; }
   tasks(): TaskAssignment[] { return this.received.flatMap((m) => (m.kind === "task" ? [m.task] : [])); }
+  invitations(): string[] { return this.received.flatMap((m) => (m.kind === "invitation" ? [m.study.studyId] : [])); }
 }
 
 /** What a well-behaved site computes for a task. */
@@ -59,6 +60,10 @@ describe("Coordinator", () => {
     store.close();
   });
 
+  const acceptAll = (studyId: string, sites: string[]) => {
+    for (const site of sites) coordinator.answerInvitation(site, { studyId, accepted: true, reason: null, message: "" });
+  };
+
   const create = (over: Partial<Parameters<Coordinator["createStudy"]>[0]> = {}) =>
     coordinator.createStudy({ name: "s", schemaJson: SCHEMA_JSON, engine: "", epsilon: 1, delta: 1e-5, rounds: 2, sites: ["a", "b"], minSites: 0, roundDeadlineSeconds: 0, ...over });
 
@@ -68,8 +73,13 @@ describe("Coordinator", () => {
     const b = new RecordingSession("b");
     coordinator.attachSession(a, "test");
     coordinator.startStudy(study.studyId);
+    expect(a.invitations()).toEqual([study.studyId]);
+    coordinator.answerInvitation("a", { studyId: study.studyId, accepted: true, reason: null, message: "" });
+    expect(a.tasks()).toHaveLength(0); // no round begins before every invited site has answered
+    coordinator.attachSession(b, "test"); // a late site gets its invitation on connect
+    expect(b.invitations()).toEqual([study.studyId]);
+    coordinator.answerInvitation("b", { studyId: study.studyId, accepted: true, reason: null, message: "" });
     expect(a.tasks()).toHaveLength(1);
-    coordinator.attachSession(b, "test"); // a late site gets its pending task on connect
     expect(b.tasks()).toHaveLength(1);
 
     const detail = coordinator.studyDetail(study.studyId);
@@ -100,7 +110,9 @@ describe("Coordinator", () => {
     const study = create({ rounds: 1 });
     const a = new RecordingSession("a");
     coordinator.attachSession(a, "test");
+    coordinator.attachSession(new RecordingSession("b"), "test");
     coordinator.startStudy(study.studyId);
+    acceptAll(study.studyId, ["a", "b"]);
     const task = a.tasks()[0];
     const mech = coordinator.studyDetail(study.studyId).rounds[0].round.mechanisms;
     const eps = [Accountant.epsilonOf(mech, 1e-5)];
@@ -116,7 +128,9 @@ describe("Coordinator", () => {
     const study = create({ rounds: 1 });
     const a = new RecordingSession("a");
     coordinator.attachSession(a, "test");
+    coordinator.attachSession(new RecordingSession("b"), "test");
     coordinator.startStudy(study.studyId);
+    acceptAll(study.studyId, ["a", "b"]);
     const task = a.tasks()[0];
     const mech = coordinator.studyDetail(study.studyId).rounds[0].round.mechanisms;
     const good = resultFor(task, [Accountant.epsilonOf(mech, 1e-5)]);
@@ -128,16 +142,34 @@ describe("Coordinator", () => {
     expect(store.listLedger({ kind: "charge" })).toHaveLength(0);
   });
 
-  it("fails the study with the site's reason when a site declines and too few remain", () => {
+  it("fails the study before any round when a site declines the invitation and too few remain", () => {
+    const study = create({ rounds: 1 });
+    const a = new RecordingSession("a");
+    const b = new RecordingSession("b");
+    coordinator.attachSession(a, "test");
+    coordinator.attachSession(b, "test");
+    coordinator.startStudy(study.studyId);
+    coordinator.answerInvitation("a", { studyId: study.studyId, accepted: true, reason: null, message: "" });
+    coordinator.answerInvitation("b", { studyId: study.studyId, accepted: false, reason: "budget-cap", message: "cap is 0.5" });
+    const s = store.getStudy(study.studyId)!;
+    expect(s.state).toBe("failed");
+    expect(s.statusMessage).toMatch(/b declined \(cap is 0.5\)/);
+    expect(a.tasks()).toHaveLength(0);
+    expect(store.listRounds(study.studyId)).toHaveLength(0);
+    expect(store.listLedger({ kind: "refusal" })[0].body).toMatchObject({ stage: "invitation", reason: "budget-cap", message: "cap is 0.5" });
+  });
+
+  it("fails the study with the site's reason when a site declines a round task", () => {
     const study = create({ rounds: 1 });
     const a = new RecordingSession("a");
     coordinator.attachSession(a, "test");
+    coordinator.attachSession(new RecordingSession("b"), "test");
     coordinator.startStudy(study.studyId);
+    acceptAll(study.studyId, ["a", "b"]);
     coordinator.decline("a", { taskId: a.tasks()[0].taskId, studyId: study.studyId, reason: "budget-cap", message: "cap is 0.5" });
     const s = store.getStudy(study.studyId)!;
     expect(s.state).toBe("failed");
     expect(s.statusMessage).toMatch(/a declined \(cap is 0.5\)/);
-    expect(store.listLedger({ kind: "refusal" })[0].body).toMatchObject({ reason: "budget-cap", message: "cap is 0.5" });
   });
 
   it("completes a round at its deadline with the sites that submitted, when enough did", () => {
@@ -145,8 +177,11 @@ describe("Coordinator", () => {
     coordinator = new Coordinator({ store, log, now: () => now });
     const study = create({ rounds: 1, minSites: 1, roundDeadlineSeconds: 60 });
     const a = new RecordingSession("a");
+    const b = new RecordingSession("b");
     coordinator.attachSession(a, "test");
+    coordinator.attachSession(b, "test");
     coordinator.startStudy(study.studyId);
+    acceptAll(study.studyId, ["a", "b"]);
     const mech = coordinator.studyDetail(study.studyId).rounds[0].round.mechanisms;
     coordinator.submitResult("a", resultFor(a.tasks()[0], [Accountant.epsilonOf(mech, 1e-5)]));
     expect(store.getStudy(study.studyId)!.state).toBe("running");
@@ -158,6 +193,23 @@ describe("Coordinator", () => {
     const s = store.getStudy(study.studyId)!;
     expect(s.state).toBe("completed");
     expect(store.listTasks(study.studyId, 1).find((t) => t.siteName === "b")!.state).toBe("expired");
+  });
+
+  it("begins with the sites that accepted when others stay silent past the invitation deadline", () => {
+    let now = 5_000_000;
+    coordinator = new Coordinator({ store, log, now: () => now });
+    const study = create({ rounds: 1, minSites: 1, roundDeadlineSeconds: 60 });
+    const a = new RecordingSession("a");
+    coordinator.attachSession(a, "test");
+    coordinator.startStudy(study.studyId);
+    coordinator.answerInvitation("a", { studyId: study.studyId, accepted: true, reason: null, message: "" });
+    expect(a.tasks()).toHaveLength(0);
+    now += 61_000;
+    (coordinator as any).checkDeadlines();
+    expect(a.tasks()).toHaveLength(1);
+    const s = store.getStudy(study.studyId)!;
+    expect(s.participants.find((p) => p.siteName === "b")).toMatchObject({ state: "dropped" });
+    expect(store.listTasks(study.studyId, 1).map((t) => t.siteName)).toEqual(["a"]);
   });
 
   it("refuses bad study requests with a message and a hint", () => {

@@ -10,13 +10,13 @@ import type { Mechanism } from "../shared/privacy/mechanism.js";
 import { getEngine, DEFAULT_ENGINE } from "../shared/engines/registry.js";
 import { parseSchema } from "../shared/schema/parse-schema.js";
 import { encodeModelBundle } from "../shared/engines/model-file.js";
-import type { TaskAssignment, TaskDecline, TaskResult } from "../shared/federation/task.js";
+import type { InvitationAnswer, TaskAssignment, TaskDecline, TaskResult } from "../shared/federation/task.js";
 import { sha256Hex, vectorToBytes } from "../shared/util/vector-bytes.js";
 import type { Logger } from "../shared/telemetry/log.js";
 import type { CoordinatorStore } from "./store/store.js";
 import type { RoundRecord, SiteRecord, StudyRecord, TaskRecord } from "./store/records.js";
 import { SessionHub, type SiteSession } from "./sessions.js";
-import { StudyContexts } from "./study/study-context.js";
+import { StudyContexts, specOf } from "./study/study-context.js";
 import { validateSiteName, validateStudyInput, type CreateStudyInput } from "./study/study-request.js";
 
 export const COORDINATOR_VERSION = "0.1.0";
@@ -60,6 +60,13 @@ export class Coordinator {
 
   /** Picks up where the last process stopped: open rounds get their full deadline again and are re-checked. */
   start(): void {
+    for (const study of this.store.listStudies()) {
+      if (study.state !== "running" || this.store.listRounds(study.studyId).length > 0) continue;
+      const fresh = this.now() + study.roundDeadlineSeconds * 1000;
+      if ((study.invitationDeadlineAt ?? 0) < fresh) this.store.updateStudy(study.studyId, { invitationDeadlineAt: fresh }, this.now());
+      this.log.info("resuming the invitation phase", { study: study.studyId });
+      this.tryBeginStudy(study.studyId);
+    }
     for (const round of this.store.listRoundsInState("collecting")) {
       const study = this.store.getStudy(round.studyId);
       if (!study || study.state !== "running") continue;
@@ -92,6 +99,10 @@ export class Coordinator {
     const site = this.store.upsertSite(session.siteName, agentVersion, this.now());
     this.sessions.attach(session);
     this.log.info("site connected", { site: session.siteName });
+    for (const study of this.store.listStudies()) {
+      if (study.state !== "running" || this.store.listRounds(study.studyId).length > 0) continue;
+      if (study.participants.some((p) => p.siteName === session.siteName && p.state === "invited")) this.invite(study, session.siteName);
+    }
     for (const task of this.store.pendingTasksForSite(session.siteName)) {
       session.send({ kind: "task", task: this.assignment(task) });
     }
@@ -135,6 +146,7 @@ export class Coordinator {
       state: "created",
       statusMessage: "created; start it to send tasks to the sites",
       completedRounds: 0,
+      invitationDeadlineAt: null,
       createdAt: now,
       updatedAt: now,
       participants: input.sites.map((siteName) => ({ siteName, state: "invited", message: "" })),
@@ -158,13 +170,70 @@ export class Coordinator {
     if (study.state !== "created") {
       throw new FedsynthError("failed-precondition", `study ${studyId} is ${study.state}; only a created study can be started`);
     }
+    const names = study.participants.map((p) => p.siteName);
+    this.store.updateStudy(studyId, {
+      state: "running", invitationDeadlineAt: this.now() + study.roundDeadlineSeconds * 1000,
+      statusMessage: `waiting for the sites to accept: ${names.join(", ")}`,
+    }, this.now());
+    this.log.info("study started; inviting the sites", { study: studyId, sites: names.join(",") });
+    const started = this.requireStudy(studyId);
+    for (const name of names) this.invite(started, name);
+    return this.requireStudy(studyId);
+  }
+
+  /** A site accepts or declines a study before any round begins. */
+  answerInvitation(siteName: string, answer: InvitationAnswer): void {
+    const study = this.store.getStudy(answer.studyId);
+    const participant = study?.participants.find((p) => p.siteName === siteName);
+    if (!study || !participant || study.state !== "running" || participant.state !== "invited") return;
+    const now = this.now();
+    if (answer.accepted) {
+      this.store.setParticipant(study.studyId, siteName, "active", "");
+      this.log.info("site accepted the study", { site: siteName, study: study.studyId });
+    } else {
+      this.store.transaction(() => {
+        this.store.setParticipant(study.studyId, siteName, "declined", answer.message);
+        this.store.appendLedger({
+          at: now, kind: "refusal", studyId: study.studyId, siteName, round: null,
+          body: { stage: "invitation", reason: answer.reason ?? "unsupported", message: answer.message },
+        });
+      });
+      this.log.warn("site declined the study", { site: siteName, study: study.studyId, reason: answer.reason ?? "", message: answer.message });
+    }
+    this.tryBeginStudy(study.studyId);
+  }
+
+  private invite(study: StudyRecord, siteName: string): void {
+    this.sessions.send(siteName, { kind: "invitation", study: specOf(study), answerBy: study.invitationDeadlineAt ?? 0 });
+  }
+
+  /**
+   * Round 1 begins once every invited site has answered (or the invitation deadline has passed) and enough
+   * have accepted; if too few can, the study fails before anyone has spent any budget.
+   */
+  private tryBeginStudy(studyId: string): void {
+    const study = this.store.getStudy(studyId);
+    if (!study || study.state !== "running" || this.store.listRounds(studyId).length > 0) return;
+    const active = study.participants.filter((p) => p.state === "active");
+    const waiting = study.participants.filter((p) => p.state === "invited");
+    const deadlinePassed = this.now() >= (study.invitationDeadlineAt ?? Infinity);
+    if (active.length + waiting.length < study.minSites || (deadlinePassed && active.length < study.minSites)) {
+      const declined = study.participants.filter((p) => p.state === "declined").map((p) => `${p.siteName} declined (${p.message})`);
+      const silent = deadlinePassed ? waiting.map((p) => `${p.siteName} did not answer in time`) : [];
+      this.closeStudy(study, "failed", `fewer than the ${study.minSites} sites needed accepted the study: ${[...declined, ...silent].join("; ")}`);
+      return;
+    }
+    if (waiting.length > 0 && !deadlinePassed) {
+      this.store.updateStudy(studyId, { statusMessage: `waiting for the sites to accept: ${waiting.map((p) => p.siteName).join(", ")}` }, this.now());
+      return;
+    }
     const tasks = this.store.transaction(() => {
-      this.store.updateStudy(studyId, { state: "running", statusMessage: "round 1: waiting for the sites" }, this.now());
+      for (const p of waiting) this.store.setParticipant(studyId, p.siteName, "dropped", "did not answer the invitation before its deadline");
+      this.store.updateStudy(studyId, { statusMessage: "round 1: waiting for the sites" }, this.now());
       return this.planRound(this.requireStudy(studyId), 1);
     });
-    this.log.info("study started", { study: studyId });
+    this.log.info("all sites answered; round 1 begins", { study: studyId, sites: active.map((p) => p.siteName).join(",") });
     this.deliver(tasks);
-    return this.requireStudy(studyId);
   }
 
   cancelStudy(studyId: string, reason: string): StudyRecord {
@@ -303,6 +372,9 @@ export class Coordinator {
 
   private checkDeadlines(): void {
     const now = this.now();
+    for (const study of this.store.listStudies()) {
+      if (study.state === "running" && (study.invitationDeadlineAt ?? Infinity) <= now) this.tryBeginStudy(study.studyId);
+    }
     for (const round of this.store.listRoundsInState("collecting")) {
       if (round.deadlineAt <= now) this.tryCompleteRound(round.studyId, round.round);
     }
@@ -413,7 +485,7 @@ export class Coordinator {
     });
     const tasks: TaskRecord[] = [];
     for (const p of study.participants) {
-      if (p.state === "declined" || p.state === "dropped") continue;
+      if (p.state !== "active") continue;
       const task: TaskRecord = { taskId: `task-${randomUUID()}`, studyId: study.studyId, round: roundNo, siteName: p.siteName, state: "pending", message: "", createdAt: now };
       this.store.insertTask(task);
       tasks.push(task);

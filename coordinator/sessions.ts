@@ -2,9 +2,10 @@
  * The agents connected right now, each by the stream it opened. A site has at most one live session: a
  * reconnecting agent replaces its stale one. Messages are plain values; the transport encodes them.
  */
-import type { TaskAssignment } from "../shared/federation/task.js";
+import type { StudySpec, TaskAssignment } from "../shared/federation/task.js";
 
 export type AgentBound =
+  | { kind: "invitation"; study: StudySpec; answerBy: number }
   | { kind: "task"; task: TaskAssignment }
   | { kind: "result-ack"; taskId: string; accepted: boolean; message: string }
   | { kind: "study-closed"; studyId: string; state: string; message: string };

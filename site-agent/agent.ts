@@ -5,7 +5,7 @@
 import { writeFileSync, renameSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { FedsynthError } from "../shared/errors.js";
-import type { TaskAssignment } from "../shared/federation/task.js";
+import type { StudySpec, TaskAssignment } from "../shared/federation/task.js";
 import type { Logger } from "../shared/telemetry/log.js";
 import { AgentClient, type AgentSession, type CoordinatorMessage } from "./grpc/agent-client.js";
 import { LocalStore } from "./local-store.js";
@@ -109,6 +109,9 @@ export class SiteAgent {
   private onMessage(session: AgentSession, m: CoordinatorMessage): void {
     const { log } = this.opts;
     switch (m.kind) {
+      case "invitation":
+        this.queue = this.queue.then(() => this.handleInvitation(session, m.study));
+        return;
       case "task":
         this.queue = this.queue.then(() => this.handleTask(session, m.task));
         return;
@@ -139,9 +142,30 @@ export class SiteAgent {
     }
   }
 
+  private async handleInvitation(session: AgentSession, study: StudySpec): Promise<void> {
+    const { log } = this.opts;
+    log.info(`invited to study '${study.name}'`, { study: study.studyId, engine: study.engine, epsilon: study.epsilon, delta: study.delta, rounds: study.rounds });
+    try {
+      const admission = await this.runner.admit(study);
+      if (admission.ok) session.sendInvitationAnswer(study.studyId, true, null, "");
+      else {
+        log.warn(`declining study '${study.name}': ${admission.message}`, { study: study.studyId, reason: admission.reason });
+        session.sendInvitationAnswer(study.studyId, false, admission.reason, admission.message);
+      }
+    } catch (err) {
+      const e = FedsynthError.from(err);
+      log.error(`could not consider study '${study.name}': ${e.describe()}`, { study: study.studyId });
+      session.sendInvitationAnswer(study.studyId, false, "unsupported", "the site agent hit an internal error; see its log");
+    }
+    this.writeStatus();
+  }
+
   private async handleTask(session: AgentSession, task: TaskAssignment): Promise<void> {
     const { log } = this.opts;
     log.info(`task received: round ${task.round} of study '${task.study.name}'`, { study: task.study.studyId, task: task.taskId });
+    // Fault injection for the crash-recovery tests: hold the task as a slow site would.
+    const delay = Number(process.env.FEDSYNTH_FAULT_TASK_DELAY_MS ?? 0);
+    if (delay > 0) await sleep(delay);
     try {
       const outcome = await this.runner.run(task);
       if (outcome.kind === "decline") {

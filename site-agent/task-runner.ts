@@ -9,7 +9,7 @@ import type { Engine, TaskContext } from "../shared/engines/engine.js";
 import { parseSchema, schemaFingerprint } from "../shared/schema/parse-schema.js";
 import { readTable } from "../shared/schema/read-csv.js";
 import type { Schema, Table } from "../shared/schema/schema.js";
-import type { DeclineReason, TaskAssignment } from "../shared/federation/task.js";
+import type { DeclineReason, StudySpec, TaskAssignment } from "../shared/federation/task.js";
 import { SecureRng } from "../shared/random/rng.js";
 import { sha256Hex, vectorToBytes } from "../shared/util/vector-bytes.js";
 import type { Logger } from "../shared/telemetry/log.js";
@@ -19,6 +19,8 @@ import { admissionRefusal, sameMechanisms, taskCharge, type BudgetCap } from "./
 export type TaskOutcome =
   | { kind: "result"; taskId: string; bytes: Uint8Array; sha256: string; epsilonStudyTotal: number; delta: number; resent: boolean }
   | { kind: "decline"; taskId: string; studyId: string; reason: DeclineReason; message: string };
+
+export type Admission = { ok: true } | { ok: false; reason: DeclineReason; message: string };
 
 export interface DataSummary {
   file: string;
@@ -59,21 +61,10 @@ export class TaskRunner {
       };
     }
 
-    let engine: Engine;
-    let schema: Schema;
-    try {
-      engine = getEngine(spec.engine);
-      schema = parseSchema(spec.schemaJson, `study '${spec.name}' schema`);
-    } catch (err) {
-      return decline("unsupported", FedsynthError.from(err).message);
-    }
-
-    const local = store.getStudy(spec.studyId);
-    if (local && local.state !== "accepted") return decline("unsupported", `this site already closed study '${spec.name}' (${local.state})`);
-    if (!local) {
-      const refusal = admissionRefusal(this.opts.cap, store, spec);
-      if (refusal) return decline("budget-cap", refusal);
-    }
+    const admission = await this.admit(spec);
+    if (!admission.ok) return decline(admission.reason, admission.message);
+    const engine = getEngine(spec.engine);
+    const schema = parseSchema(spec.schemaJson, `study '${spec.name}' schema`);
 
     const ctx: TaskContext = {
       schema, privacy: { epsilon: spec.epsilon, delta: spec.delta, rounds: spec.rounds }, config: spec.engineConfig,
@@ -89,17 +80,7 @@ export class TaskRunner {
     const charge = taskCharge(store, spec, ownCharge);
     if (!charge.ok) return decline("budget-cap", charge.message);
 
-    let table: Table;
-    try {
-      table = await this.table(schema);
-    } catch (err) {
-      const e = FedsynthError.from(err);
-      log.error(`the data file does not fit study '${spec.name}': ${e.describe()}`, { study: spec.studyId });
-      const where = e.location?.column ? ` (column '${e.location.column}')` : "";
-      return decline("data-invalid", `the site's data does not match the study schema${where}; the site's operator has the details in the agent's log`);
-    }
-    if (!local) store.acceptStudy({ studyId: spec.studyId, name: spec.name, epsilon: spec.epsilon, delta: spec.delta, rounds: spec.rounds }, Date.now());
-
+    const table = await this.table(schema);
     this.opts.progress?.(task.taskId, 0.1, "data loaded");
     let model: unknown = null;
     if (engine.needsModel(ctx)) {
@@ -122,6 +103,40 @@ export class TaskRunner {
     });
     this.opts.progress?.(task.taskId, 0.9, "update charged; sending");
     return { kind: "result", taskId: task.taskId, bytes, sha256, epsilonStudyTotal: charge.epsilonStudyTotal, delta: spec.delta, resent: false };
+  }
+
+  /**
+   * Whether this site takes part in a study: the engine is known, the schema is valid, the study's budget
+   * fits in what is left of the cap, and the data reads through the schema. Accepting reserves the budget.
+   */
+  async admit(spec: StudySpec): Promise<Admission> {
+    const { store, log } = this.opts;
+    const local = store.getStudy(spec.studyId);
+    if (local?.state === "accepted") return { ok: true };
+    if (local) return { ok: false, reason: "unsupported", message: `this site already closed study '${spec.name}' (${local.state})` };
+    let schema: Schema;
+    try {
+      getEngine(spec.engine);
+      schema = parseSchema(spec.schemaJson, `study '${spec.name}' schema`);
+    } catch (err) {
+      return { ok: false, reason: "unsupported", message: FedsynthError.from(err).message };
+    }
+    const refusal = admissionRefusal(this.opts.cap, store, spec);
+    if (refusal) return { ok: false, reason: "budget-cap", message: refusal };
+    try {
+      await this.table(schema);
+    } catch (err) {
+      const e = FedsynthError.from(err);
+      log.error(`the data file does not fit study '${spec.name}': ${e.describe()}`, { study: spec.studyId });
+      const where = e.location?.column ? ` (column '${e.location.column}')` : "";
+      return {
+        ok: false, reason: "data-invalid",
+        message: `the site's data does not match the study schema${where}; the site's operator has the details in the agent's log`,
+      };
+    }
+    store.acceptStudy({ studyId: spec.studyId, name: spec.name, epsilon: spec.epsilon, delta: spec.delta, rounds: spec.rounds }, Date.now());
+    log.info(`accepted study '${spec.name}'`, { study: spec.studyId, epsilon: spec.epsilon, delta: spec.delta, rounds: spec.rounds });
+    return { ok: true };
   }
 
   /** Reads the data file through the study schema once per schema. */

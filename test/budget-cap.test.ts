@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { EXAMPLES, heartSiteArgs, runCli, tempDir } from "./support/cli.js";
+import { EXAMPLES, HEART_SITES, heartSiteArgs, runCli, tempDir } from "./support/cli.js";
 import { LocalStore } from "../site-agent/local-store.js";
 
 describe("site budget cap", () => {
@@ -20,14 +20,15 @@ describe("site budget cap", () => {
     expect(r.stderr).toMatch(/asks for epsilon 2 per site, but this site's budget cap is epsilon 1\.5/);
     // The site's side: its own log says the same.
     const siteLog = readFileSync(join(workdir, "logs", "va.log"), "utf8");
-    expect(siteLog).toMatch(/declining round 1/);
+    expect(siteLog).toMatch(/declining study 'simulate'/);
     expect(siteLog).toMatch(/budget cap is epsilon 1\.5/);
-    // Nothing was computed or charged at the refusing site.
-    const store = new LocalStore(join(workdir, "sites", "va"));
-    expect(store.charges()).toEqual([]);
-    store.close();
-    // The coordinator recorded the refusal.
+    // The refusal came at the invitation, before any round: nobody computed or spent anything.
+    for (const site of HEART_SITES) {
+      const store = new LocalStore(join(workdir, "sites", site));
+      expect(store.charges(), site).toEqual([]);
+      store.close();
+    }
     const coordinatorLog = readFileSync(join(workdir, "logs", "coordinator.log"), "utf8");
-    expect(coordinatorLog).toMatch(/site declined its task.*site=va.*reason=budget-cap/);
+    expect(coordinatorLog).toMatch(/site declined the study.*site=va.*reason=budget-cap/);
   }, 120_000);
 });

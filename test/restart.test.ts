@@ -1,6 +1,7 @@
 /**
- * A coordinator crash in the middle of a study: the accepted submission survives, agents reconnect by
- * themselves, the study finishes, and no site is charged twice.
+ * A coordinator crash in the middle of a round: the accepted submission survives, agents reconnect by
+ * themselves, a site whose update was computed while the coordinator was down resends it without a new
+ * charge, the study finishes, and no site is charged twice.
  */
 import { afterAll, describe, expect, it } from "vitest";
 import { join } from "node:path";
@@ -19,11 +20,11 @@ async function until<T>(fn: () => Promise<T | undefined>, what: string, timeoutM
     const v = await fn();
     if (v !== undefined) return v;
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
+    await new Promise((r) => setTimeout(r, 100));
   }
 }
 
-describe("coordinator restart mid-study", () => {
+describe("coordinator crash mid-round", () => {
   const dir = tempDir();
   const procs: CliProcess[] = [];
   afterAll(async () => {
@@ -38,8 +39,14 @@ describe("coordinator restart mid-study", () => {
     const port = Number(address.split(":").pop());
 
     const cleveland = startAgent({ address, name: "cleveland", data: join(EXAMPLES, "cleveland.csv"), dataDir: join(dir, "cleveland"), epsilonCap: 1 });
-    procs.push(cleveland);
+    // Hungary is a slow site: it holds each task for 3 s before computing it (fault injection).
+    const hungary = startAgent({
+      address, name: "hungary", data: join(EXAMPLES, "hungary.csv"), dataDir: join(dir, "hungary"), epsilonCap: 1,
+      env: { FEDSYNTH_FAULT_TASK_DELAY_MS: "3000" },
+    });
+    procs.push(cleveland, hungary);
     await cleveland.waitFor(/connected to the coordinator/);
+    await hungary.waitFor(/connected to the coordinator/);
 
     const created = await runCli([
       "study", "create", "--coordinator", address, "--name", "restart", "--schema", join(EXAMPLES, "schema.json"),
@@ -49,29 +56,28 @@ describe("coordinator restart mid-study", () => {
     const studyId = JSON.parse(created.stdout).studyId as string;
     expect((await runCli(["study", "start", studyId, "--coordinator", address])).code).toBe(0);
 
-    // Cleveland submits round 1; Hungary is not there yet, so the round stays open.
+    // Cleveland submits round 1 at once; Hungary is still holding its task.
     await until(async () => ((await studyStatus(address, studyId)).roundDetails[0]?.submitted.includes("cleveland") ? true : undefined), "cleveland's round-1 submission");
-
     await first.proc.stop("SIGKILL");
     await cleveland.waitFor(/retrying|reconnecting/);
+
     const second = await startCoordinator(coordinatorDir, port);
     procs.push(second.proc);
     expect(second.proc.output).toMatch(/resuming round/);
-
     const afterRestart = await studyStatus(address, studyId);
     expect(afterRestart.state).toBe("running");
     expect(afterRestart.roundDetails[0].submitted).toEqual(["cleveland"]);
 
-    const hungary = startAgent({ address, name: "hungary", data: join(EXAMPLES, "hungary.csv"), dataDir: join(dir, "hungary"), epsilonCap: 1 });
-    procs.push(hungary);
     const done = await until(async () => {
       const s = await studyStatus(address, studyId);
       return s.state === "running" || s.state === "created" ? undefined : s;
     }, "the study to end", 90_000);
     expect(done.state, done.statusMessage).toBe("completed");
     expect(done.completedRounds).toBe(2);
-    expect(cleveland.running).toBe(true);
+    expect(cleveland.running && hungary.running).toBe(true);
     expect(cleveland.output.match(/connected to the coordinator/g)?.length).toBeGreaterThanOrEqual(2);
+    // Hungary computed round 1 while the coordinator was down and sent the stored update again afterwards.
+    expect(hungary.output).toMatch(/resending an update already released for this task \(no new charge\)/);
 
     await cleveland.stop();
     await hungary.stop();

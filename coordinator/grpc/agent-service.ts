@@ -11,7 +11,7 @@ import {
 } from "../../gen/fedsynth/v1/agent_pb.js";
 import { COORDINATOR_VERSION, type Coordinator } from "../coordinator.js";
 import type { AgentBound, SiteSession } from "../sessions.js";
-import { declineReasonFromProto, taskToProto } from "../../shared/transport/convert.js";
+import { declineReasonFromProto, studySpecToProto, taskToProto } from "../../shared/transport/convert.js";
 import { toGrpcError } from "../../shared/transport/status.js";
 import { bytesToVector } from "../../shared/util/vector-bytes.js";
 import { CHUNK_BYTES } from "../../shared/transport/grpc-service.js";
@@ -108,6 +108,12 @@ class AgentStream {
       case "failed":
         this.coordinator.fail(site, m.value.taskId, m.value.message);
         return;
+      case "invitationAnswer":
+        this.coordinator.answerInvitation(site, {
+          studyId: m.value.studyId, accepted: m.value.accepted,
+          reason: m.value.accepted ? null : declineReasonFromProto(m.value.reason), message: m.value.message,
+        });
+        return;
       default:
         this.log.warn("unknown message from agent ignored", { site });
     }
@@ -177,6 +183,10 @@ class AgentStream {
 
 function toProto(message: AgentBound): ConnectResponse {
   switch (message.kind) {
+    case "invitation":
+      return create(ConnectResponseSchema, {
+        message: { case: "invitation", value: { study: studySpecToProto(message.study), answerByUnixMs: BigInt(message.answerBy) } },
+      });
     case "task":
       return create(ConnectResponseSchema, { message: { case: "task", value: taskToProto(message.task) } });
     case "result-ack":

@@ -28,6 +28,7 @@ export const MIGRATIONS: { version: number; description: string; sql: string }[]
         state TEXT NOT NULL,
         status_message TEXT NOT NULL DEFAULT '',
         completed_rounds INTEGER NOT NULL DEFAULT 0,
+        invitation_deadline_at INTEGER,
         created_at INTEGER NOT NULL,
         updated_at INTEGER NOT NULL
       );

@@ -35,6 +35,8 @@ export interface StudyRecord {
   state: StudyState;
   statusMessage: string;
   completedRounds: number;
+  /** When the sites must have answered the invitation (set when the study starts). */
+  invitationDeadlineAt: number | null;
   createdAt: number;
   updatedAt: number;
   participants: ParticipantRecord[];

@@ -7,7 +7,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { FedsynthError } from "../../shared/errors.js";
 import { MIGRATIONS } from "./migrations.js";
-import type { CoordinatorStore } from "./store.js";
+import type { CoordinatorStore, StudyPatch } from "./store.js";
 import type {
   LedgerKind, LedgerRecord, ModelRecord, ParticipantState, RoundRecord, RoundState, SiteRecord, StudyRecord,
   StudyState, SubmissionRecord, TaskRecord, TaskState,
@@ -114,11 +114,12 @@ export class SqliteStore implements CoordinatorStore {
     return (this.db.prepare("SELECT * FROM studies ORDER BY created_at, study_id").all() as Row[]).map((r) => this.studyFromRow(r));
   }
 
-  updateStudy(studyId: string, patch: { state?: StudyState; statusMessage?: string; completedRounds?: number }, now: number): void {
+  updateStudy(studyId: string, patch: StudyPatch, now: number): void {
     const s = this.getStudy(studyId);
     if (!s) throw new FedsynthError("not-found", `no study ${studyId}`);
-    this.db.prepare("UPDATE studies SET state = ?, status_message = ?, completed_rounds = ?, updated_at = ? WHERE study_id = ?")
-      .run(patch.state ?? s.state, patch.statusMessage ?? s.statusMessage, patch.completedRounds ?? s.completedRounds, now, studyId);
+    this.db.prepare("UPDATE studies SET state = ?, status_message = ?, completed_rounds = ?, invitation_deadline_at = ?, updated_at = ? WHERE study_id = ?")
+      .run(patch.state ?? s.state, patch.statusMessage ?? s.statusMessage, patch.completedRounds ?? s.completedRounds,
+        patch.invitationDeadlineAt ?? s.invitationDeadlineAt, now, studyId);
   }
 
   setParticipant(studyId: string, siteName: string, state: ParticipantState, message: string): void {
@@ -132,7 +133,7 @@ export class SqliteStore implements CoordinatorStore {
       studyId: r.study_id, name: r.name, schemaJson: r.schema_json, engine: r.engine, epsilon: r.epsilon, delta: r.delta,
       rounds: r.rounds, minSites: r.min_sites, roundDeadlineSeconds: r.round_deadline_seconds,
       engineConfig: JSON.parse(r.engine_config_json), state: r.state, statusMessage: r.status_message,
-      completedRounds: r.completed_rounds, createdAt: r.created_at, updatedAt: r.updated_at, participants,
+      completedRounds: r.completed_rounds, invitationDeadlineAt: r.invitation_deadline_at, createdAt: r.created_at, updatedAt: r.updated_at, participants,
     };
   }
 

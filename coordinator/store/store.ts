@@ -7,6 +7,13 @@ import type {
   StudyState, SubmissionRecord, TaskRecord, TaskState,
 } from "./records.js";
 
+export interface StudyPatch {
+  state?: StudyState;
+  statusMessage?: string;
+  completedRounds?: number;
+  invitationDeadlineAt?: number;
+}
+
 export interface CoordinatorStore {
   transaction<T>(fn: () => T): T;
   close(): void;
@@ -19,7 +26,7 @@ export interface CoordinatorStore {
   insertStudy(study: StudyRecord): void;
   getStudy(studyId: string): StudyRecord | undefined;
   listStudies(): StudyRecord[];
-  updateStudy(studyId: string, patch: { state?: StudyState; statusMessage?: string; completedRounds?: number }, now: number): void;
+  updateStudy(studyId: string, patch: StudyPatch, now: number): void;
   setParticipant(studyId: string, siteName: string, state: ParticipantState, message: string): void;
 
   insertRound(round: RoundRecord): void;

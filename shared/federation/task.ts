@@ -38,6 +38,14 @@ export interface TaskDecline {
   message: string;
 }
 
+/** A site's answer to a study invitation. */
+export interface InvitationAnswer {
+  studyId: string;
+  accepted: boolean;
+  reason: DeclineReason | null;
+  message: string;
+}
+
 export interface TaskResult {
   taskId: string;
   update: Float64Array;

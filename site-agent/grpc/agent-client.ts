@@ -6,11 +6,11 @@ import {
   type ConnectRequest, type ConnectResponse, type DownloadModelResponse, type EnrollResponse,
 } from "../../gen/fedsynth/v1/agent_pb.js";
 import { grpcClientConstructor, CHUNK_BYTES } from "../../shared/transport/grpc-service.js";
-import { declineReasonToProto, taskFromProto } from "../../shared/transport/convert.js";
+import { declineReasonToProto, studySpecFromProto, taskFromProto } from "../../shared/transport/convert.js";
 import { fromGrpcError } from "../../shared/transport/status.js";
 import { FedsynthError } from "../../shared/errors.js";
 import { sha256Hex } from "../../shared/util/vector-bytes.js";
-import type { DeclineReason, TaskAssignment } from "../../shared/federation/task.js";
+import type { DeclineReason, StudySpec, TaskAssignment } from "../../shared/federation/task.js";
 
 export const CLIENT_OPTIONS: grpc.ChannelOptions = {
   "grpc.keepalive_time_ms": 30_000,
@@ -21,6 +21,7 @@ export const CLIENT_OPTIONS: grpc.ChannelOptions = {
 
 export type CoordinatorMessage =
   | { kind: "welcome"; heartbeatIntervalMs: number; coordinatorVersion: string }
+  | { kind: "invitation"; study: StudySpec; answerBy: number }
   | { kind: "task"; task: TaskAssignment }
   | { kind: "result-ack"; taskId: string; accepted: boolean; message: string }
   | { kind: "study-closed"; studyId: string; state: string; message: string }
@@ -35,6 +36,7 @@ export interface AgentSession {
   sendProgress(taskId: string, fraction: number, message: string): void;
   sendDecline(taskId: string, studyId: string, reason: DeclineReason, message: string): void;
   sendFailed(taskId: string, message: string): void;
+  sendInvitationAnswer(studyId: string, accepted: boolean, reason: DeclineReason | null, message: string): void;
   sendResult(r: { taskId: string; bytes: Uint8Array; sha256: string; epsilon: number; delta: number }): Promise<void>;
   end(): void;
 }
@@ -88,6 +90,8 @@ export class AgentClient {
       sendProgress: (taskId, fraction, message) => send({ case: "progress", value: { taskId, fraction, message } }),
       sendDecline: (taskId, studyId, reason, message) => send({ case: "declined", value: { taskId, studyId, reason: declineReasonToProto(reason), message } }),
       sendFailed: (taskId, message) => send({ case: "failed", value: { taskId, message } }),
+      sendInvitationAnswer: (studyId, accepted, reason, message) =>
+        send({ case: "invitationAnswer", value: { studyId, accepted, reason: reason ? declineReasonToProto(reason) : 0, message } }),
       sendResult: async (r) => {
         const total = r.bytes.byteLength;
         for (let offset = 0; ; offset += CHUNK_BYTES) {
@@ -137,6 +141,9 @@ function decode(msg: ConnectResponse): CoordinatorMessage | undefined {
       return { kind: "welcome", heartbeatIntervalMs: m.value.heartbeatIntervalMs, coordinatorVersion: m.value.coordinatorVersion };
     case "task":
       return { kind: "task", task: taskFromProto(m.value) };
+    case "invitation":
+      if (!m.value.study) throw new FedsynthError("invalid-argument", "an invitation without a study");
+      return { kind: "invitation", study: studySpecFromProto(m.value.study), answerBy: Number(m.value.answerByUnixMs) };
     case "resultAck":
       return { kind: "result-ack", taskId: m.value.taskId, accepted: m.value.accepted, message: m.value.message };
     case "studyClosed":

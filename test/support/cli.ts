@@ -44,8 +44,8 @@ export class CliProcess {
   output = "";
   private waiters: { pattern: RegExp; resolve: (m: RegExpMatchArray) => void }[] = [];
 
-  constructor(args: string[]) {
-    this.child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+  constructor(args: string[], env: Record<string, string> = {}) {
+    this.child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
     const onData = (chunk: Buffer) => {
       this.output += chunk.toString("utf8");
       this.waiters = this.waiters.filter((w) => {
@@ -88,11 +88,13 @@ export async function startCoordinator(dataDir: string, port = 0): Promise<{ pro
   return { proc, address: m[1] };
 }
 
-export function startAgent(opts: { address: string; name: string; data: string; dataDir: string; epsilonCap: number; deltaCap?: number }): CliProcess {
+export function startAgent(opts: {
+  address: string; name: string; data: string; dataDir: string; epsilonCap: number; deltaCap?: number; env?: Record<string, string>;
+}): CliProcess {
   return new CliProcess([
     "site", "start", "--coordinator", opts.address, "--name", opts.name, "--data", opts.data, "--data-dir", opts.dataDir,
     "--epsilon-cap", String(opts.epsilonCap), "--delta-cap", String(opts.deltaCap ?? 1e-5), "--insecure", "--reconnect-max-seconds", "1",
-  ]);
+  ], opts.env);
 }
 
 export function heartSiteArgs(): string[] {
