@@ -12,6 +12,7 @@ import { LocalStore } from "./local-store.js";
 import { TaskRunner } from "./task-runner.js";
 import { committed, type BudgetCap } from "./budget.js";
 import { Backoff } from "./backoff.js";
+import { lockDataDir, type DirLock } from "../shared/util/dir-lock.js";
 
 export const AGENT_VERSION = "0.1.0";
 
@@ -27,6 +28,7 @@ export interface SiteAgentOptions {
 
 export class SiteAgent {
   private readonly store: LocalStore;
+  private readonly lock: DirLock;
   private readonly client: AgentClient;
   private readonly runner: TaskRunner;
   private readonly backoff: Backoff;
@@ -38,6 +40,7 @@ export class SiteAgent {
 
   constructor(private readonly opts: SiteAgentOptions) {
     mkdirSync(opts.dataDir, { recursive: true });
+    this.lock = lockDataDir(opts.dataDir, "site agent");
     this.store = new LocalStore(opts.dataDir);
     this.client = new AgentClient(opts.coordinator);
     this.backoff = new Backoff(250, opts.reconnectMaxMs ?? 10_000);
@@ -80,6 +83,7 @@ export class SiteAgent {
     this.stop();
     await this.queue.catch(() => undefined);
     this.store.close();
+    this.lock.release();
   }
 
   private async serveSession(): Promise<void> {

@@ -6,6 +6,7 @@ import { openSqliteStore } from "../../coordinator/store/sqlite-store.js";
 import { Coordinator } from "../../coordinator/coordinator.js";
 import { startCoordinatorServer } from "../../coordinator/grpc/server.js";
 import { createLogger } from "../../shared/telemetry/log.js";
+import { lockDataDir } from "../../shared/util/dir-lock.js";
 
 export function registerCoordinatorCommands(program: Command): void {
   const coordinator = program.command("coordinator").description("run the consortium's coordinator");
@@ -20,6 +21,7 @@ export function registerCoordinatorCommands(program: Command): void {
       const log = createLogger("coordinator");
       const dataDir = resolve(opts.dataDir);
       mkdirSync(dataDir, { recursive: true });
+      const lock = lockDataDir(dataDir, "coordinator");
       const store = openSqliteStore(dataDir);
       const core = new Coordinator({ store, log });
       const server = await startCoordinatorServer({ coordinator: core, listen: opts.listen, insecure: opts.insecure, log });
@@ -34,6 +36,7 @@ export function registerCoordinatorCommands(program: Command): void {
           core.stop();
           await server.shutdown();
           store.close();
+          lock.release();
           resolveStop();
         };
         process.once("SIGINT", () => void stop("SIGINT"));

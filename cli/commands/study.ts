@@ -44,6 +44,7 @@ export function registerStudyCommands(program: Command): void {
         sites: opts.site, minSites: opts.minSites, roundDeadlineSeconds: opts.roundDeadline,
       }));
       print(created, opts.json);
+      if (!opts.json) process.stdout.write(`\nstart it with: fedsynth study start ${created.studyId} --coordinator ${opts.coordinator} --watch\n`);
     });
 
   study
