@@ -2,7 +2,8 @@
  * The conformance suite every engine must pass. An engine's test file calls
  * `describeEngineConformance(engine)`, which declares vitest blocks that drive the engine the way the
  * coordinator and the site agents do (configs travel as JSON, models as bytes) on a small synthetic study
- * with integer, continuous and categorical columns and missing cells, split over three sites.
+ * with integer, continuous, stepped (recorded to 0.1, with a point mass at 0) and categorical columns and
+ * missing cells, split over three sites.
  *
  * The helpers (schema, site tables, a federated run, validity checks, per-column distributions) are
  * exported for engine-specific tests.
@@ -10,7 +11,7 @@
 import { describe, expect, it } from "vitest";
 import type { Engine, JsonObject, StudyPrivacy, TaskContext } from "./engine.js";
 import type { Cell, Column, OutputRow, Schema, Table } from "../schema/schema.js";
-import { binIndex, categoryCount, numericBins } from "../schema/bins.js";
+import { binIndex, categoryCount, numericBins, numericGrid } from "../schema/bins.js";
 import type { Mechanism } from "../privacy/mechanism.js";
 import { Accountant } from "../privacy/accountant.js";
 import { SeededRng, gaussian, type Rng } from "../random/rng.js";
@@ -31,7 +32,7 @@ export interface ConformanceOptions {
   timeout?: number;
 }
 
-/** The synthetic study's schema: integer (exact and binned), continuous and categorical columns. */
+/** The synthetic study's schema: integer (exact and binned), continuous, stepped and categorical columns. */
 export const conformanceSchema: Schema = {
   columns: [
     { name: "age", type: "numeric", min: 18, max: 90, integer: true },
@@ -41,6 +42,7 @@ export const conformanceSchema: Schema = {
     { name: "sex", type: "categorical", values: ["F", "M"] },
     { name: "diagnosis", type: "categorical", values: ["A", "B", "C", "D"] },
     { name: "smoker", type: "categorical", values: ["yes", "no", "former"] },
+    { name: "score", type: "numeric", min: -3, max: 7, integer: false, step: 0.1 },
   ],
   missing: ["", "NA"],
 };
@@ -74,6 +76,8 @@ export function conformanceSites(seed = 1, siteRows: number[] = [1500, 2500, 100
       cols[4].push(rng.next() < 0.5 + 0.1 * s ? 0 : 1);
       cols[5].push(miss(0.05) ? null : pickWeighted(rng, [[5, 3, 1, 1], [2, 2, 3, 1], [1, 1, 1, 4]][s % 3]));
       cols[6].push(miss(0.2) ? null : pickWeighted(rng, [1 + s, 5, 2]));
+      // Recorded to 0.1, with 40% of the values exactly 0 (a point mass such as "no ST depression").
+      cols[7].push(miss(0.05) ? null : rng.next() < 0.4 ? 0 : Number(clip(1 + 0.5 * s + 1.2 * gaussian(rng), -3, 7).toFixed(1)) || 0);
     }
     return { schema: conformanceSchema, rowCount: rows, columns: cols };
   });
@@ -156,6 +160,10 @@ export function rowProblem(schema: Schema, row: OutputRow): string | null {
       if (!Number.isFinite(v)) return `column '${column.name}': "${cell}" is not a number`;
       if (v < column.min || v > column.max) return `column '${column.name}': ${cell} is outside [${column.min}, ${column.max}]`;
       if (column.integer && !Number.isInteger(v)) return `column '${column.name}': ${cell} is not a whole number`;
+      const grid = column.step !== undefined ? numericGrid(column) : undefined;
+      if (grid && Math.abs(grid.value(grid.index(v)) - v) > 1e-9 * grid.step) {
+        return `column '${column.name}': ${cell} is not a multiple of the step ${column.step} from ${grid.origin}`;
+      }
     }
   }
   return null;

@@ -134,6 +134,41 @@ describe("parseSchema", () => {
     expect(e.location?.column).toBe("chol");
   });
 
+  it("accepts a step: the measurement's resolution", () => {
+    const s = parseSchema(
+      withColumns(
+        { name: "oldpeak", type: "numeric", min: -3, max: 7, step: 0.1 },
+        { name: "bp", type: "numeric", min: 80, max: 220, integer: true, step: 10 },
+        { name: "age", type: "numeric", min: 0, max: 120, integer: true, step: 1 },
+        { name: "tiny", type: "numeric", min: 0, max: 1, step: 1e-6 }, // exactly 1,000,000 steps
+        { name: "wide", type: "numeric", min: 0, max: 1, step: 5 }, // one grid value
+      ),
+      "s.json",
+    );
+    expect(s.columns.map((c) => (c.type === "numeric" ? c.step : undefined))).toEqual([0.1, 10, 1, 1e-6, 5]);
+    // Absent by default, also for integer columns (whose default step is 1).
+    const plain = parseSchema(withColumns(AGE, { name: "bmi", type: "numeric", min: 10, max: 60 }), "s.json");
+    expect(plain.columns.every((c) => !("step" in c))).toBe(true);
+  });
+
+  it.each([
+    [{ name: "chol", type: "numeric", min: 0, max: 1, step: 0 }, '"step" must be a positive finite number, got a number (0)'],
+    [{ name: "chol", type: "numeric", min: 0, max: 1, step: -0.1 }, '"step" must be a positive finite number'],
+    [{ name: "chol", type: "numeric", min: 0, max: 1, step: "0.1" }, '"step" must be a positive finite number, got a string ("0.1")'],
+    [{ name: "chol", type: "numeric", min: 0, max: 1, step: null }, '"step" must be a positive finite number, got null'],
+    [{ name: "chol", type: "numeric", min: 0, max: 100, integer: true, step: 2.5 }, '"step" of an integer column must be a whole number >= 1, got 2.5'],
+    [{ name: "chol", type: "numeric", min: 0, max: 100, integer: true, step: 0.5 }, "must be a whole number >= 1"],
+    [{ name: "chol", type: "numeric", min: 0, max: 1, step: 1e-7 }, "(max - min) / step = 10000000 exceeds 1000000"],
+    [{ name: "chol", type: "numeric", min: 0, max: 2e6, integer: true, step: 1 }, "exceeds 1000000"],
+    [{ name: "chol", type: "numeric", min: 1e6, max: 1e6 + 1, step: 1e-7 }, "exceeds 1000000"],
+    [{ name: "chol", type: "numeric", min: 1e9, max: 1e9, step: 1e-4 }, "too small relative to the bounds"],
+  ])("rejects step in numeric column %j", (column, expected) => {
+    const e = schemaError(withColumns(SEX, AGE, column), "study/schema.json");
+    expect(e.message.startsWith('study/schema.json: columns[2] ("chol"): ')).toBe(true);
+    expect(e.message).toContain(expected);
+    expect(e.location?.column).toBe("chol");
+  });
+
   it("rejects a non-finite bound", () => {
     const e = schemaError('{"columns": [{"name": "x", "type": "numeric", "min": 0, "max": 1e999}]}');
     expect(e.message).toContain('"max" must be a finite number');
@@ -195,12 +230,24 @@ describe("schemaFingerprint", () => {
     expect(schemaFingerprint(a)).toBe(schemaFingerprint(b));
   });
 
+  it("encodes a step only when it sets a grid other than the default", () => {
+    const fp = (...columns: unknown[]) => schemaFingerprint(parseSchema(withColumns(...columns), "s.json"));
+    const BMI = { name: "bmi", type: "numeric", min: 10, max: 60 };
+    // An integer column's step 1 is its default grid.
+    expect(fp({ ...AGE, step: 1 }, BMI)).toBe(fp(AGE, BMI));
+    expect(fp({ ...AGE, step: 5 }, BMI)).not.toBe(fp(AGE, BMI));
+    expect(fp(AGE, { ...BMI, step: 0.1 })).not.toBe(fp(AGE, BMI));
+    expect(fp(AGE, { ...BMI, step: 0.1 })).not.toBe(fp(AGE, { ...BMI, step: 0.5 }));
+    expect(fp(AGE, { ...BMI, step: 0.1 })).toBe(fp(AGE, { step: 0.1, max: 60, min: 10, type: "numeric", name: "bmi" }));
+  });
+
   it("changes when anything meaningful changes", () => {
     const fp = schemaFingerprint(parseSchema(JSON.stringify(base), "a.json"));
     const variants = [
       { ...base, columns: [{ ...AGE, max: 110 }, SEX] },
       { ...base, columns: [{ ...AGE, integer: false }, SEX] },
       { ...base, columns: [{ ...AGE, bins: 8 }, SEX] },
+      { ...base, columns: [{ ...AGE, step: 2 }, SEX] },
       { ...base, columns: [AGE, { ...SEX, values: ["1", "0"] }] },
       { ...base, columns: [SEX, AGE] },
       { ...base, missing: ["?"] },
@@ -242,5 +289,6 @@ describe("loadSchema", () => {
   it("loads the heart-disease example schema", async () => {
     const schema = await loadSchema(fileURLToPath(new URL("../../examples/heart-disease/schema.json", import.meta.url)));
     expect(schema.columns.map((c) => c.name)).toEqual(["age", "sex", "cp", "trestbps", "chol", "fbs", "restecg", "thalach", "exang", "oldpeak", "slope", "ca", "thal", "num"]);
+    expect(schema.columns[9]).toEqual({ name: "oldpeak", type: "numeric", min: -3, max: 7, integer: false, step: 0.1 });
   });
 });

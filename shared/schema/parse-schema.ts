@@ -10,9 +10,11 @@ import type { CategoricalColumn, Column, NumericColumn, Schema } from "./schema.
 
 export const DEFAULT_MISSING: readonly string[] = ["", "?", "NA"];
 export const MAX_BINS = 10000;
+/** Most steps a numeric column's grid may span: (max − min) / step. */
+export const MAX_GRID_STEPS = 1_000_000;
 
 const TOP_LEVEL_KEYS = ["columns", "missing"];
-const NUMERIC_KEYS = ["name", "type", "min", "max", "integer", "bins"];
+const NUMERIC_KEYS = ["name", "type", "min", "max", "integer", "bins", "step"];
 const CATEGORICAL_KEYS = ["name", "type", "values"];
 
 const FORMAT_HINT =
@@ -169,6 +171,30 @@ function parseNumeric(c: Record<string, unknown>, name: string, path: string, fa
     }
     column.bins = bins as number;
   }
+  if (c.step !== undefined) {
+    const step = c.step;
+    const stepHint = integer
+      ? 'For an integer column "step" is a whole number >= 1 (values are ceil(min) + k·step); remove it for step 1.'
+      : 'Give the measurement\'s resolution, e.g. "step": 0.1 for values recorded to one decimal (values are min + k·step), or remove "step" for a continuous column.';
+    if (typeof step !== "number" || !Number.isFinite(step) || step <= 0) {
+      fail(`${path}: "step" must be a positive finite number, got ${describeType(step)}`, stepHint, name);
+    }
+    const s = step as number;
+    if (integer && !Number.isInteger(s)) fail(`${path}: "step" of an integer column must be a whole number >= 1, got ${s}`, stepHint, name);
+    const span = integer ? Math.floor(max) - Math.ceil(min) : max - min;
+    if (span / s > MAX_GRID_STEPS) {
+      fail(
+        `${path}: "step" ${s} is too fine for [${min}, ${max}]: (max - min) / step = ${span / s} exceeds ${MAX_GRID_STEPS}`,
+        "Use a coarser step or narrower bounds, or remove \"step\" to treat the column as continuous.",
+        name,
+      );
+    }
+    // Grid values min + k·step must be distinct doubles (a step lost in the rounding of min is useless).
+    if (!integer && s < 1e-12 * Math.max(Math.abs(min), Math.abs(max))) {
+      fail(`${path}: "step" ${s} is too small relative to the bounds [${min}, ${max}] to be represented exactly`, "Use a coarser step.", name);
+    }
+    column.step = s;
+  }
   return column;
 }
 
@@ -203,13 +229,23 @@ function parseCategorical(c: Record<string, unknown>, name: string, path: string
 
 /**
  * sha256 (hex) of a canonical JSON encoding of the schema: keys in a fixed order, missing tokens sorted
- * (they are a set); column order and category order are kept (they define the encoding).
+ * (they are a set); column order and category order are kept (they define the encoding). A numeric
+ * column's "step" is encoded after "bins" when it sets a grid other than the default (so schemas without
+ * steps keep their fingerprints, and an integer column's explicit "step": 1 is the same as none).
  */
 export function schemaFingerprint(schema: Schema): string {
   const canonical = {
     columns: schema.columns.map((c) =>
       c.type === "numeric"
-        ? { name: c.name, type: c.type, min: c.min, max: c.max, integer: c.integer, bins: c.bins ?? null }
+        ? {
+            name: c.name,
+            type: c.type,
+            min: c.min,
+            max: c.max,
+            integer: c.integer,
+            bins: c.bins ?? null,
+            ...(c.step !== undefined && !(c.integer && c.step === 1) ? { step: c.step } : {}),
+          }
         : { name: c.name, type: c.type, values: [...c.values] },
     ),
     missing: [...new Set(schema.missing)].sort(),

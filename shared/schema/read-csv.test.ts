@@ -137,6 +137,37 @@ describe("parseTable / readTable", () => {
     expect(rounding?.location?.line).toBe(2);
   });
 
+  it("snaps values of a column with a step to the grid min + k·step, with a summary warning", () => {
+    const s: Schema = {
+      columns: [
+        { name: "oldpeak", type: "numeric", min: -3, max: 7, integer: false, step: 0.1 },
+        { name: "bp", type: "numeric", min: 80, max: 225, integer: true, step: 10 },
+        { name: "x", type: "numeric", min: 0.05, max: 1, integer: false, step: 0.25 },
+      ],
+      missing: [""],
+    };
+    const text = "oldpeak,bp,x\n0,120,0.05\n1.2,125.4,0.3\n0.14,134,1\n-2.96,80,0.55\n2.3,224,\n7.04,79,0.8\n";
+    const r = parseTable(text, "site.csv", s);
+    expect(r.table.columns[0]).toEqual([0, 1.2, 0.1, -3, 2.3, 7]);
+    // Integer: rounded first (125.4 → 125), then snapped (125 → 130, the nearest of 120/130; ties go up).
+    expect(r.table.columns[1]).toEqual([120, 130, 130, 80, 220, 80]);
+    // Grid 0.05, 0.3, 0.55, 0.8 (1 is off the grid: its nearest grid value within the bounds is 0.8).
+    expect(r.table.columns[2]).toEqual([0.05, 0.3, 0.8, 0.55, null, 0.8]);
+    const warning = (column: string) => r.warnings.find((w) => w.message.includes("snapped") && w.location?.column === column);
+    // 0.14 and -2.96 are snapped; 7.04 is clipped to 7, on the grid.
+    expect(warning("oldpeak")?.message).toBe("site.csv, column 'oldpeak': 2 values were snapped to the nearest multiple of the step 0.1 from -3 (first on line 4)");
+    expect(warning("oldpeak")?.location).toEqual({ file: "site.csv", line: 4, column: "oldpeak" });
+    // 125 → 130, 134 → 130, 224 → 220 (225 is not on the grid); 79 is clipped to 80, on the grid.
+    expect(warning("bp")?.message).toContain("3 values were snapped to the nearest multiple of the step 10 from 80 (first on line 3)");
+    expect(r.warnings.find((w) => w.message.includes("rounded"))?.message).toContain("1 non-integer value was rounded");
+    expect(warning("x")?.message).toContain("1 value was snapped");
+    expect(r.clipped).toEqual({ oldpeak: 1, bp: 1, x: 0 });
+    // Values written at the grid's resolution are not snapped, whatever their binary rounding.
+    const clean = parseTable("oldpeak,bp,x\n0.3,100,0.3\n0.7,100,0.3\n-2.9,100,0.3\n6.9,100,0.3\n", "site.csv", s);
+    expect(clean.table.columns[0]).toEqual([0.3, 0.7, -2.9, 6.9]);
+    expect(clean.warnings).toEqual([]);
+  });
+
   it("clips integer columns to the whole numbers inside fractional bounds", () => {
     const s: Schema = { columns: [{ name: "x", type: "numeric", min: 0.5, max: 3.5, integer: true }], missing: [""] };
     const r = parseTable("x\n0.2\n3.6\n2\n", "site.csv", s);
@@ -293,13 +324,16 @@ describe("parseTable / readTable", () => {
       const r = await readTable(join(base, `${site}.csv`), hd);
       expect(r.table.rowCount).toBe(count);
       expect(r.ignoredColumns).toEqual([]);
-      expect(r.warnings.filter((w) => w.message.includes("rounded"))).toEqual([]);
+      expect(r.warnings.filter((w) => w.message.includes("rounded") || w.message.includes("snapped"))).toEqual([]);
     }
     const swiss = await readTable(join(base, "switzerland.csv"), hd);
     const chol = hd.columns.findIndex((c) => c.name === "chol");
     expect(swiss.table.columns[chol].every((v) => v === null)).toBe(true);
     const hungary = await readTable(join(base, "hungary.csv"), hd);
     expect(hungary.clipped.chol).toBe(2);
+    // oldpeak is recorded to 0.1: every value is on the schema's grid, exactly.
+    const oldpeak = hd.columns.findIndex((c) => c.name === "oldpeak");
+    for (const v of hungary.table.columns[oldpeak]) if (v !== null) expect(Number(v.toFixed(1))).toBe(v);
   });
 });
 

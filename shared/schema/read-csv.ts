@@ -10,6 +10,7 @@ import { parse as parseStream, type CsvError, type Options as CsvOptions } from 
 import { parse as parseSync } from "csv-parse/sync";
 import { FedsynthError, formatLocation, type ErrorLocation } from "../errors.js";
 import type { Cell, Column, Schema, Table } from "./schema.js";
+import { numericGrid, type NumericGrid } from "./bins.js";
 
 export interface DataWarning {
   message: string;
@@ -86,6 +87,9 @@ export function parseTable(text: string, source: string, schema: Schema, opts: R
   return reader.finish();
 }
 
+/** Values within this fraction of a step from a grid value count as on the grid (decimal text vs binary doubles). */
+const GRID_TOLERANCE = 1e-6;
+
 /** Strict decimal number syntax: optional sign, digits with optional fraction, optional exponent. */
 const NUMBER_RE = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
 
@@ -105,6 +109,10 @@ interface ColumnState {
   firstClippedLine?: number;
   rounded: number;
   firstRoundedLine?: number;
+  /** Columns with a "step" (other than an integer column's default 1): values are snapped to this grid. */
+  grid?: NumericGrid;
+  snapped: number;
+  firstSnappedLine?: number;
   /** Categorical: exact text → index, and numeric value → index for float-written categories. */
   exact?: Map<string, number>;
   numeric?: Map<number, number>;
@@ -255,7 +263,7 @@ class TableReader {
 
     this.header = names;
     this.states = this.schema.columns.map((column) => {
-      const state: ColumnState = { column, field: firstIndex.get(column.name)!, cells: [], clipped: 0, rounded: 0 };
+      const state: ColumnState = { column, field: firstIndex.get(column.name)!, cells: [], clipped: 0, rounded: 0, snapped: 0 };
       if (column.type === "categorical") {
         state.exact = new Map(column.values.map((v, k) => [v, k]));
         state.numeric = new Map();
@@ -269,6 +277,9 @@ class TableReader {
       } else {
         state.lo = column.min;
         state.hi = column.max;
+      }
+      if (column.type === "numeric" && column.step !== undefined && !(column.integer && column.step === 1)) {
+        state.grid = numericGrid(column);
       }
       return state;
     });
@@ -318,6 +329,12 @@ class TableReader {
           v = s.hi!;
           if (s.clipped++ === 0) s.firstClippedLine = line;
         }
+        if (s.grid) {
+          // The nearest grid value (min + k·step), which lies within the bounds.
+          const snapped = s.grid.value(s.grid.index(v));
+          if (Math.abs(snapped - v) > GRID_TOLERANCE * s.grid.step && s.snapped++ === 0) s.firstSnappedLine = line;
+          v = snapped;
+        }
         s.cells.push(v === 0 ? 0 : v); // no -0
       }
     }
@@ -346,6 +363,14 @@ class TableReader {
         const loc = { file: this.file, line: s.firstRoundedLine, column: column.name };
         this.warn({
           message: `${formatLocation({ file: this.file, column: column.name })}: ${s.rounded} non-integer value${s.rounded === 1 ? " was" : "s were"} rounded to the nearest integer (first on line ${s.firstRoundedLine})`,
+          location: loc,
+        });
+      }
+      if (s.snapped > 0) {
+        const loc = { file: this.file, line: s.firstSnappedLine, column: column.name };
+        const origin = column.integer ? Math.ceil(column.min) : column.min;
+        this.warn({
+          message: `${formatLocation({ file: this.file, column: column.name })}: ${s.snapped} value${s.snapped === 1 ? " was" : "s were"} snapped to the nearest multiple of the step ${column.step} from ${origin} (first on line ${s.firstSnappedLine})`,
           location: loc,
         });
       }

@@ -11,6 +11,12 @@ export interface NumericColumn {
   integer: boolean;
   /** Number of equal-width bins for histogram-based engines; derived from the bounds when absent. */
   bins?: number;
+  /**
+   * The measurement's resolution (public metadata): values are min + k·step (integer columns:
+   * ceil(min) + k·step, a whole step ≥ 1; their default is 1). Read values are snapped to this grid, and
+   * engines sample grid values only. Absent for a continuous column.
+   */
+  step?: number;
 }
 
 export interface CategoricalColumn {

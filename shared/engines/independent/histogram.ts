@@ -1,22 +1,55 @@
 /**
  * Per-column histograms over the schema's cells, and their post-processing into distributions.
  *
- * Column j has categoryCount(column) + 1 cells: its categories (categorical values or numeric bins) and
- * a last cell for "missing". The histograms of all columns are laid out one after another in one vector.
+ * Coarse level: column j has categoryCount(column) + 1 cells: its categories (categorical values or
+ * numeric bins) and a last cell for "missing". The coarse histograms of all columns are laid out one after
+ * another at the start of the vector.
+ *
+ * Fine level: a numeric column whose value grid (integer values, or multiples of its "step") has more than
+ * MAX_EXACT_INTEGER_VALUES and at most MAX_FINE_VALUES values, and whose coarse bins hold several grid
+ * values each, also gets one cell per grid value (no missing cell). These fine histograms follow the
+ * coarse ones, in column order.
  */
 import type { Schema, Table } from "../../schema/schema.js";
-import { binIndex, categoryCount, numericBins, type NumericBins } from "../../schema/bins.js";
+import { binIndex, categoryCount, MAX_EXACT_INTEGER_VALUES, numericBins, type NumericBins, type NumericGrid } from "../../schema/bins.js";
 import { FedsynthError } from "../../errors.js";
+
+/** Grids with at most this many values get a fine (one cell per value) level. */
+export const MAX_FINE_VALUES = 2000;
+
+export interface FineLevel {
+  /** Schema index of the column. */
+  column: number;
+  /** Index of the column's first fine cell in the concatenated vector. */
+  offset: number;
+  /** Number of fine cells: the grid's values. */
+  size: number;
+  /** Grid values per coarse bin (bin b holds grid values b·perBin .. (b+1)·perBin − 1). */
+  perBin: number;
+  grid: NumericGrid;
+}
 
 export interface HistogramLayout {
   /** Number of schema columns. */
   columns: number;
-  /** Cells of each column, including its last "missing" cell. */
+  /** Coarse cells of each column, including its last "missing" cell. */
   sizes: number[];
-  /** Index of each column's first cell in the concatenated vector. */
+  /** Index of each column's first coarse cell in the concatenated vector. */
   offsets: number[];
-  /** Total number of cells. */
+  /** Number of coarse cells (they come first). */
+  coarseTotal: number;
+  /** The fine levels, in column order (their cells follow the coarse ones). */
+  fine: FineLevel[];
+  /** Fine level of each column, or undefined. */
+  fineOf: (FineLevel | undefined)[];
+  /** Total number of cells, coarse and fine. */
   total: number;
+}
+
+/** The column's bins when it gets a fine level (a grid of 33 .. MAX_FINE_VALUES values, bins of several values). */
+export function fineBins(bins: NumericBins): boolean {
+  const grid = bins.grid;
+  return grid !== undefined && grid.count > MAX_EXACT_INTEGER_VALUES && grid.count <= MAX_FINE_VALUES && bins.perBin > 1;
 }
 
 export function histogramLayout(schema: Schema): HistogramLayout {
@@ -29,12 +62,25 @@ export function histogramLayout(schema: Schema): HistogramLayout {
     sizes.push(size);
     total += size;
   }
-  return { columns: schema.columns.length, sizes, offsets, total };
+  const coarseTotal = total;
+  const fine: FineLevel[] = [];
+  const fineOf: (FineLevel | undefined)[] = schema.columns.map(() => undefined);
+  schema.columns.forEach((column, j) => {
+    if (column.type !== "numeric") return;
+    const bins = numericBins(column);
+    if (!fineBins(bins)) return;
+    const level: FineLevel = { column: j, offset: total, size: bins.grid!.count, perBin: bins.perBin, grid: bins.grid! };
+    fine.push(level);
+    fineOf[j] = level;
+    total += level.size;
+  });
+  return { columns: schema.columns.length, sizes, offsets, coarseTotal, fine, fineOf, total };
 }
 
 /**
- * Raw (un-noised) counts of a table: for every row, one cell per column is incremented by 1 — so adding or
- * removing a row changes the vector by exactly sqrt(columns) in L2 norm.
+ * Raw (un-noised) counts of a table: for every row, one coarse cell per column is incremented by 1, and
+ * one fine cell per fine column whose value is present — so adding or removing a row changes the coarse
+ * part by exactly sqrt(columns) and the fine part by at most sqrt(fine columns) in L2 norm.
  */
 export function countTable(schema: Schema, layout: HistogramLayout, table: Table): Float64Array {
   const counts = new Float64Array(layout.total);
@@ -73,11 +119,14 @@ export function countTable(schema: Schema, layout: HistogramLayout, table: Table
       }
     } else {
       const bins = numericBins(column);
+      const fine = layout.fineOf[j];
       for (let i = 0; i < rows; i++) {
         const v = cells[i];
         if (v === null) counts[missing] += 1;
-        else if (typeof v === "number" && Number.isFinite(v)) counts[offset + binIndex(bins, v)] += 1;
-        else {
+        else if (typeof v === "number" && Number.isFinite(v)) {
+          counts[offset + binIndex(bins, v)] += 1;
+          if (fine) counts[fine.offset + fine.grid.index(v)] += 1;
+        } else {
           throw new FedsynthError("invalid-data", `Column '${column.name}' holds a non-numeric value in row ${i + 1}`, {
             location: { column: column.name },
           });
@@ -144,18 +193,92 @@ export function normSub(x: ArrayLike<number>, total: number): Float64Array {
   return out;
 }
 
+/** Noise of the round-averaged estimate (public: from the config's σ and the rounds' contributor counts). */
+export interface EstimateNoise {
+  /** Variance of a coarse cell. */
+  coarseVariance: number;
+  /** Variance of a fine cell. */
+  fineVariance: number;
+}
+
+export interface ColumnDistributions {
+  /** Post-processed estimate of the pooled row count. */
+  rows: number;
+  /** Each column's coarse cell probabilities (last cell = missing); each sums to 1. */
+  probabilities: Float64Array[];
+  /**
+   * For each column with a fine level: the probability of each grid value, then of "missing" (length
+   * grid values + 1, sums to 1; the grid values of coarse bin b sum to probabilities[j][b]). Undefined for
+   * other columns.
+   */
+  values: (Float64Array | undefined)[];
+}
+
+/** Inverse-variance weighted mean of a coarse bin's count and the sum of its m fine counts. */
+function combineBlock(coarse: number, fineSum: number, m: number, noise: EstimateNoise | undefined): number {
+  if (!noise) return coarse;
+  const wc = 1 / noise.coarseVariance;
+  const wf = 1 / (m * noise.fineVariance);
+  if (!Number.isFinite(wc) || !Number.isFinite(wf) || !(wc > 0) || !(wf > 0)) return coarse;
+  return (wc * coarse + wf * fineSum) / (wc + wf);
+}
+
+/**
+ * Splits a block's count over its grid values from their noisy fine counts f (m values): James–Stein
+ * shrinkage of the deviations d_i = f_i − mean(f) toward a uniform split, by the factor
+ * s = max(0, 1 − (m−1)·fineVariance / Σ d_i²); then negatives are clipped and the result rescaled to
+ * `count`. Writes the (non-negative) shares into out[0 .. m−1], summing to 1 (uniform when nothing is left).
+ */
+export function shrinkBlock(fine: ArrayLike<number>, count: number, fineVariance: number, out: Float64Array | number[]): void {
+  const m = fine.length;
+  if (m === 0) return;
+  let mean = 0;
+  for (let i = 0; i < m; i++) mean += fine[i];
+  mean /= m;
+  let ss = 0;
+  for (let i = 0; i < m; i++) ss += (fine[i] - mean) ** 2;
+  const shrink = ss > 0 && Number.isFinite(ss) ? Math.max(0, 1 - ((m - 1) * Math.max(0, fineVariance)) / ss) : 0;
+  const base = Math.max(0, count) / m;
+  let sum = 0;
+  for (let i = 0; i < m; i++) {
+    const x = Math.max(0, base + shrink * (fine[i] - mean));
+    out[i] = x;
+    sum += x;
+  }
+  if (sum > 0 && Number.isFinite(sum)) for (let i = 0; i < m; i++) out[i] /= sum;
+  else for (let i = 0; i < m; i++) out[i] = 1 / m;
+}
+
 /**
  * Post-processing of the averaged noisy histograms into one probability vector per column (pure
  * post-processing: it uses only released values and public metadata, so it costs no privacy).
- * Column probabilities sum to 1; a column without any positive mass is uniform over its non-missing cells.
+ *
+ * 1. The pooled row count N: the inverse-variance weighted mean of the coarse column totals.
+ * 2. Two-level columns: each coarse bin's count becomes the inverse-variance weighted mean of the bin's
+ *    coarse count and the sum of its fine counts (when `noise` is given).
+ * 3. Each coarse histogram becomes non-negative and sums to N (Norm-Sub); probabilities are it divided by
+ *    N. A column without any positive mass is uniform over its non-missing cells.
+ * 4. Two-level columns: each bin's probability is split over its grid values by `shrinkBlock`.
  */
-export function columnProbabilities(layout: HistogramLayout, estimate: Float64Array): { rows: number; probabilities: Float64Array[] } {
+export function columnProbabilities(layout: HistogramLayout, estimate: Float64Array, noise?: EstimateNoise): ColumnDistributions {
   const rows = estimateRowCount(layout, estimate);
   const probabilities: Float64Array[] = [];
+  const values: (Float64Array | undefined)[] = [];
   for (let j = 0; j < layout.columns; j++) {
     const size = layout.sizes[j];
     const off = layout.offsets[j];
-    const hist = normSub(estimate.subarray(off, off + size), rows);
+    const fine = layout.fineOf[j];
+    const coarse = Float64Array.from(estimate.subarray(off, off + size));
+    if (fine) {
+      for (let b = 0; b < size - 1; b++) {
+        const first = b * fine.perBin;
+        const m = Math.min(fine.size, first + fine.perBin) - first;
+        let fineSum = 0;
+        for (let k = 0; k < m; k++) fineSum += estimate[fine.offset + first + k];
+        coarse[b] = combineBlock(coarse[b], fineSum, m, noise);
+      }
+    }
+    const hist = normSub(coarse, rows);
     let sum = 0;
     for (let c = 0; c < size; c++) sum += hist[c];
     const p = new Float64Array(size);
@@ -167,8 +290,23 @@ export function columnProbabilities(layout: HistogramLayout, estimate: Float64Ar
       p[0] = 1; // a column with no categories at all can only be missing
     }
     probabilities.push(p);
+    if (!fine) {
+      values.push(undefined);
+      continue;
+    }
+    const v = new Float64Array(fine.size + 1);
+    const shares = new Float64Array(fine.perBin);
+    for (let b = 0; b < size - 1; b++) {
+      const first = b * fine.perBin;
+      const m = Math.min(fine.size, first + fine.perBin) - first;
+      const block = estimate.subarray(fine.offset + first, fine.offset + first + m);
+      shrinkBlock(block, hist[b], noise ? noise.fineVariance : 0, shares);
+      for (let k = 0; k < m; k++) v[first + k] = p[b] * shares[k];
+    }
+    v[fine.size] = p[size - 1];
+    values.push(v);
   }
-  return { rows: Math.max(0, rows), probabilities };
+  return { rows: Math.max(0, rows), probabilities, values };
 }
 
 /** Numeric bins of every column (undefined for categoricals), computed once. */

@@ -1,9 +1,12 @@
 /**
  * Fast sampling of cells from per-column distributions: Walker/Vose alias tables (O(1) per draw, one
  * uniform for the cell and one more for a value within a numeric bin), and value formatting.
+ *
+ * Columns with a value grid (integer columns, columns with a "step") only ever produce grid values: drawn
+ * from the per-value distribution when the column has a fine level, otherwise uniformly within the bin.
  */
 import type { Column } from "../../schema/schema.js";
-import { numericBins } from "../../schema/bins.js";
+import { numericBins, type NumericGrid } from "../../schema/bins.js";
 import type { Rng } from "../../random/rng.js";
 
 export interface AliasTable {
@@ -84,13 +87,35 @@ export function formatDecimal(v: number, min: number, max: number): string {
   return String(r);
 }
 
+/** A grid value as written: integers without decimals, others with the grid's number of decimals. */
+export function formatGridValue(grid: NumericGrid, k: number): string {
+  const v = grid.value(k);
+  return grid.decimals === 0 ? String(v === 0 ? 0 : v) : v.toFixed(grid.decimals);
+}
+
 /** Draws one output cell ("" = missing) given the column's cell probabilities (last cell = missing). */
 export type CellSampler = (rng: Rng) => string;
 
 /** Most integer values for which formatted strings are cached. */
 const INTEGER_STRING_CACHE = 1 << 16;
 
-export function cellSampler(column: Column, probabilities: Float64Array): CellSampler {
+/**
+ * The sampler of one column. `probabilities` are its coarse cells' (last = missing); `values`, for a
+ * column with a fine level, the probability of each grid value then of missing (see columnProbabilities).
+ */
+export function cellSampler(column: Column, probabilities: Float64Array, values?: Float64Array): CellSampler {
+  if (column.type === "numeric" && values) {
+    const grid = numericBins(column).grid;
+    if (!grid || values.length !== grid.count + 1) throw new RangeError(`cellSampler: column '${column.name}' has no grid of ${values.length - 1} values`);
+    const labels = Array.from({ length: grid.count + 1 }, (_, k) => (k === grid.count ? "" : formatGridValue(grid, k)));
+    const { prob, alias } = aliasTable(values);
+    const n = prob.length;
+    return (rng) => {
+      const u = rng.next() * n;
+      const i = u >= n ? n - 1 : Math.floor(u);
+      return labels[u - i < prob[i] ? i : alias[i]];
+    };
+  }
   const table = aliasTable(probabilities);
   const { prob, alias } = table;
   const n = prob.length;
@@ -107,6 +132,22 @@ export function cellSampler(column: Column, probabilities: Float64Array): CellSa
   }
 
   const bins = numericBins(column);
+  const grid = bins.grid;
+  if (grid && (!column.integer || grid.step !== 1)) {
+    // A grid other than all the integers: a uniform grid value within the bin's block.
+    const perBin = bins.perBin;
+    const count = grid.count;
+    const cache = count <= INTEGER_STRING_CACHE ? Array.from({ length: count }, (_, k) => formatGridValue(grid, k)) : null;
+    return (rng) => {
+      const b = pick(rng);
+      if (b === missing) return "";
+      const first = b * perBin;
+      const m = Math.min(count, first + perBin) - first;
+      let k = Math.floor(rng.next() * m);
+      if (k >= m) k = m - 1;
+      return cache ? cache[first + k] : formatGridValue(grid, first + k);
+    };
+  }
   const lo = Float64Array.from(bins.lo);
   const width = Float64Array.from(bins.lo, (l, b) => bins.hi[b] - l);
   if (column.integer) {
