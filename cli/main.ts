@@ -10,6 +10,7 @@ import { registerSampleCommand } from "./commands/sample.js";
 import { registerSimulateCommand } from "./commands/simulate.js";
 import { registerEvaluateCommand } from "./commands/evaluate.js";
 import { registerDemoCommand } from "./commands/demo.js";
+import { registerDoctorCommand } from "./commands/doctor.js";
 import { VERSION } from "./version.js";
 
 const program = new Command()
@@ -28,6 +29,7 @@ registerSiteCommands(program);
 registerSiteListCommand(program);
 registerStudyCommands(program);
 registerModelCommands(program);
+registerDoctorCommand(program);
 
 try {
   await program.parseAsync(process.argv);
