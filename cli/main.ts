@@ -10,6 +10,7 @@ import { registerSampleCommand } from "./commands/sample.js";
 import { registerSimulateCommand } from "./commands/simulate.js";
 import { registerEvaluateCommand } from "./commands/evaluate.js";
 import { registerDemoCommand } from "./commands/demo.js";
+import { registerPrivacyCommands } from "./commands/privacy.js";
 import { registerDoctorCommand } from "./commands/doctor.js";
 import { VERSION } from "./version.js";
 
@@ -29,6 +30,7 @@ registerSiteCommands(program);
 registerSiteListCommand(program);
 registerStudyCommands(program);
 registerModelCommands(program);
+registerPrivacyCommands(program);
 registerDoctorCommand(program);
 
 try {

@@ -71,12 +71,22 @@ export function taskCharge(store: LocalStore, spec: StudySpec, mechanisms: Mecha
   return { ok: true, epsilonTask: Accountant.epsilonOf(mechanisms, spec.delta), epsilonStudyTotal };
 }
 
-/** Whether two mechanism lists describe the same charge (same kinds and parameters). */
+/** Whether two mechanism lists describe the same charge (same kinds and parameters, compared per kind). */
 export function sameMechanisms(a: Mechanism[], b: Mechanism[]): boolean {
   if (a.length !== b.length) return false;
   const close = (x: number, y: number) => Math.abs(x - y) <= 1e-12 * Math.max(1, Math.abs(x), Math.abs(y));
+  /** Relative: sampling rates are small, and a small absolute difference can be a large relative one. */
+  const closeRelative = (x: number, y: number) => Math.abs(x - y) <= 1e-12 * Math.max(Math.abs(x), Math.abs(y));
   return a.every((m, i) => {
     const n = b[i];
-    return m.kind === n.kind && close(m.l2Sensitivity, n.l2Sensitivity) && close(m.sigma, n.sigma) && m.repetitions === n.repetitions;
+    switch (m.kind) {
+      case "gaussian":
+        return n.kind === "gaussian" && close(m.l2Sensitivity, n.l2Sensitivity) && close(m.sigma, n.sigma) && m.repetitions === n.repetitions;
+      case "subsampled-gaussian":
+        return n.kind === "subsampled-gaussian" && closeRelative(m.samplingRate, n.samplingRate) && close(m.noiseMultiplier, n.noiseMultiplier) &&
+          m.steps === n.steps && close(m.clipNorm, n.clipNorm);
+      default:
+        return false;
+    }
   });
 }

@@ -88,6 +88,7 @@ export class TaskRunner {
       model = engine.deserialize(bytes, schema, spec.engineConfig);
     }
     this.opts.progress?.(task.taskId, 0.2, "computing the local update");
+    await engine.prepare?.();
     const update = engine.localUpdate(ctx, model, table, new SecureRng());
     if (update.length !== task.updateLength) {
       throw new FedsynthError("internal", `engine ${spec.engine} produced ${update.length} values instead of ${task.updateLength}`);

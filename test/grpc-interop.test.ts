@@ -32,7 +32,10 @@ describe("protocol round trips", () => {
         engineConfig: { sigma: 13.95, nested: { a: [1, 2] } },
       },
       round: 2,
-      mechanisms: [{ kind: "gaussian", l2Sensitivity: Math.sqrt(14), sigma: 13.958746, repetitions: 1 }],
+      mechanisms: [
+        { kind: "gaussian", l2Sensitivity: Math.sqrt(14), sigma: 13.958746, repetitions: 1 },
+        { kind: "subsampled-gaussian", samplingRate: 256 / 60000, noiseMultiplier: 1.1, steps: 14_062, clipNorm: 0.75 },
+      ],
       modelId: "model-9", modelSha256: "ab".repeat(32), modelBytes: 12345, updateLength: 98765, roundConfig: { columns: [0, 3] },
     };
     const bytes = toBinary(TaskSchema, taskToProto(task));

@@ -18,6 +18,7 @@ export async function sampleModelFile(modelPath: string, rows: number, out: stri
   const engine = getEngine(bundle.engine);
   const schema = parseSchema(bundle.schemaJson, `${modelPath} (schema)`);
   const model = engine.deserialize(bundle.body, schema, bundle.engineConfig);
+  await engine.prepare?.();
   const usedSeed = seed ?? randomInt(0, 2 ** 31);
   const writer = createCsvWriter(out, schema);
   for (const row of engine.sample(model, rows, new SeededRng(usedSeed))) {

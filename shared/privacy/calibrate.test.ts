@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { calibrateSigma } from "./calibrate.js";
+import { calibrateNoiseMultiplier, calibrateSigma } from "./calibrate.js";
 import { Accountant } from "./accountant.js";
-import { deltaForEpsilon, normalCdf } from "./gaussian.js";
+import { deltaForEpsilon, epsilonForDelta, normalCdf } from "./gaussian.js";
 import type { Mechanism } from "./mechanism.js";
 import { FedsynthError } from "../errors.js";
 
@@ -93,3 +93,84 @@ describe("calibrateSigma", () => {
     expect(() => calibrateSigma({ epsilon: 1, delta: 1e-5, mechanismsForSigma: () => [] })).toThrow(FedsynthError);
   });
 });
+
+describe("calibrateNoiseMultiplier (DP-SGD)", () => {
+  const spend = (samplingRate: number, noiseMultiplier: number, steps: number, delta: number) =>
+    Accountant.epsilonOf([{ kind: "subsampled-gaussian", samplingRate, noiseMultiplier, steps, clipNorm: 1 }], delta);
+
+  it("recovers σ = 1.1 from its own epsilon (q=0.01, 10,000 steps, δ=1e-5)", () => {
+    const eps = spend(0.01, 1.1, 10_000, 1e-5);
+    const sigma = calibrateNoiseMultiplier({ epsilon: eps, delta: 1e-5, samplingRate: 0.01, steps: 10_000 });
+    expect(sigma).toBeGreaterThanOrEqual(1.1 * (1 - 1e-6));
+    expect(sigma).toBeLessThanOrEqual(1.1 * (1 + 1e-6));
+    expect(spend(0.01, sigma, 10_000, 1e-5)).toBeLessThanOrEqual(eps);
+  });
+
+  it("round trip: the calibrated σ spends at most ε, and a little less noise spends more", () => {
+    for (const [samplingRate, steps] of [[0.01, 10_000], [256 / 60000, 14_062], [0.1, 50], [0.002, 1]] as const) {
+      for (const epsilon of [0.5, 1, 3, 8]) {
+        const sigma = calibrateNoiseMultiplier({ epsilon, delta: 1e-5, samplingRate, steps });
+        expect(spend(samplingRate, sigma, steps, 1e-5), `q=${samplingRate} T=${steps} ε=${epsilon}`).toBeLessThanOrEqual(epsilon);
+        expect(spend(samplingRate, sigma * (1 - 1e-6), steps, 1e-5), `q=${samplingRate} T=${steps} ε=${epsilon}`).toBeGreaterThan(epsilon);
+        // Printed with at most 8 significant digits, and the printed value is the value checked.
+        expect(String(sigma).replace(/^0\.0*|\.|e.*$/g, "").replace(/^0+/, "").length).toBeLessThanOrEqual(8);
+        expect(Number(String(sigma))).toBe(sigma);
+      }
+    }
+  });
+
+  it("more steps or a larger sampling rate need more noise", () => {
+    const base = calibrateNoiseMultiplier({ epsilon: 2, delta: 1e-5, samplingRate: 0.01, steps: 1000 });
+    expect(calibrateNoiseMultiplier({ epsilon: 2, delta: 1e-5, samplingRate: 0.01, steps: 4000 })).toBeGreaterThan(base);
+    expect(calibrateNoiseMultiplier({ epsilon: 2, delta: 1e-5, samplingRate: 0.04, steps: 1000 })).toBeGreaterThan(base);
+    expect(calibrateNoiseMultiplier({ epsilon: 4, delta: 1e-5, samplingRate: 0.01, steps: 1000 })).toBeLessThan(base);
+  });
+
+  it("sampling rate 1 is calibrated exactly in GDP (μ = √T/σ)", () => {
+    const sigma = calibrateNoiseMultiplier({ epsilon: 1, delta: 1e-5, samplingRate: 1, steps: 9 });
+    expect(epsilonForDelta(3 / sigma, 1e-5)).toBeLessThanOrEqual(1);
+    const single = calibrateSigma({ epsilon: 1, delta: 1e-5, mechanismsForSigma: (s) => [{ kind: "gaussian", l2Sensitivity: 3, sigma: s, repetitions: 1 }] });
+    expect(sigma / single - 1).toBeLessThan(3e-7);
+    expect(sigma).toBeGreaterThanOrEqual(single * (1 - 1e-7));
+  });
+
+  it("explains budgets that no amount of noise can meet under RDP accounting", () => {
+    let err: unknown;
+    try {
+      calibrateNoiseMultiplier({ epsilon: 0.05, delta: 1e-5, samplingRate: 0.01, steps: 100 });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(FedsynthError);
+    expect((err as FedsynthError).code).toBe("invalid-argument");
+    expect((err as FedsynthError).message).toMatch(/smallest epsilon that can be certified/);
+    expect((err as FedsynthError).hint).toMatch(/larger epsilon/);
+  });
+
+  it("rejects invalid inputs with FedsynthError('invalid-argument') and a hint", () => {
+    const ok = { epsilon: 1, delta: 1e-5, samplingRate: 0.01, steps: 100 };
+    const bad = [
+      { ...ok, samplingRate: 0 },
+      { ...ok, samplingRate: 1.2 },
+      { ...ok, samplingRate: NaN },
+      { ...ok, steps: 0 },
+      { ...ok, steps: 2.5 },
+      { ...ok, epsilon: 0 },
+      { ...ok, epsilon: Infinity },
+      { ...ok, delta: 0 },
+      { ...ok, delta: 1 },
+    ];
+    for (const b of bad) {
+      let err: unknown;
+      try {
+        calibrateNoiseMultiplier(b);
+      } catch (e) {
+        err = e;
+      }
+      expect(err, JSON.stringify(b)).toBeInstanceOf(FedsynthError);
+      expect((err as FedsynthError).code).toBe("invalid-argument");
+      expect((err as FedsynthError).hint).toBeTruthy();
+    }
+  });
+});
+

@@ -4,6 +4,7 @@
  */
 import type { Mechanism } from "./mechanism.js";
 import { Accountant } from "./accountant.js";
+import { DEFAULT_ORDERS, rdpToEpsilon } from "./rdp.js";
 import { FedsynthError } from "../errors.js";
 
 export interface CalibrateOptions {
@@ -95,4 +96,62 @@ export function calibrateSigma(opts: CalibrateOptions): number {
     sigma *= 1 + 1e-6;
   }
   return sigma;
+}
+
+export interface CalibrateNoiseMultiplierOptions {
+  /** Total budget, > 0. */
+  epsilon: number;
+  /** In (0, 1). */
+  delta: number;
+  /** Poisson sampling rate q of DP-SGD, in (0, 1]. */
+  samplingRate: number;
+  /** Number of noisy steps, a whole number >= 1. */
+  steps: number;
+}
+
+/** Significant digits the calibrated noise multiplier is rounded (up) to, so that it prints exactly. */
+const NOISE_MULTIPLIER_DIGITS = 8;
+
+/**
+ * The smallest noise multiplier σ for DP-SGD (sampling rate q, `steps` steps) whose cost, as the
+ * Accountant charges it, is at most (ε, δ): bisection through `calibrateSigma`, then rounded up to 8
+ * significant digits (so that the printed value is the value checked), and re-checked.
+ */
+export function calibrateNoiseMultiplier(opts: CalibrateNoiseMultiplierOptions): number {
+  const { epsilon, delta, samplingRate, steps } = opts;
+  if (typeof samplingRate !== "number" || !(samplingRate > 0 && samplingRate <= 1)) {
+    throw invalid(
+      `The sampling rate must be a number in (0, 1], got ${String(samplingRate)}`,
+      "The Poisson sampling rate q is the expected batch size divided by the number of records (q = 0 would need no noise).",
+    );
+  }
+  if (typeof steps !== "number" || !Number.isSafeInteger(steps) || steps < 1) {
+    throw invalid(`The number of steps must be a whole number >= 1, got ${String(steps)}`, "steps = epochs × (records / expected batch size).");
+  }
+  const mechanismsForSigma = (noiseMultiplier: number): Mechanism[] => [
+    { kind: "subsampled-gaussian", samplingRate, noiseMultiplier, steps, clipNorm: 1 },
+  ];
+  const budgetValid = typeof epsilon === "number" && Number.isFinite(epsilon) && epsilon > 0 &&
+    typeof delta === "number" && Number.isFinite(delta) && delta > 0 && delta < 1; // else calibrateSigma explains
+  if (samplingRate < 1 && budgetValid) {
+    // Rényi accounting at a finite set of orders cannot certify arbitrarily small epsilons: even with no
+    // privacy loss at all (ρ = 0) the conversion leaves min over α of −(log δ + log α)/(α − 1) + log(1 − 1/α).
+    const floor = rdpToEpsilon(DEFAULT_ORDERS, DEFAULT_ORDERS.map(() => 0), delta).epsilon;
+    if (epsilon <= floor) {
+      throw invalid(
+        `No amount of noise meets epsilon=${epsilon} at delta=${delta}: with Rényi DP at orders up to ${DEFAULT_ORDERS[DEFAULT_ORDERS.length - 1]}, the smallest epsilon that can be certified at this delta is ${Number(floor.toPrecision(6))}`,
+        "Choose a larger epsilon or a larger delta.",
+      );
+    }
+  }
+  const sigma = calibrateSigma({ epsilon, delta, mechanismsForSigma });
+  // Round up to NOISE_MULTIPLIER_DIGITS significant digits; more noise only costs less.
+  const scale = 10 ** (NOISE_MULTIPLIER_DIGITS - 1 - Math.floor(Math.log10(sigma)));
+  let rounded = Math.ceil(sigma * scale) / scale;
+  if (rounded < sigma) rounded = (Math.ceil(sigma * scale) + 1) / scale;
+  for (let attempt = 0; Accountant.epsilonOf(mechanismsForSigma(rounded), delta) > epsilon; attempt++) {
+    if (attempt >= 10) throw new FedsynthError("internal", `Noise calibration failed to meet epsilon=${epsilon}, delta=${delta}`);
+    rounded = (Math.round(rounded * scale) + 1) / scale;
+  }
+  return rounded;
 }

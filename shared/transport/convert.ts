@@ -10,10 +10,24 @@ import type { DeclineReason, StudySpec, TaskAssignment } from "../federation/tas
 import type { JsonObject } from "../engines/engine.js";
 import { FedsynthError } from "../errors.js";
 
+const UINT32_MAX = 0xffff_ffff;
+
 export function mechanismToProto(m: Mechanism): MechanismMsg {
   switch (m.kind) {
     case "gaussian":
       return create(MechanismSchema, { kind: { case: "gaussian", value: { l2Sensitivity: m.l2Sensitivity, sigma: m.sigma, repetitions: m.repetitions } } });
+    case "subsampled-gaussian":
+      if (!Number.isInteger(m.steps) || m.steps < 0 || m.steps > UINT32_MAX) {
+        throw new FedsynthError("invalid-argument", `a subsampled Gaussian mechanism's steps (${m.steps}) do not fit the protocol (a whole number up to ${UINT32_MAX})`);
+      }
+      return create(MechanismSchema, {
+        kind: {
+          case: "subsampledGaussian",
+          value: { samplingRate: m.samplingRate, noiseMultiplier: m.noiseMultiplier, steps: m.steps, clipNorm: m.clipNorm },
+        },
+      });
+    default:
+      throw new FedsynthError("internal", `no protocol encoding for privacy mechanism kind ${JSON.stringify((m as { kind?: unknown }).kind)}`);
   }
 }
 
@@ -21,6 +35,10 @@ export function mechanismFromProto(m: MechanismMsg): Mechanism {
   switch (m.kind.case) {
     case "gaussian":
       return { kind: "gaussian", l2Sensitivity: m.kind.value.l2Sensitivity, sigma: m.kind.value.sigma, repetitions: m.kind.value.repetitions };
+    case "subsampledGaussian": {
+      const v = m.kind.value;
+      return { kind: "subsampled-gaussian", samplingRate: v.samplingRate, noiseMultiplier: v.noiseMultiplier, steps: v.steps, clipNorm: v.clipNorm };
+    }
     default:
       throw new FedsynthError("invalid-argument", "a task carries a privacy mechanism this agent does not know", {
         hint: "upgrade the site agent to the coordinator's version",
