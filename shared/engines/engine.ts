@@ -35,6 +35,12 @@ export interface Engine<M = unknown> {
   readonly description: string;
 
   /**
+   * Readies what the engine's computations need (e.g. a TensorFlow.js backend). Callers await it before
+   * `localUpdate` and `sample`; the other methods never need it.
+   */
+  prepare?(): Promise<void>;
+
+  /**
    * Fixes the study's public engine settings so that `privacy.rounds` rounds cost each site at most
    * (epsilon, delta). Throws FedsynthError("invalid-argument") when the budget cannot be met.
    */

@@ -3,12 +3,16 @@
  */
 import type { Engine } from "./engine.js";
 import { independentEngine } from "./independent/engine.js";
+import { neuralEngine } from "./neural/engine.js";
 import { FedsynthError } from "../errors.js";
 
 /** The best engine the project has; used when a study does not name one. */
 export const DEFAULT_ENGINE = "independent";
 
-const ENGINES: ReadonlyMap<string, Engine> = new Map<string, Engine>([[independentEngine.name, independentEngine]]);
+const ENGINES: ReadonlyMap<string, Engine> = new Map<string, Engine>([
+  [independentEngine.name, independentEngine],
+  [neuralEngine.name, neuralEngine as Engine],
+]);
 
 /** Names of all known engines, sorted. */
 export function engineNames(): string[] {
