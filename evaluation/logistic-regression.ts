@@ -114,19 +114,7 @@ export function fitLogisticRegression(x: Design, labels: ArrayLike<number>, clas
     grad.fill(0);
     for (let i = 0; i < n; i++) {
       const base = i * width;
-      let maxLogit = -Infinity;
-      for (let k = 0; k < K; k++) {
-        let s = 0;
-        const wk = k * dim;
-        for (let e = 0; e < width; e++) s += look[wk + index[base + e]] * value[base + e];
-        logits[k] = s;
-        if (s > maxLogit) maxLogit = s;
-      }
-      let z = 0;
-      for (let k = 0; k < K; k++) {
-        logits[k] = Math.exp(logits[k] - maxLogit);
-        z += logits[k];
-      }
+      const z = softmaxRow(look, K, dim, width, index, value, base, logits);
       for (let k = 0; k < K; k++) {
         const r = (logits[k] / z - (y[i] === k ? 1 : 0)) / n;
         if (r === 0) continue;
@@ -176,21 +164,31 @@ export function predictProba(model: LogisticModel, x: Design): Float64Array {
   }
   const logits = new Float64Array(K);
   for (let i = 0; i < n; i++) {
-    const base = i * width;
-    let maxLogit = -Infinity;
-    for (let k = 0; k < K; k++) {
-      let s = 0;
-      const wk = k * dim;
-      for (let e = 0; e < width; e++) s += weights[wk + index[base + e]] * value[base + e];
-      logits[k] = s;
-      if (s > maxLogit) maxLogit = s;
-    }
-    let z = 0;
-    for (let k = 0; k < K; k++) {
-      logits[k] = Math.exp(logits[k] - maxLogit);
-      z += logits[k];
-    }
+    const z = softmaxRow(weights, K, dim, width, index, value, i * width, logits);
     for (let k = 0; k < K; k++) out[i * classes + trained[k]] = logits[k] / z;
   }
   return out;
+}
+
+/**
+ * Unnormalized softmax of one sparse row: fills `out` with exp(logit − max) for the K classes and returns
+ * their sum (the caller divides).
+ */
+function softmaxRow(
+  w: Float64Array, K: number, dim: number, width: number, index: ArrayLike<number>, value: ArrayLike<number>, base: number, out: Float64Array,
+): number {
+  let maxLogit = -Infinity;
+  for (let k = 0; k < K; k++) {
+    let s = 0;
+    const wk = k * dim;
+    for (let e = 0; e < width; e++) s += w[wk + index[base + e]] * value[base + e];
+    out[k] = s;
+    if (s > maxLogit) maxLogit = s;
+  }
+  let z = 0;
+  for (let k = 0; k < K; k++) {
+    out[k] = Math.exp(out[k] - maxLogit);
+    z += out[k];
+  }
+  return z;
 }

@@ -49,17 +49,13 @@ export function registerStudyCommands(program: Command): void {
 
   study
     .command("start")
-    .description("start a created study: round 1's tasks go to the sites")
+    .description("start a created study: the sites are invited, and round 1 begins once they have accepted")
     .argument("<study-id>")
     .requiredOption(COORDINATOR_FLAG, COORDINATOR_HELP)
-    .option("--watch", "follow the study until it ends", false)
+    .option("--watch", "follow the study until it ends (exit code 1 unless it completes)", false)
     .option("--json", "print the study as JSON", false)
     .action(async (studyId: string, opts) => {
-      await withClient(opts.coordinator, async (c) => {
-        const s = await c.startStudy(studyId);
-        if (opts.watch) await watchStudy(c, studyId, process.stdout);
-        else print(s, opts.json);
-      });
+      await withClient(opts.coordinator, async (c) => showOrWatch(c, await c.startStudy(studyId), opts));
     });
 
   study
@@ -67,15 +63,10 @@ export function registerStudyCommands(program: Command): void {
     .description("show a study: its state, its rounds and what each site has been charged")
     .argument("<study-id>")
     .requiredOption(COORDINATOR_FLAG, COORDINATOR_HELP)
-    .option("--watch", "follow the study until it ends", false)
+    .option("--watch", "follow the study until it ends (exit code 1 unless it completes)", false)
     .option("--json", "print the study as JSON", false)
     .action(async (studyId: string, opts) => {
-      await withClient(opts.coordinator, async (c) => {
-        if (opts.watch) {
-          const s = await watchStudy(c, studyId, process.stdout);
-          if (s.state !== "completed") process.exitCode = 1;
-        } else print(await c.getStudy(studyId), opts.json);
-      });
+      await withClient(opts.coordinator, async (c) => showOrWatch(c, await c.getStudy(studyId), opts));
     });
 
   study
@@ -104,6 +95,15 @@ export function registerStudyCommands(program: Command): void {
     .action(async (studyId: string, opts) => {
       print(await withClient(opts.coordinator, (c) => c.cancelStudy(studyId, opts.reason)), false);
     });
+}
+
+async function showOrWatch(client: OperatorClient, study: StudyView, opts: { watch: boolean; json: boolean }): Promise<void> {
+  if (!opts.watch) {
+    print(study, opts.json);
+    return;
+  }
+  const final = await watchStudy(client, study.studyId, process.stdout);
+  if (final.state !== "completed") process.exitCode = 1;
 }
 
 function print(s: StudyView, json: boolean): void {
