@@ -121,7 +121,9 @@ describe("Coordinator", () => {
     expect(coordinator.submitResult("a", first)).toEqual({ accepted: true, message: "already accepted" });
     const other = resultFor(task, eps);
     expect(coordinator.submitResult("a", other).accepted).toBe(false);
-    expect(store.listLedger({ studyId: study.studyId, kind: "charge" })).toHaveLength(1);
+    expect(coordinator.submitResult("a", other).accepted).toBe(false);
+    // The second, different update left the site too: it is charged once, marked as not accepted.
+    expect(store.listLedger({ studyId: study.studyId, kind: "charge" }).map((e) => e.body.accepted)).toEqual([true, false]);
   });
 
   it("rejects a result of the wrong length, a wrong hash, a wrong claimed epsilon, and a task of another site", () => {
@@ -139,6 +141,7 @@ describe("Coordinator", () => {
     expect(coordinator.submitResult("a", { ...good, updateSha256: "00" }).message).toMatch(/SHA-256/);
     expect(coordinator.submitResult("a", { ...good, epsilon: good.epsilon / 2 }).message).toMatch(/the coordinator computes/);
     expect(coordinator.submitResult("b", good).message).toMatch(/not assigned to site b/);
+    // Malformed results are refused outright; the site's own ledger keeps what it sent.
     expect(store.listLedger({ kind: "charge" })).toHaveLength(0);
   });
 
@@ -193,6 +196,12 @@ describe("Coordinator", () => {
     const s = store.getStudy(study.studyId)!;
     expect(s.state).toBe("completed");
     expect(store.listTasks(study.studyId, 1).find((t) => t.siteName === "b")!.state).toBe("expired");
+    // b's update arrives after the round closed: refused, but its spend is recorded (it left the site).
+    const late = coordinator.submitResult("b", resultFor(b.tasks()[0], [Accountant.epsilonOf(mech, 1e-5)]));
+    expect(late).toMatchObject({ accepted: false });
+    const bCharges = store.listLedger({ studyId: study.studyId, siteName: "b", kind: "charge" });
+    expect(bCharges.map((e) => e.body.accepted)).toEqual([false]);
+    expect(coordinator.studyDetail(study.studyId).charges.get("b")!.epsilon).toBeGreaterThan(0);
   });
 
   it("begins with the sites that accepted when others stay silent past the invitation deadline", () => {

@@ -288,25 +288,32 @@ export class Coordinator {
       this.log.warn("result for a task this site does not hold", { site: siteName, task: result.taskId });
       return { accepted: false, message: `task ${result.taskId} is not assigned to site ${siteName}` };
     }
-    if (task.state === "submitted") {
-      const previous = this.store.getSubmission(task.taskId);
-      if (previous?.updateSha256 === result.updateSha256) return { accepted: true, message: "already accepted" };
-      return { accepted: false, message: `a different update was already accepted for task ${task.taskId}` };
-    }
-    if (task.state !== "pending") return { accepted: false, message: `task ${task.taskId} is ${task.state} and takes no result` };
     const study = this.requireStudy(task.studyId);
     const round = this.store.getRound(task.studyId, task.round);
-    if (study.state !== "running" || !round || round.state !== "collecting") {
-      return { accepted: false, message: `round ${task.round} of study ${study.studyId} is closed` };
-    }
+    const actualSha = sha256Hex(vectorToBytes(result.update));
     const reject = (message: string) => {
       this.log.warn("result rejected", { site: siteName, task: task.taskId, reason: message });
       return { accepted: false, message };
     };
+    // A well-formed update that arrives when its task can no longer take one (the round closed at its
+    // deadline, the study failed) has left the site all the same: its charge goes on the ledger, once.
+    const tooLate = (message: string) => {
+      if (round) this.recordRejectedRelease(study, task, round, actualSha, message);
+      return reject(message);
+    };
+    if (task.state === "submitted") {
+      const previous = this.store.getSubmission(task.taskId);
+      if (previous?.updateSha256 === result.updateSha256) return { accepted: true, message: "already accepted" };
+      return tooLate(`a different update was already accepted for task ${task.taskId}`);
+    }
+    if (task.state !== "pending") return tooLate(`task ${task.taskId} is ${task.state} and takes no result`);
+    if (study.state !== "running" || !round || round.state !== "collecting") {
+      return tooLate(`round ${task.round} of study ${study.studyId} is closed`);
+    }
     if (result.update.length !== round.updateLength) {
       return reject(`the update has ${result.update.length} values; the task asked for ${round.updateLength}`);
     }
-    if (sha256Hex(vectorToBytes(result.update)) !== result.updateSha256) return reject("the update does not match its SHA-256");
+    if (actualSha !== result.updateSha256) return reject("the update does not match its SHA-256");
     if (!result.update.every(Number.isFinite)) return reject("the update contains values that are not finite numbers");
     const charge = this.chargeSoFar(study, siteName, round.mechanisms);
     if (charge.epsilon > study.epsilon * (1 + EPSILON_TOLERANCE)) {
@@ -316,7 +323,6 @@ export class Coordinator {
       return reject(`the site reports epsilon ${result.epsilon} spent in this study; the coordinator computes ${charge.epsilon}`);
     }
     const now = this.now();
-    const taskEpsilon = Accountant.epsilonOf(round.mechanisms, study.delta);
     this.store.transaction(() => {
       this.store.insertSubmission({
         taskId: task.taskId, studyId: task.studyId, round: task.round, siteName, update: result.update,
@@ -324,17 +330,29 @@ export class Coordinator {
       });
       this.store.updateTask(task.taskId, "submitted", "");
       this.store.setParticipant(task.studyId, siteName, "active", "");
-      this.store.appendLedger({
-        at: now, kind: "charge", studyId: task.studyId, siteName, round: task.round,
-        body: {
-          taskId: task.taskId, mechanisms: round.mechanisms as any, delta: study.delta, epsilonTask: taskEpsilon,
-          epsilonStudyTotal: charge.epsilon, updateSha256: result.updateSha256,
-        },
-      });
+      this.appendCharge(study, task, round, result.updateSha256, charge.epsilon, true, "");
     });
     this.log.info("result accepted", { site: siteName, study: task.studyId, round: task.round, epsilon_total: charge.epsilon });
     this.tryCompleteRound(task.studyId, task.round);
     return { accepted: true, message: "accepted" };
+  }
+
+  private appendCharge(study: StudyRecord, task: TaskRecord, round: RoundRecord, updateSha256: string, epsilonStudyTotal: number, accepted: boolean, reason: string): void {
+    this.store.appendLedger({
+      at: this.now(), kind: "charge", studyId: study.studyId, siteName: task.siteName, round: task.round,
+      body: {
+        taskId: task.taskId, mechanisms: round.mechanisms as any, delta: study.delta,
+        epsilonTask: Accountant.epsilonOf(round.mechanisms, study.delta), epsilonStudyTotal, updateSha256, accepted,
+        ...(reason ? { reason } : {}),
+      },
+    });
+  }
+
+  private recordRejectedRelease(study: StudyRecord, task: TaskRecord, round: RoundRecord, updateSha256: string, reason: string): void {
+    const known = this.store.listLedger({ studyId: study.studyId, siteName: task.siteName, kind: "charge" })
+      .some((e) => e.body.updateSha256 === updateSha256);
+    if (known) return;
+    this.appendCharge(study, task, round, updateSha256, this.chargeSoFar(study, task.siteName, round.mechanisms).epsilon, false, reason);
   }
 
   /** Size in bytes of the update a pending task of this site expects, or undefined if it expects none. */
