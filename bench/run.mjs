@@ -71,4 +71,9 @@ execFileSync(process.execPath, [dist("cli/main.js"), "simulate", "--quiet", "--s
   ...sites.flatMap((s) => ["--site", `${s}=${join(examples, `${s}.csv`)}`]), "--out", join(work, "sim.csv")], { stdio: "ignore" });
 results.simulate_heart_disease_seconds = +((performance.now() - t) / 1000).toFixed(2);
 
+// The neural engine (bench/neural.mjs, in its own process): training steps against bare matMuls, DP-SGD
+// against non-private steps, sampling rate and memory, training memory.
+const neural = spawnSync(process.execPath, [join(root, "bench", "neural.mjs")], { encoding: "utf8", maxBuffer: 1 << 26 });
+results.neural = neural.status === 0 ? JSON.parse(neural.stdout) : { error: (neural.stderr || "").trim().split("\n").slice(-5).join("\n") };
+
 console.log(JSON.stringify(results, null, 2));

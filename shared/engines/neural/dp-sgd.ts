@@ -107,3 +107,23 @@ export function perExampleNormsGhost(net: NetworkTensors, x: tf.Tensor2D): numbe
     return Array.from(tf.sqrt(tf.addN([layer(x, net.m1, g1), layer(tf.square(h1), net.m2, g2), layer(tf.square(h2), net.m3, g3)])).dataSync());
   });
 }
+
+/** [m×k]·[k×n]. */
+export interface StepMatMul { m: number; k: number; n: number }
+
+/**
+ * The matMuls one gradientSum performs, in order (FLOPs = Σ 2·m·k·n): bench/neural.mjs times bare plain
+ * matMuls of exactly these shapes to tell how close a training step gets to the backend's matMul speed.
+ * Keep it in step with gradientSum.
+ */
+export function gradientMatMuls(width: number, hidden: number, columns: number, batch: number, clipped: boolean): StepMatMul[] {
+  const [B, W, H, C] = [batch, width, hidden, columns];
+  const out: StepMatMul[] = [
+    { m: B, k: W, n: H }, { m: B, k: H, n: H }, { m: B, k: H, n: W }, // forward
+    { m: B, k: W, n: C }, { m: B, k: C, n: W }, // block softmax
+    { m: B, k: W, n: H }, { m: B, k: H, n: H }, // backward to h2, h1
+  ];
+  if (clipped) out.push({ m: B, k: W, n: H }, { m: B, k: H, n: H }, { m: B, k: H, n: W }); // ghost norms
+  out.push({ m: W, k: B, n: H }, { m: H, k: B, n: H }, { m: H, k: B, n: W }); // weight gradients
+  return out;
+}

@@ -15,6 +15,11 @@ export interface ColumnBlock {
   /** Cells in the block: categories or bins, then missing (the last cell). */
   size: number;
   bins?: NumericBins;
+  /**
+   * For a numeric column with a value grid: each grid value's share within its bin (the shares of one
+   * bin's values sum to 1), estimated from released statistics. Without it a bin's values are uniform.
+   */
+  gridShares?: Float64Array;
 }
 
 export interface Encoding {
@@ -61,6 +66,13 @@ export function decodeCell(block: ColumnBlock, cell: number, rng: Rng): string {
   if (bins.grid) {
     const first = cell * bins.perBin;
     const last = Math.min(bins.grid.count, first + bins.perBin) - 1;
+    const shares = block.gridShares;
+    if (shares && last > first) {
+      let u = rng.next();
+      let k = first;
+      while (k < last && u >= shares[k]) u -= shares[k++];
+      return formatGridValue(bins.grid, k);
+    }
     return formatGridValue(bins.grid, first + Math.floor(rng.next() * (last - first + 1)));
   }
   const v = bins.lo[cell] + rng.next() * (bins.hi[cell] - bins.lo[cell]);

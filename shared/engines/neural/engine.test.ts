@@ -17,11 +17,14 @@ describeEngineConformance(neuralEngine, {
 });
 
 describe("neural engine", () => {
-  it("charges a subsampled Gaussian for the training steps and a Gaussian for the row count, per round", () => {
+  it("charges the training steps and the row count every round, and the column histograms in round 1", () => {
     const privacy = { epsilon: 1, delta: 1e-5, rounds: 3 };
     const config = neuralEngine.configure(conformanceSchema, privacy);
-    const charge = neuralEngine.charge({ schema: conformanceSchema, privacy, config, round: 1, roundConfig: {} });
-    expect(charge.map((m) => m.kind)).toEqual(["subsampled-gaussian", "gaussian"]);
+    const charge = (round: number) => neuralEngine.charge({ schema: conformanceSchema, privacy, config, round, roundConfig: {} });
+    expect(charge(1).map((m) => m.kind)).toEqual(["subsampled-gaussian", "gaussian", "gaussian", ...(charge(1).length === 4 ? ["gaussian"] : [])]);
+    expect(charge(1)[2]).toMatchObject({ l2Sensitivity: Math.sqrt(conformanceSchema.columns.length), repetitions: 1 });
+    expect(charge(2).map((m) => m.kind)).toEqual(["subsampled-gaussian", "gaussian"]);
+    expect(charge(3)).toEqual(charge(2));
     const all = [1, 2, 3].flatMap((round) => neuralEngine.charge({ schema: conformanceSchema, privacy, config, round, roundConfig: {} }));
     const epsilon = Accountant.epsilonOf(all, privacy.delta);
     expect(epsilon).toBeLessThanOrEqual(1);

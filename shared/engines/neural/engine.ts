@@ -12,13 +12,14 @@ import type { Schema } from "../../schema/schema.js";
 import type { Mechanism } from "../../privacy/mechanism.js";
 import { calibrateSigma } from "../../privacy/calibrate.js";
 import type { Engine, JsonObject, StudyPrivacy, TaskContext } from "../engine.js";
+import { columnProbabilities, countTable, histogramLayout, type ColumnDistributions } from "../independent/histogram.js";
 import { encodeTable, encodingFor, type Encoding } from "./encoding.js";
 import { flattenParams, initParams, madeMasks, parameterCount, type MadeMasks, type MadeShape } from "./made.js";
 
 /** Loaded by prepare(): importing TensorFlow.js costs about half a second, which only training and sampling pay. */
-let runtime: typeof import("./runtime.js") | undefined;
+let runtime: (typeof import("./runtime.js") & typeof import("./train.js")) | undefined;
 
-function requireRuntime(): typeof import("./runtime.js") {
+function requireRuntime(): typeof import("./runtime.js") & typeof import("./train.js") {
   if (!runtime) {
     throw new FedsynthError("internal", "the neural engine was used before prepare()", {
       hint: "await engine.prepare() before localUpdate or sample",
@@ -40,42 +41,122 @@ export interface NeuralConfig {
   countSigma: number;
   /** countSigma = countNoiseRatio × noiseMultiplier: the count's share of the budget is fixed for any ε. */
   countNoiseRatio: number;
+  /**
+   * Round 1 also releases the site's column histograms (the independent engine's coarse cells, L2
+   * sensitivity √columns, noise σ_h = histogramNoiseRatio × noiseMultiplier; and its fine per-value cells
+   * of the gridded numeric columns, sensitivity √fine columns, noise fineNoiseMultiplier × σ_h). They set
+   * the output biases training starts from, and sampling calibrates the network's marginals to them and
+   * splits numeric bins over their grid values. 0 (or absent, in older configs): no histograms.
+   */
+  histogramNoiseRatio?: number;
+  fineNoiseMultiplier?: number;
+  /** Scale of the initial output weights (absent in older configs: 1). */
+  outputInitScale?: number;
+  optimizer?: "adam" | "sgd";
   initSeed: number;
 }
 
 export const NEURAL_DEFAULTS = {
   hidden: 64,
   samplingRate: 0.2,
-  stepsPerRound: 25,
+  stepsPerRound: 100,
   clipNorm: 1,
   learningRate: 0.01,
   countNoiseRatio: 10,
+  histogramNoiseRatio: 1,
+  fineNoiseMultiplier: 2,
+  outputInitScale: 0,
+  optimizer: "adam" as "adam" | "sgd",
   initSeed: 20261122,
 };
 
+/** Rows drawn to calibrate the network's marginals to the released histograms before sampling. */
+const CALIBRATION_ROWS = 4096;
+/** Floor of a block's probabilities when they become output biases (log p). */
+const MIN_START_PROBABILITY = 1e-3;
+
 export interface NeuralModel {
+  schema: Schema;
+  config: NeuralConfig;
   shape: MadeShape;
   encoding: Encoding;
   masks: MadeMasks;
   params: Float32Array;
   rounds: number;
+  /** The pooled noisy histograms released in round 1 (sum over sites), when the study releases them. */
+  histogram?: Float64Array;
+  /** Sites that contributed to `histogram`. */
+  histogramSites?: number;
 }
 
 function config(json: JsonObject): NeuralConfig {
   return json as unknown as NeuralConfig;
 }
 
-function roundMechanisms(c: NeuralConfig, sigma: number, rounds: number): Mechanism[] {
-  return [
-    { kind: "subsampled-gaussian", samplingRate: c.samplingRate, noiseMultiplier: sigma, steps: c.stepsPerRound * rounds, clipNorm: c.clipNorm },
+function releasesHistograms(c: NeuralConfig): boolean {
+  return (c.histogramNoiseRatio ?? 0) > 0;
+}
+
+/** Histogram noise σ_h of each coarse cell (fine cells: fineNoiseMultiplier × σ_h). */
+function histogramSigma(c: NeuralConfig): number {
+  return (c.histogramNoiseRatio ?? 0) * c.noiseMultiplier;
+}
+
+/** The mechanisms of `rounds` rounds starting with round `first` (the histograms are released in round 1 only). */
+function roundMechanisms(schema: Schema, c: NeuralConfig, rounds: number, first = 1): Mechanism[] {
+  const mechanisms: Mechanism[] = [
+    { kind: "subsampled-gaussian", samplingRate: c.samplingRate, noiseMultiplier: c.noiseMultiplier, steps: c.stepsPerRound * rounds, clipNorm: c.clipNorm },
     { kind: "gaussian", l2Sensitivity: 1, sigma: c.countSigma, repetitions: rounds },
-  ] as Mechanism[];
+  ];
+  if (releasesHistograms(c) && first === 1) {
+    const layout = histogramLayout(schema);
+    const sigmaH = histogramSigma(c);
+    mechanisms.push({ kind: "gaussian", l2Sensitivity: Math.sqrt(layout.columns), sigma: sigmaH, repetitions: 1 });
+    if (layout.fine.length > 0) {
+      mechanisms.push({ kind: "gaussian", l2Sensitivity: Math.sqrt(layout.fine.length), sigma: (c.fineNoiseMultiplier ?? 2) * sigmaH, repetitions: 1 });
+    }
+  }
+  return mechanisms;
+}
+
+/** Post-processed column distributions from a (sum of `sites`) noisy histogram release. */
+function distributions(schema: Schema, c: NeuralConfig, histogram: Float64Array, sites: number): ColumnDistributions {
+  const coarseVariance = histogramSigma(c) ** 2 * Math.max(1, sites);
+  const alpha = c.fineNoiseMultiplier ?? 2;
+  return columnProbabilities(histogramLayout(schema), histogram, { coarseVariance, fineVariance: alpha * alpha * coarseVariance });
+}
+
+/** Offset of the output biases b3 in the flat parameters (they come last). */
+function outputBiasOffset(shape: MadeShape): number {
+  return parameterCount(shape) - shape.width;
+}
+
+/** Writes log p (floored) of every column's block into the output biases. */
+function setOutputBiases(params: Float32Array, shape: MadeShape, encoding: Encoding, probabilities: Float64Array[]): void {
+  const at = outputBiasOffset(shape);
+  encoding.blocks.forEach((b, j) => {
+    for (let k = 0; k < b.size; k++) params[at + b.offset + k] = Math.log(Math.max(MIN_START_PROBABILITY, probabilities[j][k]));
+  });
 }
 
 function modelOf(schema: Schema, c: NeuralConfig, params?: Float32Array, rounds = 0): NeuralModel {
   const encoding = encodingFor(schema);
   const shape: MadeShape = { width: encoding.width, hidden: c.hidden };
-  return { shape, encoding, masks: madeMasks(encoding, c.hidden), params: params ?? flattenParams(initParams(shape, new SeededRng(c.initSeed))), rounds };
+  return { schema, config: c, shape, encoding, masks: madeMasks(encoding, c.hidden), params: params ?? flattenParams(initParams(shape, new SeededRng(c.initSeed), c.outputInitScale ?? 1)), rounds };
+}
+
+/**
+ * The study's settings: the defaults (or, for experiments, other public settings) with the noise
+ * multiplier calibrated so that `privacy.rounds` rounds cost exactly the budget.
+ */
+export function configureNeural(schema: Schema, privacy: StudyPrivacy, overrides: Partial<typeof NEURAL_DEFAULTS> = {}): JsonObject {
+  const base = { ...NEURAL_DEFAULTS, ...overrides };
+  const settings = (sigma: number): NeuralConfig => ({ ...base, noiseMultiplier: sigma, countSigma: base.countNoiseRatio * sigma });
+  const noiseMultiplier = calibrateSigma({
+    epsilon: privacy.epsilon, delta: privacy.delta,
+    mechanismsForSigma: (sigma) => roundMechanisms(schema, settings(sigma), privacy.rounds),
+  });
+  return settings(noiseMultiplier) as unknown as JsonObject;
 }
 
 export const neuralEngine: Engine<NeuralModel> = {
@@ -85,18 +166,11 @@ export const neuralEngine: Engine<NeuralModel> = {
   async prepare(): Promise<void> {
     const { initTensorflow } = await import("../../tf/backend.js");
     await initTensorflow();
-    runtime ??= await import("./runtime.js");
+    runtime ??= { ...(await import("./runtime.js")), ...(await import("./train.js")) };
   },
 
   configure(schema: Schema, privacy: StudyPrivacy): JsonObject {
-    const base = { ...NEURAL_DEFAULTS };
-    const settings = (sigma: number): NeuralConfig => ({ ...base, noiseMultiplier: sigma, countSigma: base.countNoiseRatio * sigma });
-    const noiseMultiplier = calibrateSigma({
-      epsilon: privacy.epsilon, delta: privacy.delta,
-      mechanismsForSigma: (sigma) => roundMechanisms(settings(sigma), sigma, privacy.rounds),
-    });
-    void schema;
-    return settings(noiseMultiplier) as unknown as JsonObject;
+    return configureNeural(schema, privacy);
   },
 
   init(schema: Schema, json: JsonObject): NeuralModel {
@@ -112,13 +186,13 @@ export const neuralEngine: Engine<NeuralModel> = {
   },
 
   charge(ctx: TaskContext): Mechanism[] {
-    const c = config(ctx.config);
-    return roundMechanisms(c, c.noiseMultiplier, 1);
+    return roundMechanisms(ctx.schema, config(ctx.config), 1, ctx.round);
   },
 
   updateLength(ctx: TaskContext): number {
     const c = config(ctx.config);
-    return parameterCount({ width: encodingFor(ctx.schema).width, hidden: c.hidden }) + 1;
+    const histogram = releasesHistograms(c) && ctx.round === 1 ? histogramLayout(ctx.schema).total : 0;
+    return parameterCount({ width: encodingFor(ctx.schema).width, hidden: c.hidden }) + 1 + histogram;
   },
 
   localUpdate(ctx, model, table, noise): Float64Array {
@@ -128,33 +202,82 @@ export const neuralEngine: Engine<NeuralModel> = {
     const rows = table.rowCount;
     // The count is released (noised) first; everything after it is post-processing of DP releases.
     const noisyCount = Math.max(1, rows + c.countSigma * gaussian(noise));
+    // Round 1: the noisy histograms, then training starts from output biases set to their marginals.
+    let start = model.params;
+    let histogram: Float64Array | undefined;
+    if (releasesHistograms(c) && ctx.round === 1) {
+      const layout = histogramLayout(ctx.schema);
+      histogram = countTable(ctx.schema, layout, table);
+      const sigmaH = histogramSigma(c);
+      const sigmaFine = (c.fineNoiseMultiplier ?? 2) * sigmaH;
+      for (let i = 0; i < layout.total; i++) histogram[i] += (i < layout.coarseTotal ? sigmaH : sigmaFine) * gaussian(noise);
+      start = Float32Array.from(model.params);
+      setOutputBiases(start, model.shape, model.encoding, distributions(ctx.schema, c, histogram, 1).probabilities);
+    }
     const x = encodeTable(model.encoding, table);
-    const { params } = trainLocal(model.shape, model.masks, model.encoding.blocks.length, model.params, x, rows, {
+    const { params } = trainLocal(model.shape, model.masks, model.encoding.blocks.length, start, x, rows, {
       samplingRate: c.samplingRate, steps: c.stepsPerRound, clipNorm: c.clipNorm, noiseMultiplier: c.noiseMultiplier, learningRate: c.learningRate,
+      optimizer: c.optimizer ?? "adam",
     }, c.samplingRate * noisyCount, noise);
-    const update = new Float64Array(params.length + 1);
-    for (let i = 0; i < params.length; i++) update[i] = noisyCount * (params[i] - model.params[i]);
+    // The update is the weighted change from where this site started (with the histograms, its own biases).
+    const update = new Float64Array(params.length + 1 + (histogram?.length ?? 0));
+    for (let i = 0; i < params.length; i++) update[i] = noisyCount * (params[i] - start[i]);
     update[params.length] = noisyCount;
+    if (histogram) update.set(histogram, params.length + 1);
     return update;
   },
 
-  aggregate(model, sum): NeuralModel {
-    const weight = sum[sum.length - 1];
+  aggregate(model, sum, contributors, ctx): NeuralModel {
+    const count = model.params.length;
+    const weight = sum[count];
     const params = Float32Array.from(model.params);
-    if (weight > 0) for (let i = 0; i < params.length; i++) params[i] += sum[i] / weight;
-    return { ...model, params, rounds: model.rounds + 1 };
+    let { histogram, histogramSites } = model;
+    if (sum.length > count + 1) {
+      // Round 1 with histograms: every site started from biases of its own marginals; the pooled model
+      // starts from the pooled marginals, plus the average change.
+      histogram = Float64Array.from(sum.subarray(count + 1));
+      histogramSites = contributors;
+      setOutputBiases(params, model.shape, model.encoding, distributions(ctx.schema, config(ctx.config), histogram, contributors).probabilities);
+    }
+    if (weight > 0) for (let i = 0; i < count; i++) params[i] += sum[i] / weight;
+    return { ...model, params, rounds: model.rounds + 1, histogram, histogramSites };
   },
 
   sample(model, n, rng) {
-    return requireRuntime().sampleRows(model.shape, model.masks, model.encoding, model.params, n, rng);
+    const { sampleRows, calibrateOutputBiases } = requireRuntime();
+    if (!model.histogram || n <= 0) return sampleRows(model.shape, model.masks, model.encoding, model.params, n, rng);
+    // Post-processing of the released histograms: the network's marginals are calibrated to them, and
+    // numeric bins are split over their grid values as the fine histograms say.
+    const dist = distributions(model.schema, model.config, model.histogram, model.histogramSites ?? 1);
+    const params = calibrateOutputBiases(model.shape, model.masks, model.encoding.blocks, model.params, dist.probabilities, CALIBRATION_ROWS, rng);
+    const blocks = model.encoding.blocks.map((b, j) => {
+      const values = dist.values[j];
+      if (!values || !b.bins?.grid) return b;
+      const perBin = b.bins.perBin;
+      const shares = new Float64Array(b.bins.grid.count);
+      for (let first = 0; first < shares.length; first += perBin) {
+        const last = Math.min(shares.length, first + perBin);
+        let total = 0;
+        for (let k = first; k < last; k++) total += values[k];
+        for (let k = first; k < last; k++) shares[k] = total > 0 ? values[k] / total : 1 / (last - first);
+      }
+      return { ...b, gridShares: shares };
+    });
+    return sampleRows(model.shape, model.masks, { ...model.encoding, blocks }, params, n, rng);
   },
 
   serialize(model): Uint8Array {
-    const header = Buffer.from(JSON.stringify({ version: 1, width: model.shape.width, hidden: model.shape.hidden, rounds: model.rounds }));
-    const out = Buffer.alloc(4 + header.length + model.params.byteLength);
+    const histogramCells = model.histogram?.length ?? 0;
+    const header = Buffer.from(JSON.stringify(histogramCells > 0
+      ? { version: 2, width: model.shape.width, hidden: model.shape.hidden, rounds: model.rounds, histogramCells, histogramSites: model.histogramSites ?? 1 }
+      : { version: 1, width: model.shape.width, hidden: model.shape.hidden, rounds: model.rounds }));
+    const out = Buffer.alloc(4 + header.length + model.params.byteLength + 8 * histogramCells);
     out.writeUInt32LE(header.length, 0);
     header.copy(out, 4);
     Buffer.from(model.params.buffer, model.params.byteOffset, model.params.byteLength).copy(out, 4 + header.length);
+    if (model.histogram) {
+      Buffer.from(model.histogram.buffer, model.histogram.byteOffset, model.histogram.byteLength).copy(out, 4 + header.length + model.params.byteLength);
+    }
     return new Uint8Array(out);
   },
 
@@ -164,7 +287,7 @@ export const neuralEngine: Engine<NeuralModel> = {
     if (buf.length < 4) throw bad("too short");
     const headerLength = buf.readUInt32LE(0);
     if (4 + headerLength > buf.length) throw bad("truncated header");
-    let header: { version: number; width: number; hidden: number; rounds: number };
+    let header: { version: number; width: number; hidden: number; rounds: number; histogramCells?: number; histogramSites?: number };
     try {
       header = JSON.parse(buf.toString("utf8", 4, 4 + headerLength));
     } catch {
@@ -172,13 +295,22 @@ export const neuralEngine: Engine<NeuralModel> = {
     }
     const c = config(json);
     const model = modelOf(schema, c, undefined, header.rounds);
-    if (header.version !== 1 || header.width !== model.shape.width || header.hidden !== model.shape.hidden) {
+    if ((header.version !== 1 && header.version !== 2) || header.width !== model.shape.width || header.hidden !== model.shape.hidden) {
       throw bad(`it was made for a different schema or network (width ${header.width}, hidden ${header.hidden})`);
     }
+    const histogramCells = header.version === 2 ? header.histogramCells : 0;
+    if (header.version === 2) {
+      if (histogramCells !== histogramLayout(schema).total) throw bad(`${String(histogramCells)} histogram cells instead of ${histogramLayout(schema).total}`);
+      if (!Number.isSafeInteger(header.histogramSites) || header.histogramSites! < 1) throw bad("invalid histogram site count");
+    }
     const body = buf.subarray(4 + headerLength);
-    if (body.byteLength !== model.params.byteLength) throw bad(`${body.byteLength} parameter bytes instead of ${model.params.byteLength}`);
+    const expected = model.params.byteLength + 8 * histogramCells!;
+    if (body.byteLength !== expected) throw bad(`${body.byteLength} body bytes instead of ${expected}`);
     const params = new Float32Array(model.params.length);
-    new Uint8Array(params.buffer).set(body);
-    return { ...model, params };
+    new Uint8Array(params.buffer).set(body.subarray(0, model.params.byteLength));
+    if (header.version === 1) return { ...model, params };
+    const histogram = new Float64Array(histogramCells!);
+    new Uint8Array(histogram.buffer).set(body.subarray(model.params.byteLength));
+    return { ...model, params, histogram, histogramSites: header.histogramSites };
   },
 };

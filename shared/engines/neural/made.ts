@@ -59,8 +59,12 @@ export function madeMasks(encoding: Encoding, hidden: number): MadeMasks {
   return { m1, m2, m3, blockOf, hiddenDegree };
 }
 
-/** Glorot-uniform weights, zero biases, from a public seed: every party starts from the same model. */
-export function initParams(s: MadeShape, rng: Rng): MadeParams {
+/**
+ * Glorot-uniform weights, zero biases, from a public seed: every party starts from the same model. The
+ * output weights are scaled by `outputScale`: at 0 every conditional starts equal to the marginal its
+ * biases give, so that training adds dependencies instead of first having to undo random ones.
+ */
+export function initParams(s: MadeShape, rng: Rng, outputScale = 1): MadeParams {
   const uniform = (n: number, fanIn: number, fanOut: number) => {
     const limit = Math.sqrt(6 / (fanIn + fanOut));
     return Float32Array.from({ length: n }, () => (rng.next() * 2 - 1) * limit);
@@ -70,7 +74,7 @@ export function initParams(s: MadeShape, rng: Rng): MadeParams {
     b1: new Float32Array(s.hidden),
     w2: uniform(s.hidden * s.hidden, s.hidden, s.hidden),
     b2: new Float32Array(s.hidden),
-    w3: uniform(s.hidden * s.width, s.hidden, s.width),
+    w3: uniform(s.hidden * s.width, s.hidden, s.width).map((w) => w * outputScale),
     b3: new Float32Array(s.width),
   };
 }

@@ -1,65 +1,282 @@
 /**
  * Column-by-column sampling from the MADE, in chunks of rows: after column j is drawn for every row of
- * the chunk, column j+1's logits see it. Only column j's output block is computed at step j.
+ * the chunk, column j+1's logits see it. Each column step computes only what column j's logits need:
+ *
+ * - the first layer's pre-activation z1 = b1 + x·(W1⊙M1) is kept per row (in JavaScript) and updated
+ *   incrementally, by adding the masked weight row of each drawn cell, instead of uploading and multiplying
+ *   the whole one-hot x again at every column (tfjs-backend-wasm's gather, tile and slice are far slower
+ *   than these loops);
+ * - each hidden unit once: with the hidden units ordered by the columns they read (worked out from the
+ *   masks, so any autoregressive mask works), the units final after column j's predecessors are drawn are
+ *   a prefix of each layer; column j computes only the second-layer units that become final there, and
+ *   its logits from the final prefix (units in a prefix that column j does not read have masked-out zero
+ *   weights, as in the full network);
+ * - only column j's output block.
+ *
+ * Drawing is as in the straightforward sampler (same random draws in the same order; rows match it up to
+ * floating-point rounding of the probabilities). Drawn cells become text through per-column decoders that
+ * precompute labels, rather than formatting every cell anew.
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { OutputRow } from "../../schema/schema.js";
 import type { Rng } from "../../random/rng.js";
-import { decodeCell, type Encoding } from "./encoding.js";
-import type { MadeMasks, MadeShape } from "./made.js";
-import { constantTensors, disposeTensors, weightTensors } from "./train.js";
+import { formatDecimal, formatGridValue } from "../independent/sampler.js";
+import { decodeCell, type ColumnBlock, type Encoding } from "./encoding.js";
+import { unflattenParams, type MadeMasks, type MadeShape } from "./made.js";
 
-const CHUNK = 8192;
+/** Rows per chunk: every column step is a few TensorFlow.js ops over the whole chunk. */
+export const SAMPLE_CHUNK = 8192;
+
+/** Turns a drawn cell into its CSV text, drawing from `rng` exactly as decodeCell does. */
+export type CellDecoder = (cell: number, rng: Rng) => string;
+
+/** Grid values whose labels are cached (wider grids are formatted per cell). */
+const MAX_CACHED_LABELS = 1 << 16;
+/** Block fields the fast decoders know; a block with any other field is decoded by decodeCell. */
+const KNOWN_BLOCK_FIELDS = new Set(["column", "offset", "size", "bins", "gridShares"]);
+
+/** A decoder equivalent to `(cell, rng) => decodeCell(block, cell, rng)`, with labels precomputed. */
+export function cellDecoder(block: ColumnBlock): CellDecoder {
+  if (Object.keys(block).some((k) => !KNOWN_BLOCK_FIELDS.has(k))) return (cell, rng) => decodeCell(block, cell, rng);
+  const missing = block.size - 1;
+  const column = block.column;
+  if (column.type === "categorical") {
+    const labels = [...column.values, ""];
+    return (cell) => labels[cell];
+  }
+  const bins = block.bins!;
+  const grid = bins.grid;
+  if (grid) {
+    const cache: (string | undefined)[] | undefined = grid.count <= MAX_CACHED_LABELS ? new Array<string | undefined>(grid.count) : undefined;
+    const label = (k: number): string => (cache ? (cache[k] ??= formatGridValue(grid, k)) : formatGridValue(grid, k));
+    const perBin = bins.perBin;
+    const shares = (block as { gridShares?: Float64Array }).gridShares;
+    return (cell, rng) => {
+      if (cell === missing) return "";
+      const first = cell * perBin;
+      const last = Math.min(grid.count, first + perBin) - 1;
+      if (shares && last > first) {
+        let u = rng.next();
+        let k = first;
+        while (k < last && u >= shares[k]) u -= shares[k++];
+        return label(k);
+      }
+      return label(first + Math.floor(rng.next() * (last - first + 1)));
+    };
+  }
+  const { lo, hi } = bins;
+  const { min, max } = column;
+  return (cell, rng) => (cell === missing ? "" : fastDecimal(lo[cell] + rng.next() * (hi[cell] - lo[cell]), min, max));
+}
+
+const DECIMALS = 1e4;
+let fractions: string[] | undefined;
+
+/**
+ * formatDecimal(v, min, max), without String(double): the value rounded to 4 decimals is k/10⁴ for an
+ * integer k, and for |k| < 10¹⁵ the shortest decimal that reads back as that double is k/10⁴ written out
+ * (at most 15 significant digits), which is what String() gives. Anything else goes to formatDecimal.
+ */
+export function fastDecimal(v: number, min: number, max: number): string {
+  let r = Math.round(v * DECIMALS) / DECIMALS;
+  if (r > max) r = Math.floor(max * DECIMALS) / DECIMALS;
+  if (r < min) r = Math.ceil(min * DECIMALS) / DECIMALS;
+  if (r > max || r < min) return formatDecimal(v, min, max);
+  const k = Math.round(r * DECIMALS);
+  if (!(Math.abs(k) < 1e15) || k / DECIMALS !== r) return formatDecimal(v, min, max);
+  if (k === 0) return "0";
+  fractions ??= Array.from({ length: DECIMALS }, (_, f) => (f === 0 ? "" : "." + String(f).padStart(4, "0").replace(/0+$/, "")));
+  const a = k < 0 ? -k : k;
+  const whole = Math.floor(a / DECIMALS);
+  const text = String(whole) + fractions[a - whole * DECIMALS];
+  return k < 0 ? "-" + text : text;
+}
+
+/**
+ * The sampling plan, from the masks alone. A hidden unit is *final* once every column it reads (through
+ * the masks) is drawn: ready1[k] = 1 + the last column an h1 unit reads, ready2[l] = the largest ready1 of
+ * the h1 units an h2 unit reads. Units are renumbered in order of readiness (a permutation of hidden
+ * units does not change the network), so that at column j the final units are a prefix of each layer:
+ * p1[j] units of h1 and p2[j] units of h2. Column j's logits read only h2 units with ready2 ≤ j (that is
+ * the autoregressive property, checked here), so each h2 unit is computed once, at the first column whose
+ * prefix holds it, from the h1 prefix of that column.
+ */
+interface Plan {
+  /** New unit order of each layer: position → original unit. */
+  order1: Int32Array;
+  order2: Int32Array;
+  /** Final units of h1 and h2 at column j (prefix lengths in the new order); p1[j] ≤ p1[j+1]. */
+  p1: Int32Array;
+  p2: Int32Array;
+}
+
+function samplingPlan(shape: MadeShape, masks: MadeMasks, encoding: Encoding): Plan {
+  const { width, hidden } = shape;
+  const { blocks } = encoding;
+  const columnOf = new Int32Array(width);
+  blocks.forEach((b, j) => columnOf.fill(j, b.offset, b.offset + b.size));
+  const ready1 = new Int32Array(hidden);
+  for (let i = 0; i < width; i++) for (let k = 0; k < hidden; k++) if (masks.m1[i * hidden + k] !== 0) ready1[k] = Math.max(ready1[k], columnOf[i] + 1);
+  const ready2 = new Int32Array(hidden);
+  for (let k = 0; k < hidden; k++) for (let l = 0; l < hidden; l++) if (masks.m2[k * hidden + l] !== 0) ready2[l] = Math.max(ready2[l], ready1[k]);
+  blocks.forEach((b, j) => {
+    for (let l = 0; l < hidden; l++) {
+      for (let o = b.offset; o < b.offset + b.size; o++) {
+        if (masks.m3[l * width + o] !== 0 && ready2[l] > j) throw new Error(`sampleRows: the masks are not autoregressive (column ${j} reads hidden unit ${l}, which reads a later column)`);
+      }
+    }
+  });
+  const order = (ready: Int32Array) => Int32Array.from(Array.from({ length: hidden }, (_, k) => k).sort((a, b) => ready[a] - ready[b] || a - b));
+  const prefix = (ready: Int32Array) => Int32Array.from(blocks, (_, j) => ready.reduce((n, r) => n + (r <= j ? 1 : 0), 0));
+  return { order1: order(ready1), order2: order(ready2), p1: prefix(ready1), p2: prefix(ready2) };
+}
+
+// The per-element loops live in small functions of their own, which V8 optimizes far better than the
+// same loops inside the generator.
+
+/** out[i, 0..k) = relu(z[i, 0..k)) for rows 0..m (z has `stride` columns), packed row-major. */
+function reluPrefix(z: Float32Array, stride: number, m: number, k: number, out: Float32Array): void {
+  for (let i = 0; i < m; i++) {
+    const from = i * stride;
+    const to = i * k;
+    for (let u = 0; u < k; u++) {
+      const v = z[from + u];
+      out[to + u] = v > 0 ? v : 0;
+    }
+  }
+}
+
+/** out[i, 0..k) = a[i, 0..k) for rows 0..m (a has `stride` columns), packed row-major. */
+function packPrefix(a: Float32Array, stride: number, m: number, k: number, out: Float32Array): void {
+  for (let i = 0; i < m; i++) {
+    const from = i * stride;
+    const to = i * k;
+    for (let u = 0; u < k; u++) out[to + u] = a[from + u];
+  }
+}
+
+/** a[i, lo..lo+k) = part[i, 0..k) for rows 0..m (a has `stride` columns). */
+function unpackColumns(part: Float32Array, k: number, m: number, a: Float32Array, stride: number, lo: number): void {
+  for (let i = 0; i < m; i++) {
+    const from = i * k;
+    const to = i * stride + lo;
+    for (let u = 0; u < k; u++) a[to + u] = part[from + u];
+  }
+}
+
+/** z1[i, from..hidden) += W1[offset + cell_i, from..hidden): x·W1 for the one-hot of the drawn cells. */
+function addDrawnRows(z1: Float32Array, hidden: number, w1: Float32Array, offset: number, cells: Int32Array, m: number, from: number): void {
+  for (let i = 0; i < m; i++) {
+    const src = (offset + cells[i]) * hidden;
+    const to = i * hidden;
+    for (let u = from; u < hidden; u++) z1[to + u] += w1[src + u];
+  }
+}
+
+/** Each row's cell by inversion of its probabilities (row i at probs[i·stride ..], k cells), one draw per row. */
+function draw(probs: Float32Array, stride: number, k: number, m: number, rng: Rng, out: Int32Array): void {
+  for (let i = 0; i < m; i++) {
+    let u = rng.next();
+    let c = 0;
+    const base = i * stride;
+    while (c < k - 1 && u >= probs[base + c]) {
+      u -= probs[base + c];
+      c++;
+    }
+    out[i] = c;
+  }
+}
 
 export function* sampleRows(shape: MadeShape, masks: MadeMasks, encoding: Encoding, params: Float32Array, n: number, rng: Rng): Generator<OutputRow> {
   const { blocks, width } = encoding;
-  const constants = constantTensors(shape, masks, blocks.length);
-  const weights = weightTensors(shape, params);
-  const w1m = tf.mul(weights.w1, constants.m1) as tf.Tensor2D;
-  const w2m = tf.mul(weights.w2, constants.m2) as tf.Tensor2D;
-  const w3m = tf.mul(weights.w3, constants.m3) as tf.Tensor2D;
-  // Each column's output weights and biases, sliced once.
-  const heads = blocks.map((b) => ({
-    w: tf.slice(w3m, [0, b.offset], [shape.hidden, b.size]) as tf.Tensor2D,
-    b: tf.slice(weights.b3, [b.offset], [b.size]) as tf.Tensor1D,
-  }));
+  const { hidden } = shape;
+  const columns = blocks.length;
+  const p = unflattenParams(shape, params);
+  const { order1, order2, p1, p2 } = samplingPlan(shape, masks, encoding);
+  // Masked weights with the hidden units renumbered: w1 width × hidden, w2 hidden × hidden, w3 hidden × width.
+  const w1 = new Float32Array(width * hidden);
+  for (let i = 0; i < width; i++) for (let u = 0; u < hidden; u++) w1[i * hidden + u] = p.w1[i * hidden + order1[u]] * masks.m1[i * hidden + order1[u]];
+  const b1 = Float32Array.from(order1, (k) => p.b1[k]);
+  const w2 = (u: number, v: number) => p.w2[order1[u] * hidden + order2[v]] * masks.m2[order1[u] * hidden + order2[v]];
+  const w3 = (v: number, o: number) => p.w3[order2[v] * width + o] * masks.m3[order2[v] * width + o];
+  const decoders = blocks.map(cellDecoder);
+  const tensors: tf.Tensor[] = [];
+  const keep = <T extends tf.Tensor>(t: T): T => {
+    tensors.push(t);
+    return t;
+  };
+  type Layer = { w: tf.Tensor2D; b: tf.Tensor1D };
+  // Per column: the h2 units that become final there (from the h1 prefix, at least one unit wide: an
+  // extra unit's weights are masked to zero), and the output block's weights on the h2 prefix.
+  const steps = blocks.map((block, j) => {
+    const lo = j === 0 ? 0 : p2[j - 1];
+    const hi = p2[j];
+    const k1 = Math.max(1, p1[j]);
+    let second: Layer | undefined;
+    if (hi > lo) {
+      const w = new Float32Array(k1 * (hi - lo));
+      for (let u = 0; u < k1; u++) for (let v = lo; v < hi; v++) w[u * (hi - lo) + v - lo] = w2(u, v);
+      second = { w: keep(tf.tensor2d(w, [k1, hi - lo])), b: keep(tf.tensor1d(Float32Array.from(order2.subarray(lo, hi), (l) => p.b2[l]))) };
+    }
+    const b3 = p.b3.subarray(block.offset, block.offset + block.size);
+    let head: Layer | undefined;
+    let fixed: Float32Array | undefined;
+    if (hi > 0) {
+      const w = new Float32Array(hi * block.size);
+      for (let v = 0; v < hi; v++) for (let c = 0; c < block.size; c++) w[v * block.size + c] = w3(v, block.offset + c);
+      head = { w: keep(tf.tensor2d(w, [hi, block.size])), b: keep(tf.tensor1d(b3)) };
+    } else {
+      // No hidden unit reaches this block (the first column): its distribution is softmax(b3).
+      const top = Math.max(...b3);
+      const e = Array.from(b3, (v) => Math.exp(v - top));
+      const total = e.reduce((a, v) => a + v, 0);
+      fixed = Float32Array.from(e, (v) => v / total);
+    }
+    return { offset: block.offset, size: block.size, lo, hi, k1, second, head, fixed };
+  });
+  const rows = Math.min(SAMPLE_CHUNK, Math.max(0, n));
+  const z1 = new Float32Array(rows * hidden);
+  const h2 = new Float32Array(rows * hidden);
+  const packed = new Float32Array(rows * hidden);
   try {
-    for (let done = 0; done < n; done += CHUNK) {
-      const m = Math.min(CHUNK, n - done);
-      const x = new Float32Array(m * width);
+    for (let done = 0; done < n; done += SAMPLE_CHUNK) {
+      const m = Math.min(SAMPLE_CHUNK, n - done);
       const cells = blocks.map(() => new Int32Array(m));
-      for (let j = 0; j < blocks.length; j++) {
-        const block = blocks[j];
-        const probs = tf.tidy(() => {
-          const xt = tf.tensor2d(x, [m, width]);
-          const h1 = tf.relu(tf.add(tf.matMul(xt, w1m), weights.b1));
-          const h2 = tf.relu(tf.add(tf.matMul(h1, w2m), weights.b2));
-          return tf.softmax(tf.add(tf.matMul(h2, heads[j].w), heads[j].b));
-        });
-        const p = probs.dataSync();
-        probs.dispose();
-        const k = block.size;
-        for (let i = 0; i < m; i++) {
-          let u = rng.next();
-          let c = 0;
-          const base = i * k;
-          while (c < k - 1 && u >= p[base + c]) {
-            u -= p[base + c];
-            c++;
-          }
-          cells[j][i] = c;
-          x[i * width + block.offset + c] = 1;
+      for (let i = 0; i < m; i++) z1.set(b1, i * hidden);
+      for (let j = 0; j < columns; j++) {
+        const step = steps[j];
+        if (step.second) {
+          // h2 units lo..hi−1 = relu(h1[:, 0..k1) · W2 + b2), h1 = relu(z1) on its final prefix.
+          reluPrefix(z1, hidden, m, step.k1, packed);
+          const second = step.second;
+          const out = tf.tidy(() => tf.fused.matMul({ a: tf.tensor2d(packed.subarray(0, m * step.k1), [m, step.k1]), b: second.w, bias: second.b, activation: "relu" }));
+          const part = out.dataSync() as Float32Array;
+          out.dispose();
+          unpackColumns(part, step.hi - step.lo, m, h2, hidden, step.lo);
         }
+        let probs: Float32Array;
+        let stride = step.size;
+        if (step.head) {
+          packPrefix(h2, hidden, m, step.hi, packed);
+          const head = step.head;
+          const out = tf.tidy(() => tf.softmax(tf.fused.matMul({ a: tf.tensor2d(packed.subarray(0, m * step.hi), [m, step.hi]), b: head.w, bias: head.b })));
+          probs = out.dataSync() as Float32Array;
+          out.dispose();
+        } else {
+          probs = step.fixed!;
+          stride = 0;
+        }
+        draw(probs, stride, step.size, m, rng, cells[j]);
+        // Units that are not final yet (ready1 > j) read column j: add its drawn cells' weights to them.
+        if (j + 1 < columns && p1[j] < hidden) addDrawnRows(z1, hidden, w1, step.offset, cells[j], m, p1[j]);
       }
-      for (let i = 0; i < m; i++) yield blocks.map((b, j) => decodeCell(b, cells[j][i], rng));
+      for (let i = 0; i < m; i++) {
+        const row = new Array<string>(columns);
+        for (let j = 0; j < columns; j++) row[j] = decoders[j](cells[j][i], rng);
+        yield row;
+      }
     }
   } finally {
-    for (const h of heads) {
-      h.w.dispose();
-      h.b.dispose();
-    }
-    for (const t of [w1m, w2m, w3m]) t.dispose();
-    disposeTensors(weights);
-    disposeTensors(constants);
+    for (const t of tensors) t.dispose();
   }
 }

@@ -15,6 +15,8 @@ export interface TrainSettings {
   clipNorm: number;
   noiseMultiplier: number;
   learningRate: number;
+  /** "adam" (default), or "sgd": plain steps with heavy-ball momentum (0.9). */
+  optimizer?: "adam" | "sgd";
 }
 
 export interface TrainStats {
@@ -98,6 +100,13 @@ export function trainLocal(
     // The noise goes on every step, even an empty batch: the privacy analysis counts every step.
     const scale = 1 / Math.max(1, expectedBatch);
     const lrT = (settings.learningRate * Math.sqrt(1 - beta2 ** step)) / (1 - beta1 ** step);
+    if (settings.optimizer === "sgd") {
+      for (let i = 0; i < params.length; i++) {
+        m[i] = 0.9 * m[i] + (grad[i] + noiseStd * gaussian(random)) * scale;
+        params[i] -= settings.learningRate * m[i];
+      }
+      continue;
+    }
     for (let i = 0; i < params.length; i++) {
       const g = (grad[i] + noiseStd * gaussian(random)) * scale;
       m[i] = beta1 * m[i] + (1 - beta1) * g;
@@ -108,4 +117,77 @@ export function trainLocal(
   disposeTensors(constants);
   const steps = Math.max(1, settings.steps);
   return { params, stats: { meanLoss: lossSum / steps, meanBatch: batchSum / steps, clippedShare: clippedSum / steps } };
+}
+
+/**
+ * Output biases that make the network's column marginals match `targets` (one probability vector per
+ * column block, last cell = missing): pure post-processing of released values. Rows are drawn column by
+ * column as in sampling; at column j the bias shift d_j is solved so that the mean over the drawn rows of
+ * softmax(logits_j + d_j) equals the target (fixed-point iteration d ← d + log(target / mean)), then
+ * column j is drawn from the shifted conditionals, so that later columns are calibrated against
+ * prefixes drawn from the calibrated model. Returns new flat parameters (only b3 differs).
+ */
+export function calibrateOutputBiases(
+  shape: MadeShape, masks: MadeMasks, blocks: { offset: number; size: number }[], flat: Float32Array,
+  targets: ArrayLike<number>[], rows: number, rng: Rng, iterations = 50,
+): Float32Array {
+  const { width, hidden } = shape;
+  const params = Float32Array.from(flat);
+  const b3At = params.length - width;
+  const constants = constantTensors(shape, masks, blocks.length);
+  const weights = weightTensors(shape, params);
+  const w1m = tf.mul(weights.w1, constants.m1) as tf.Tensor2D;
+  const w2m = tf.mul(weights.w2, constants.m2) as tf.Tensor2D;
+  const w3m = tf.mul(weights.w3, constants.m3) as tf.Tensor2D;
+  const x = new Float32Array(rows * width);
+  try {
+    for (let j = 0; j < blocks.length; j++) {
+      const { offset, size } = blocks[j];
+      const logits = tf.tidy(() => {
+        const xt = tf.tensor2d(x, [rows, width]);
+        const h1 = tf.relu(tf.add(tf.matMul(xt, w1m), weights.b1));
+        const h2 = tf.relu(tf.add(tf.matMul(h1, w2m), weights.b2));
+        return tf.matMul(h2, tf.slice(w3m, [0, offset], [hidden, size]));
+      });
+      const z = logits.dataSync() as Float32Array;
+      logits.dispose();
+      const bias = Float64Array.from(params.subarray(b3At + offset, b3At + offset + size));
+      const target = Array.from({ length: size }, (_, c) => Math.max(1e-9, targets[j][c] ?? 0));
+      const p = new Float64Array(rows * size);
+      const mean = new Float64Array(size);
+      const probabilities = () => {
+        mean.fill(0);
+        for (let i = 0; i < rows; i++) {
+          let max = -Infinity;
+          for (let c = 0; c < size; c++) max = Math.max(max, z[i * size + c] + bias[c]);
+          let sum = 0;
+          for (let c = 0; c < size; c++) sum += p[i * size + c] = Math.exp(z[i * size + c] + bias[c] - max);
+          for (let c = 0; c < size; c++) mean[c] += (p[i * size + c] /= sum) / rows;
+        }
+      };
+      for (let it = 0; it < iterations; it++) {
+        probabilities();
+        let worst = 0;
+        for (let c = 0; c < size; c++) {
+          const step = Math.log(target[c] / Math.max(1e-300, mean[c]));
+          bias[c] += Math.max(-5, Math.min(5, step));
+          worst = Math.max(worst, Math.abs(mean[c] - target[c]));
+        }
+        if (worst < 1e-4) break;
+      }
+      probabilities();
+      for (let c = 0; c < size; c++) params[b3At + offset + c] = bias[c];
+      for (let i = 0; i < rows; i++) {
+        let u = rng.next();
+        let c = 0;
+        while (c < size - 1 && u >= p[i * size + c]) u -= p[i * size + c++];
+        x[i * width + offset + c] = 1;
+      }
+    }
+  } finally {
+    for (const t of [w1m, w2m, w3m]) t.dispose();
+    disposeTensors(weights);
+    disposeTensors(constants);
+  }
+  return params;
 }

@@ -1,0 +1,164 @@
+/**
+ * Fidelity and speed of the neural engine against the independent baseline, in process, on the bundled
+ * heart-disease federation (4 sites, 80/20 split per run) and on a larger generated cohort (scripts/
+ * cohort.ts: 5 sites of 600–5,000 rows, 16 mixed columns, 80/20 split).
+ *
+ * Each run: configure → init → per round: planRound, every site's localUpdate (SecureRng noise), sum,
+ * aggregate → sample as many rows as the sites hold → evaluate() against the pooled training rows with
+ * the holdout (column shapes, pair trends, TSTR AUC). Prints means over runs and the seconds per run.
+ *
+ * Run:
+ *   npx tsc -p scripts/measure-neural.tsconfig.json && echo '{"type":"module"}' > /tmp/fedsynth-measure/package.json \
+ *     && ln -sfn "$PWD/node_modules" /tmp/fedsynth-measure/node_modules \
+ *     && FEDSYNTH_ROOT="$PWD" node /tmp/fedsynth-measure/scripts/measure-neural.js
+ * Environment: RUNS (3), EPSILON (1), DELTA (1e-5), ROUNDS (1), DATA (heart,cohort), ENGINES
+ * (independent,neural), VARIANTS: a JSON array of neural setting overrides to compare, e.g.
+ * '[{}, {"hidden": 32}]' (each is calibrated to the same budget by configureNeural).
+ */
+import { resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { loadSchema, parseSchema } from "../shared/schema/parse-schema.js";
+import { readTable, parseTable } from "../shared/schema/read-csv.js";
+import type { Cell, OutputRow, Schema, Table } from "../shared/schema/schema.js";
+import { SecureRng, SeededRng, type Rng } from "../shared/random/rng.js";
+import type { Engine, JsonObject, StudyPrivacy, TaskContext } from "../shared/engines/engine.js";
+import { independentEngine } from "../shared/engines/independent/engine.js";
+import { configureNeural, neuralEngine, NEURAL_DEFAULTS } from "../shared/engines/neural/engine.js";
+import { evaluate, concatTables } from "../evaluation/index.js";
+import { COHORT_SCHEMA, COHORT_SITE_ROWS, siteCsv } from "./cohort.js";
+
+const here = fileURLToPath(new URL(".", import.meta.url));
+const root = process.env.FEDSYNTH_ROOT ?? resolve(here, "..");
+const num = (name: string, fallback: number) => (process.env[name] !== undefined ? Number(process.env[name]) : fallback);
+
+function subset(table: Table, rows: number[]): Table {
+  return { schema: table.schema, rowCount: rows.length, columns: table.columns.map((col) => rows.map((i) => col[i] as Cell)) };
+}
+
+function split(table: Table, rng: Rng): { train: Table; holdout: Table } {
+  const order = Array.from({ length: table.rowCount }, (_, i) => i);
+  for (let i = order.length - 1; i > 0; i--) {
+    const k = Math.floor(rng.next() * (i + 1));
+    [order[i], order[k]] = [order[k], order[i]];
+  }
+  const cut = Math.round(0.2 * order.length);
+  return { holdout: subset(table, order.slice(0, cut).sort((a, b) => a - b)), train: subset(table, order.slice(cut).sort((a, b) => a - b)) };
+}
+
+interface Dataset {
+  name: string;
+  schema: Schema;
+  target: string;
+  /** The run's sites: training and holdout tables. */
+  sites(run: number): { train: Table[]; holdout: Table };
+}
+
+async function heart(): Promise<Dataset> {
+  const dir = resolve(root, "examples/heart-disease");
+  const schema = await loadSchema(resolve(dir, "schema.json"));
+  const tables = await Promise.all(["cleveland", "hungary", "switzerland", "va"].map(async (s) => (await readTable(resolve(dir, `${s}.csv`), schema)).table));
+  return {
+    name: "heart", schema, target: "num",
+    sites(run) {
+      const rng = new SeededRng(1000 + run);
+      const parts = tables.map((t) => split(t, rng));
+      return { train: parts.map((p) => p.train), holdout: concatTables(parts.map((p) => p.holdout)) };
+    },
+  };
+}
+
+function cohort(): Dataset {
+  const schema = parseSchema(JSON.stringify(COHORT_SCHEMA), "cohort schema");
+  return {
+    name: "cohort", schema, target: "outcome",
+    sites(run) {
+      const parts = COHORT_SITE_ROWS.map((rows, s) => split(parseTable(siteCsv(s, rows, 1 + run), `site${s + 1}.csv`, schema).table, new SeededRng(2000 + run)));
+      return { train: parts.map((p) => p.train), holdout: concatTables(parts.map((p) => p.holdout)) };
+    },
+  };
+}
+
+interface Variant {
+  label: string;
+  engine: Engine;
+  configure(schema: Schema, privacy: StudyPrivacy): JsonObject;
+}
+
+async function synthesize(v: Variant, schema: Schema, privacy: StudyPrivacy, sites: Table[], rows: number): Promise<Table> {
+  const engine = v.engine;
+  await engine.prepare?.();
+  const config = v.configure(schema, privacy);
+  let model = engine.init(schema, config);
+  const noise = new SecureRng();
+  for (let round = 1; round <= privacy.rounds; round++) {
+    const roundConfig = engine.planRound(model, { schema, privacy, config, round });
+    const ctx: TaskContext = { schema, privacy, config, round, roundConfig };
+    const sum = new Float64Array(engine.updateLength(ctx));
+    for (const table of sites) {
+      const update = engine.localUpdate(ctx, engine.needsModel(ctx) ? model : null, table, noise);
+      for (let i = 0; i < sum.length; i++) sum[i] += update[i];
+    }
+    model = engine.aggregate(model, sum, sites.length, ctx);
+  }
+  const out: OutputRow[] = [...engine.sample(model, rows, new SecureRng())];
+  const csv = [schema.columns.map((c) => c.name).join(","), ...out.map((r) => r.join(","))].join("\n") + "\n";
+  return parseTable(csv, "synthetic.csv", schema).table;
+}
+
+async function main(): Promise<void> {
+  const runs = num("RUNS", 3);
+  const privacy: StudyPrivacy = { epsilon: num("EPSILON", 1), delta: num("DELTA", 1e-5), rounds: num("ROUNDS", 1) };
+  const dataNames = (process.env.DATA ?? "heart,cohort").split(",");
+  const engineNames = (process.env.ENGINES ?? "independent,neural").split(",");
+  const overrides: Partial<typeof NEURAL_DEFAULTS>[] = process.env.VARIANTS ? JSON.parse(process.env.VARIANTS) : [{}];
+  const variants: Variant[] = [];
+  if (engineNames.includes("independent")) variants.push({ label: "independent", engine: independentEngine as Engine, configure: (s, p) => independentEngine.configure(s, p) });
+  if (engineNames.includes("neural")) {
+    for (const o of overrides) variants.push({ label: `neural ${JSON.stringify(o)}`, engine: neuralEngine as Engine, configure: (s, p) => configureNeural(s, p, o) });
+  }
+  console.log(`ε=${privacy.epsilon}, δ=${privacy.delta}, rounds=${privacy.rounds}, ${runs} runs`);
+  for (const dataName of dataNames) {
+    const data = dataName === "heart" ? await heart() : cohort();
+    const acc = variants.map(() => ({ shapes: [] as number[], pairs: [] as number[], auc: [] as number[], seconds: [] as number[] }));
+    const base = { shapes: [] as number[], pairs: [] as number[], auc: [] as number[] };
+    for (let r = 0; r < runs; r++) {
+      const { train, holdout } = data.sites(r);
+      const real = concatTables(train);
+      for (let v = 0; v < variants.length; v++) {
+        const t0 = performance.now();
+        const synthetic = await synthesize(variants[v], data.schema, privacy, train, real.rowCount);
+        const seconds = (performance.now() - t0) / 1000;
+        const report = evaluate({ schema: data.schema, real, synthetic, holdout, target: data.target });
+        acc[v].shapes.push(report.columnShapes.score);
+        acc[v].pairs.push(report.pairTrends.score);
+        acc[v].seconds.push(seconds);
+        const ml = report.mlUtility;
+        if (ml && "auc" in ml) {
+          acc[v].auc.push(ml.auc.synthetic);
+          if (v === 0) base.auc.push(ml.auc.real);
+        }
+        const hb = report.holdoutBaseline;
+        if (v === 0 && hb && "columnShapes" in hb) {
+          base.shapes.push(hb.columnShapes.score);
+          base.pairs.push(hb.pairTrends.score);
+        }
+      }
+    }
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+    const se = (xs: number[]) => {
+      const m = mean(xs);
+      return Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / Math.max(1, xs.length - 1) / Math.max(1, xs.length));
+    };
+    const f = (xs: number[]) => `${mean(xs).toFixed(3)}±${se(xs).toFixed(3)}`;
+    console.log(`\n[${data.name}] holdout baseline: shapes ${f(base.shapes)} pairs ${f(base.pairs)}; real-data AUC ${f(base.auc)}`);
+    variants.forEach((v, i) => {
+      const a = acc[i];
+      console.log(`  ${v.label.padEnd(40)} shapes ${f(a.shapes)}  pairs ${f(a.pairs)}  AUC ${f(a.auc)}  ${mean(a.seconds).toFixed(1)}s`);
+    });
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});
