@@ -1,10 +1,12 @@
 /**
  * Streaming CSV output: a header of the schema's column names, then one row per write. Memory stays flat
  * however many rows are written, as long as callers await write() when it returns a promise (backpressure).
+ *
+ * Written by hand rather than with csv-stringify: output quoting is four characters' worth of rules
+ * (RFC 4180), and csv-stringify's per-record stream transform capped `fedsynth sample` at about 50–75k
+ * rows/s, below the product's 100k rows/s target. Rows are joined into ~64 KiB chunks before each write.
  */
 import { createWriteStream } from "node:fs";
-import { pipeline } from "node:stream/promises";
-import { stringify } from "csv-stringify";
 import { FedsynthError } from "../errors.js";
 import type { OutputRow, Schema } from "./schema.js";
 
@@ -15,31 +17,40 @@ export interface CsvWriter {
   close(): Promise<void>;
 }
 
+const CHUNK_CHARS = 64 * 1024;
+const NEEDS_QUOTES = /[",\r\n]/;
+
+/** A field as RFC 4180 writes it: quoted (with doubled quotes) only when it holds a comma, quote or newline. */
+export function csvField(text: string): string {
+  return NEEDS_QUOTES.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+}
+
 export function createCsvWriter(path: string, schema: Schema): CsvWriter {
   const width = schema.columns.length;
-  const stringifier = stringify({
-    header: true,
-    columns: schema.columns.map((c) => c.name),
-    record_delimiter: "unix",
-  });
   const file = createWriteStream(path);
   let failure: FedsynthError | undefined;
   let closed = false;
-  const done = pipeline(stringifier, file).catch((err: unknown) => {
+  file.on("error", (err) => {
     failure ??= writeError(path, err);
   });
+  let pending = schema.columns.map((c) => csvField(c.name)).join(",") + "\n";
 
-  const waitDrain = (): Promise<void> =>
+  /** Resolves on the first of the events (rejecting if the stream failed), and leaves no listener behind. */
+  const settle = (events: string[]): Promise<void> =>
     new Promise<void>((resolve, reject) => {
-      const settle = () => {
-        stringifier.off("drain", settle);
-        stringifier.off("close", settle);
+      const done = () => {
+        for (const e of events) file.off(e, done);
         if (failure) reject(failure);
         else resolve();
       };
-      stringifier.on("drain", settle);
-      stringifier.on("close", settle);
+      for (const e of events) file.on(e, done);
     });
+
+  const flush = (): Promise<void> | void => {
+    const chunk = pending;
+    pending = "";
+    if (chunk && !file.write(chunk)) return settle(["drain", "close"]);
+  };
 
   return {
     write(row: OutputRow): Promise<void> | void {
@@ -48,14 +59,21 @@ export function createCsvWriter(path: string, schema: Schema): CsvWriter {
       if (row.length !== width) {
         throw new FedsynthError("internal", `${path}: row has ${row.length} values but the schema has ${width} columns`);
       }
-      if (!stringifier.write(row)) return waitDrain();
+      let line = csvField(row[0]);
+      for (let i = 1; i < width; i++) line += "," + csvField(row[i]);
+      pending += line + "\n";
+      if (pending.length >= CHUNK_CHARS) return flush();
     },
     async close(): Promise<void> {
       if (!closed) {
         closed = true;
-        stringifier.end();
+        if (!failure) await flush();
+        if (!file.destroyed) {
+          const finished = settle(["finish", "close"]);
+          file.end();
+          await finished.catch(() => undefined);
+        }
       }
-      await done;
       if (failure) throw failure;
     },
   };

@@ -96,8 +96,9 @@ export function unflattenParams(s: MadeShape, flat: ArrayLike<number>): MadePara
     w1: s.width * s.hidden, b1: s.hidden, w2: s.hidden * s.hidden, b2: s.hidden, w3: s.hidden * s.width, b3: s.width,
   };
   let at = 0;
+  const source = flat instanceof Float32Array ? flat : Float32Array.from(flat);
   const take = (n: number) => {
-    const a = Float32Array.from({ length: n }, (_, i) => flat[at + i]);
+    const a = source.slice(at, at + n);
     at += n;
     return a;
   };
