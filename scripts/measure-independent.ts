@@ -21,11 +21,12 @@ import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadSchema } from "../shared/schema/parse-schema.js";
 import { readTable, parseTable } from "../shared/schema/read-csv.js";
-import type { Cell, OutputRow, Schema, Table } from "../shared/schema/schema.js";
+import type { OutputRow, Schema, Table } from "../shared/schema/schema.js";
 import { SecureRng, SeededRng, type Rng } from "../shared/random/rng.js";
 import type { JsonObject, StudyPrivacy, TaskContext } from "../shared/engines/engine.js";
 import * as independent from "../shared/engines/independent/engine.js";
 import { evaluate, concatTables } from "../evaluation/index.js";
+import { num, split } from "./holdout-split.js";
 
 const engine = independent.independentEngine;
 const SITES = ["cleveland", "hungary", "switzerland", "va"];
@@ -34,21 +35,6 @@ const here = fileURLToPath(new URL(".", import.meta.url));
 const root = process.env.FEDSYNTH_ROOT ?? resolve(here, "..");
 const examples = resolve(root, "examples/heart-disease");
 
-const num = (name: string, fallback: number) => (process.env[name] !== undefined ? Number(process.env[name]) : fallback);
-
-function subset(table: Table, rows: number[]): Table {
-  return { schema: table.schema, rowCount: rows.length, columns: table.columns.map((col) => rows.map((i) => col[i] as Cell)) };
-}
-
-function split(table: Table, rng: Rng): { train: Table; holdout: Table } {
-  const order = Array.from({ length: table.rowCount }, (_, i) => i);
-  for (let i = order.length - 1; i > 0; i--) {
-    const k = Math.floor(rng.next() * (i + 1));
-    [order[i], order[k]] = [order[k], order[i]];
-  }
-  const cut = Math.round(0.2 * order.length);
-  return { holdout: subset(table, order.slice(0, cut).sort((a, b) => a - b)), train: subset(table, order.slice(cut).sort((a, b) => a - b)) };
-}
 
 function configure(schema: Schema, privacy: StudyPrivacy, alpha: number | undefined): JsonObject {
   // configureIndependent exists from the two-level engine on; older engines measure with their defaults.

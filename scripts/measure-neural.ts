@@ -19,31 +19,17 @@ import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadSchema, parseSchema } from "../shared/schema/parse-schema.js";
 import { readTable, parseTable } from "../shared/schema/read-csv.js";
-import type { Cell, OutputRow, Schema, Table } from "../shared/schema/schema.js";
+import type { OutputRow, Schema, Table } from "../shared/schema/schema.js";
 import { SecureRng, SeededRng, type Rng } from "../shared/random/rng.js";
 import type { Engine, JsonObject, StudyPrivacy, TaskContext } from "../shared/engines/engine.js";
 import { independentEngine } from "../shared/engines/independent/engine.js";
 import { configureNeural, neuralEngine, NEURAL_DEFAULTS } from "../shared/engines/neural/engine.js";
 import { evaluate, concatTables } from "../evaluation/index.js";
+import { num, split } from "./holdout-split.js";
 import { COHORT_SCHEMA, COHORT_SITE_ROWS, siteCsv } from "./cohort.js";
 
 const here = fileURLToPath(new URL(".", import.meta.url));
 const root = process.env.FEDSYNTH_ROOT ?? resolve(here, "..");
-const num = (name: string, fallback: number) => (process.env[name] !== undefined ? Number(process.env[name]) : fallback);
-
-function subset(table: Table, rows: number[]): Table {
-  return { schema: table.schema, rowCount: rows.length, columns: table.columns.map((col) => rows.map((i) => col[i] as Cell)) };
-}
-
-function split(table: Table, rng: Rng): { train: Table; holdout: Table } {
-  const order = Array.from({ length: table.rowCount }, (_, i) => i);
-  for (let i = order.length - 1; i > 0; i--) {
-    const k = Math.floor(rng.next() * (i + 1));
-    [order[i], order[k]] = [order[k], order[i]];
-  }
-  const cut = Math.round(0.2 * order.length);
-  return { holdout: subset(table, order.slice(0, cut).sort((a, b) => a - b)), train: subset(table, order.slice(cut).sort((a, b) => a - b)) };
-}
 
 interface Dataset {
   name: string;

@@ -3,6 +3,7 @@ import type { Command } from "commander";
 import { arch, availableParallelism, cpus, platform, release } from "node:os";
 import { VERSION } from "../version.js";
 import { createLogger, type LogLevel } from "../../shared/telemetry/log.js";
+import type { BackendInfo } from "../../shared/tf/backend.js";
 
 /** The quick profile: one MLP-sized layer with batch 256. */
 const PROFILE_SHAPES = [{ m: 256, k: 128, n: 128 }];
@@ -15,20 +16,7 @@ export interface DoctorReport {
   osRelease: string;
   cpus: number;
   cpuModel?: string;
-  tensorflow:
-    | {
-        ok: true;
-        backend: string;
-        tfBackend: string;
-        package: string;
-        version: string;
-        coreVersion: string;
-        threads: number;
-        simd?: boolean;
-        forced?: boolean;
-        fallbacks: { backend: string; error: string }[];
-      }
-    | { ok: false; error: string; hint?: string };
+  tensorflow: ({ ok: true } & BackendInfo) | { ok: false; error: string; hint?: string };
   matmul?: {
     backend: string;
     elapsedMs: number;

@@ -17,9 +17,9 @@ import { encodeTable, encodingFor, type Encoding } from "./encoding.js";
 import { flattenParams, initParams, madeMasks, parameterCount, type MadeMasks, type MadeShape } from "./made.js";
 
 /** Loaded by prepare(): importing TensorFlow.js costs about half a second, which only training and sampling pay. */
-let runtime: (typeof import("./runtime.js") & typeof import("./train.js")) | undefined;
+let runtime: typeof import("./runtime.js") | undefined;
 
-function requireRuntime(): typeof import("./runtime.js") & typeof import("./train.js") {
+function requireRuntime(): typeof import("./runtime.js") {
   if (!runtime) {
     throw new FedsynthError("internal", "the neural engine was used before prepare()", {
       hint: "await engine.prepare() before localUpdate or sample",
@@ -166,7 +166,7 @@ export const neuralEngine: Engine<NeuralModel> = {
   async prepare(): Promise<void> {
     const { initTensorflow } = await import("../../tf/backend.js");
     await initTensorflow();
-    runtime ??= { ...(await import("./runtime.js")), ...(await import("./train.js")) };
+    runtime ??= await import("./runtime.js");
   },
 
   configure(schema: Schema, privacy: StudyPrivacy): JsonObject {
