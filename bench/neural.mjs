@@ -22,12 +22,12 @@ const info = await initTensorflow();
 const tf = await import("@tensorflow/tfjs-core");
 const { parseSchema } = await import(dist("shared/schema/parse-schema.js"));
 const { SeededRng, SecureRng } = await import(dist("shared/random/rng.js"));
-const { encodingFor } = await import(dist("shared/engines/neural/encoding.js"));
+const { encodeInputs } = await import(dist("shared/engines/neural/encoding.js"));
 const { madeMasks, initParams, flattenParams } = await import(dist("shared/engines/neural/made.js"));
 const { constantTensors, weightTensors, disposeTensors, trainLocal } = await import(dist("shared/engines/neural/train.js"));
 const dpsgd = await import(dist("shared/engines/neural/dp-sgd.js"));
 const { sampleRows } = await import(dist("shared/engines/neural/sample.js"));
-const { neuralEngine, NEURAL_DEFAULTS } = await import(dist("shared/engines/neural/engine.js"));
+const { neuralEngine, NEURAL_DEFAULTS, architecture } = await import(dist("shared/engines/neural/engine.js"));
 const { encodeModelBundle } = await import(dist("shared/engines/model-file.js"));
 
 const quick = process.env.FEDSYNTH_BENCH_QUICK === "1";
@@ -46,12 +46,13 @@ const schemas = { heart: parseSchema(heartJson, "heart"), wide: parseSchema(wide
 const mode = process.argv[2];
 if (mode === "--train-child") {
   const [name, hidden, rows, steps] = process.argv.slice(3);
-  const { shape, masks, encoding, params } = modelFor(name, Number(hidden));
-  const x = randomOneHot(encoding, Number(rows), new SeededRng(1));
+  const { shape, masks, encoding, input, params } = modelFor(name, Number(hidden));
+  const y = randomOneHot(encoding, Number(rows), new SeededRng(1));
+  const x = inputsOf(encoding, input, y, Number(rows));
   const t0 = performance.now();
-  trainLocal(shape, masks, encoding.blocks.length, params, x, Number(rows),
-    { samplingRate: NEURAL_DEFAULTS.samplingRate, steps: Number(steps), clipNorm: 1, noiseMultiplier: 1, learningRate: 0.01 },
-    NEURAL_DEFAULTS.samplingRate * Number(rows), new SecureRng());
+  trainLocal(shape, masks, encoding.blocks.length, params, y, Number(rows),
+    { samplingRate: NEURAL_DEFAULTS.samplingRate, steps: Number(steps), clipNorm: 1, noiseMultiplier: 1, learningRate: NEURAL_DEFAULTS.learningRate, optimizer: NEURAL_DEFAULTS.optimizer },
+    NEURAL_DEFAULTS.samplingRate * Number(rows), new SecureRng(), x);
   console.log(JSON.stringify({ seconds: (performance.now() - t0) / 1000 }));
   process.exit(0);
 }
@@ -60,10 +61,25 @@ if (mode === "--idle-child") {
   process.exit(0);
 }
 
+/** The default network (direct connections, input encodings) with `hidden` units per hidden layer. */
 function modelFor(name, hidden) {
-  const encoding = encodingFor(schemas[name]);
-  const shape = { width: encoding.width, hidden };
-  return { shape, encoding, masks: madeMasks(encoding, hidden), params: flattenParams(initParams(shape, new SeededRng(7))) };
+  const config = { ...NEURAL_DEFAULTS, hidden };
+  const { encoding, input, directOutput, shape } = architecture(schemas[name], config);
+  const masks = madeMasks(encoding, hidden, { input, direct: shape.direct, ...(directOutput.kind !== "onehot" ? { directOutput } : {}) });
+  return { shape, encoding, input, masks, params: flattenParams(initParams(shape, new SeededRng(7))) };
+}
+
+/** The input features of one-hot rows (undefined for one-hot inputs). */
+function inputsOf(encoding, input, y, n) {
+  if (input.kind === "onehot") return undefined;
+  const cells = encoding.blocks.map((b) => Array.from({ length: n }, (_, i) => {
+    for (let c = 0; c < b.size; c++) if (y[i * encoding.width + b.offset + c] === 1) return c;
+    return b.size - 1;
+  }));
+  // A table whose cells are the block indices: encodeInputs reads categorical values as indices; numeric
+  // columns are given their bin's lower edge (or null for the missing cell).
+  const columns = encoding.blocks.map((b, j) => cells[j].map((c) => (c === b.size - 1 ? null : b.bins ? b.bins.lo[c] : c)));
+  return encodeInputs(encoding, input, { schema: undefined, rowCount: n, columns });
 }
 
 /** n random rows, one-hot per block (row-major n × width). */
@@ -100,13 +116,16 @@ const round = (v, d = 3) => (Number.isFinite(v) ? +v.toFixed(d) : null);
 const results = { backend: { name: info.backend, tf: info.tfBackend, threads: info.threads, simd: info.simd ?? null } };
 
 // ---- training steps ------------------------------------------------------------------------------------------
+// The default network (hidden = NEURAL_DEFAULTS.hidden, with its direct connections and encodings), and
+// the same with hidden layers added.
 const configs = [
   { schema: "heart", hidden: NEURAL_DEFAULTS.hidden, batch: 64 },
   { schema: "heart", hidden: NEURAL_DEFAULTS.hidden, batch: 256 },
-  { schema: "heart", hidden: 128, batch: 1024 },
-  { schema: "wide", hidden: 64, batch: 256 },
+  { schema: "heart", hidden: NEURAL_DEFAULTS.hidden, batch: 1024 },
+  { schema: "heart", hidden: 64, batch: 256 },
+  { schema: "wide", hidden: NEURAL_DEFAULTS.hidden, batch: 256 },
+  { schema: "wide", hidden: NEURAL_DEFAULTS.hidden, batch: 1024 },
   { schema: "wide", hidden: 128, batch: 256 },
-  { schema: "wide", hidden: 256, batch: 1024 },
 ];
 const bareCache = new Map();
 function bareMs({ m, k, n }) {
@@ -121,19 +140,22 @@ function bareMs({ m, k, n }) {
 }
 results.shapes = [];
 for (const c of configs) {
-  const { shape, masks, encoding, params } = modelFor(c.schema, c.hidden);
+  const { shape, masks, encoding, input, params } = modelFor(c.schema, c.hidden);
   const columns = encoding.blocks.length;
   const net = { ...constantTensors(shape, masks, columns), ...weightTensors(shape, params) };
-  const x = tf.tensor2d(randomOneHot(encoding, c.batch, new SeededRng(2)), [c.batch, shape.width]);
-  const [dpMs, plainMs] = bestMsOf([() => dpsgd.gradientSum(net, x, 1), () => dpsgd.gradientSum(net, x, null)]);
-  const matmuls = dpsgd.gradientMatMuls(shape.width, shape.hidden, columns, c.batch, true);
+  const yArray = randomOneHot(encoding, c.batch, new SeededRng(2));
+  const y = tf.tensor2d(yArray, [c.batch, shape.width]);
+  const xArray = inputsOf(encoding, input, yArray, c.batch);
+  const x = xArray ? tf.tensor2d(xArray, [c.batch, input.width]) : y;
+  const [dpMs, plainMs] = bestMsOf([() => dpsgd.gradientSum(net, y, 1, x), () => dpsgd.gradientSum(net, y, null, x)]);
+  const matmuls = dpsgd.gradientMatMuls(shape, columns, c.batch, true);
   const flops = matmuls.reduce((s, { m, k, n }) => s + 2 * m * k * n, 0);
   const bare = matmuls.reduce((s, mm) => s + bareMs(mm), 0);
   const tensorsBefore = tf.memory().numTensors;
-  dpsgd.gradientSum(net, x, 1);
+  dpsgd.gradientSum(net, y, 1, x);
   const leaked = tf.memory().numTensors - tensorsBefore;
   results.shapes.push({
-    schema: c.schema, width: shape.width, hidden: shape.hidden, columns, batch: c.batch,
+    schema: c.schema, width: shape.width, input_width: input.width, hidden: shape.hidden, direct: !!shape.direct, columns, batch: c.batch,
     matmuls: matmuls.length, step_mflop: round(flops / 1e6, 2),
     matmul_gflops: round(flops / (bare * 1e6), 2),
     train_step_gflops: round(flops / (dpMs * 1e6), 2),
@@ -141,7 +163,8 @@ for (const c of configs) {
     dp_step_ms: round(dpMs), nonprivate_step_ms: round(plainMs), dp_over_nonprivate: round(dpMs / plainMs),
     ...(leaked ? { leaked_tensors: leaked } : {}),
   });
-  x.dispose();
+  if (x !== y) x.dispose();
+  y.dispose();
   disposeTensors(net);
 }
 results.worst = {
@@ -164,7 +187,7 @@ function peakRss(args) {
 const self = fileURLToPath(import.meta.url);
 results.process_baseline_peak_rss_mb = peakRss([self, "--idle-child"]).peak_rss_mb;
 results.training = [];
-for (const [name, hidden, rows, steps] of [["heart", NEURAL_DEFAULTS.hidden, 1000, NEURAL_DEFAULTS.stepsPerRound], ["wide", 256, 5000, 10]]) {
+for (const [name, hidden, rows, steps] of [["heart", NEURAL_DEFAULTS.hidden, 1000, Math.max(10, NEURAL_DEFAULTS.stepsPerRound)], ["wide", NEURAL_DEFAULTS.hidden, 5000, 10], ["wide", 128, 5000, 10]]) {
   const r = peakRss([self, "--train-child", name, String(hidden), String(rows), String(steps)]);
   const inner = JSON.parse(r.stdout.trim().split("\n").pop());
   results.training.push({
@@ -176,14 +199,14 @@ for (const [name, hidden, rows, steps] of [["heart", NEURAL_DEFAULTS.hidden, 100
 // ---- sampling -------------------------------------------------------------------------------------------------
 const privacy = { epsilon: 1, delta: 1e-5, rounds: 1 };
 results.sampling = [];
-for (const [name, hidden] of [["heart", NEURAL_DEFAULTS.hidden], ["wide", 128]]) {
-  const { shape, masks, encoding, params } = modelFor(name, hidden);
+for (const [name, hidden] of [["heart", NEURAL_DEFAULTS.hidden], ["wide", NEURAL_DEFAULTS.hidden], ["wide", 128]]) {
+  const { shape, masks, encoding, input, params } = modelFor(name, hidden);
   const rows = quick ? 50_000 : 200_000;
   // warm-up: the first chunk compiles and allocates
-  for (const _ of sampleRows(shape, masks, encoding, params, 10_000, new SeededRng(1)));
+  for (const _ of sampleRows(shape, masks, encoding, params, 10_000, new SeededRng(1), input));
   const t0 = performance.now();
   let count = 0;
-  for (const _ of sampleRows(shape, masks, encoding, params, rows, new SeededRng(1))) count++;
+  for (const _ of sampleRows(shape, masks, encoding, params, rows, new SeededRng(1), input)) count++;
   results.sampling.push({ schema: name, width: shape.width, hidden, rows: count, rows_per_second: Math.round(count / ((performance.now() - t0) / 1000)) });
 }
 results.sampling_rows_per_second = results.sampling[0].rows_per_second;

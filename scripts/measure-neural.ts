@@ -5,7 +5,9 @@
  *
  * Each run: configure → init → per round: planRound, every site's localUpdate (SecureRng noise), sum,
  * aggregate → sample as many rows as the sites hold → evaluate() against the pooled training rows with
- * the holdout (column shapes, pair trends, TSTR AUC). Prints means over runs and the seconds per run.
+ * the holdout (column shapes, pair trends, TSTR AUC, DCR ratio: median distance of synthetic rows to their
+ * closest training row over the holdout's, ≥ 1 means no closer than new patients). Prints means ± standard
+ * errors over runs and the seconds per run.
  *
  * Run:
  *   npx tsc -p scripts/measure-neural.tsconfig.json && echo '{"type":"module"}' > /tmp/fedsynth-measure/package.json \
@@ -105,7 +107,7 @@ async function main(): Promise<void> {
   console.log(`ε=${privacy.epsilon}, δ=${privacy.delta}, rounds=${privacy.rounds}, ${runs} runs`);
   for (const dataName of dataNames) {
     const data = dataName === "heart" ? await heart() : cohort();
-    const acc = variants.map(() => ({ shapes: [] as number[], pairs: [] as number[], auc: [] as number[], seconds: [] as number[] }));
+    const acc = variants.map(() => ({ shapes: [] as number[], pairs: [] as number[], auc: [] as number[], dcr: [] as number[], seconds: [] as number[] }));
     const base = { shapes: [] as number[], pairs: [] as number[], auc: [] as number[] };
     for (let r = 0; r < runs; r++) {
       const { train, holdout } = data.sites(r);
@@ -123,6 +125,8 @@ async function main(): Promise<void> {
           acc[v].auc.push(ml.auc.synthetic);
           if (v === 0) base.auc.push(ml.auc.real);
         }
+        const pv = report.privacy;
+        if (pv && "dcr" in pv) acc[v].dcr.push(pv.dcr.ratio);
         const hb = report.holdoutBaseline;
         if (v === 0 && hb && "columnShapes" in hb) {
           base.shapes.push(hb.columnShapes.score);
@@ -139,7 +143,7 @@ async function main(): Promise<void> {
     console.log(`\n[${data.name}] holdout baseline: shapes ${f(base.shapes)} pairs ${f(base.pairs)}; real-data AUC ${f(base.auc)}`);
     variants.forEach((v, i) => {
       const a = acc[i];
-      console.log(`  ${v.label.padEnd(40)} shapes ${f(a.shapes)}  pairs ${f(a.pairs)}  AUC ${f(a.auc)}  ${mean(a.seconds).toFixed(1)}s`);
+      console.log(`  ${v.label.padEnd(40)} shapes ${f(a.shapes)}  pairs ${f(a.pairs)}  AUC ${f(a.auc)}  DCR ratio ${f(a.dcr)}  ${mean(a.seconds).toFixed(1)}s`);
     });
   }
 }

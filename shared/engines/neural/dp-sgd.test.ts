@@ -5,7 +5,7 @@ import "@tensorflow/tfjs-backend-cpu";
 import { SeededRng } from "../../random/rng.js";
 import { parseSchema } from "../../schema/parse-schema.js";
 import { parseTable } from "../../schema/read-csv.js";
-import { encodeTable, encodingFor } from "./encoding.js";
+import { encodeInputs, encodeTable, encodingFor, inputEncodingFor, type InputKind } from "./encoding.js";
 import { flattenParams, initParams, madeMasks } from "./made.js";
 import { gradientSum, perExampleNormsBruteForce, perExampleNormsGhost } from "./dp-sgd.js";
 import { constantTensors, disposeTensors, trainLocal, weightTensors } from "./train.js";
@@ -53,6 +53,44 @@ describe("DP-SGD for the MADE", () => {
     x.dispose();
     disposeTensors(net);
   });
+
+  // Direct connections (alone or with hidden layers), scalar inputs and projected direct outputs: the
+  // ghost norm is still each example's true gradient norm, masked weights excluded.
+  const architectures: { hidden: number; input: InputKind; directOutput?: InputKind }[] = [
+    { hidden: 0, input: "onehot" },
+    { hidden: 0, input: "scalar" },
+    { hidden: 0, input: "scalar", directOutput: "scalar" },
+    { hidden: 8, input: "scalar", directOutput: "scalar" },
+    { hidden: 8, input: "onehot" },
+  ];
+  for (const a of architectures) {
+    it(`ghost norms are exact with direct connections (hidden ${a.hidden}, ${a.input} inputs, ${a.directOutput ?? "onehot"} direct outputs)`, () => {
+      const enc = encodingFor(schema);
+      const input = inputEncodingFor(enc, a.input);
+      const directOutput = inputEncodingFor(enc, a.directOutput ?? "onehot");
+      const shape = { width: enc.width, hidden: a.hidden, inputWidth: input.width, direct: true, directWidth: directOutput.width };
+      const masks = madeMasks(enc, a.hidden, { input, direct: true, ...(a.directOutput ? { directOutput } : {}) });
+      // Random (not zero) direct weights, so that every part of the gradient is exercised.
+      const params = flattenParams(initParams(shape, new SeededRng(3), 1)).map((v, i) => v + 0.01 * ((i * 7919) % 13));
+      const net = { ...constantTensors(shape, masks, enc.blocks.length), ...weightTensors(shape, params) };
+      const t = table(12, 1);
+      const y = tf.tensor2d(encodeTable(enc, t), [12, enc.width]);
+      const x = tf.tensor2d(encodeInputs(enc, input, t), [12, input.width]);
+      const ghost = perExampleNormsGhost(net, y, x);
+      const brute = perExampleNormsBruteForce(net, y, x);
+      for (let i = 0; i < 12; i++) expect(ghost[i]).toBeCloseTo(brute[i], 4);
+      // Masked direct weights get no gradient.
+      const { grads } = gradientSum(net, y, null, x);
+      grads[5].forEach((g, i) => {
+        if (masks.m0[i] === 0) expect(Math.abs(g)).toBe(0);
+      });
+      // Clipped sum of one example: norm exactly the clip norm.
+      const one = gradientSum(net, tf.slice(y, [0, 0], [1, enc.width]) as tf.Tensor2D, 1e-3, tf.slice(x, [0, 0], [1, input.width]) as tf.Tensor2D);
+      expect(Math.sqrt(one.grads.reduce((s, g) => s + g.reduce((u, v) => u + v * v, 0), 0))).toBeCloseTo(1e-3, 6);
+      tf.dispose([x, y]);
+      disposeTensors(net);
+    });
+  }
 
   it("learns the data without noise (the loss falls well below the uniform model's)", () => {
     const enc = encodingFor(schema);

@@ -28,6 +28,50 @@ export interface Encoding {
   width: number;
 }
 
+/**
+ * What the network reads of a drawn cell (its outputs are always the one-hot blocks above), from the
+ * public schema only:
+ * - "onehot": the block's one-hot cells, as the outputs;
+ * - "scalar": categorical columns one-hot as above; a numeric column two features, its bin's centre scaled
+ *   to [−1, 1] by the schema's bounds and a missing indicator — 2 inputs instead of up to 17, so each of
+ *   its dependence weights pools the evidence of all its bins (a linear trend in the value).
+ */
+export type InputKind = "onehot" | "scalar";
+
+export interface InputEncoding {
+  kind: InputKind;
+  /** Total input features. */
+  width: number;
+  /** Per column: first input feature and number of features. */
+  blocks: { offset: number; size: number }[];
+  /** Per column: the features of each of its cells, row-major (block cells × block features). */
+  features: Float32Array[];
+}
+
+export function inputEncodingFor(encoding: Encoding, kind: InputKind = "onehot"): InputEncoding {
+  let offset = 0;
+  const blocks: { offset: number; size: number }[] = [];
+  const features = encoding.blocks.map((b) => {
+    if (kind === "onehot" || !b.bins) {
+      const f = new Float32Array(b.size * b.size);
+      for (let c = 0; c < b.size; c++) f[c * b.size + c] = 1;
+      blocks.push({ offset, size: b.size });
+      offset += b.size;
+      return f;
+    }
+    const { lo, hi } = b.bins;
+    const { min, max } = b.column as { min: number; max: number };
+    const span = max > min ? max - min : 1;
+    const f = new Float32Array(b.size * 2);
+    for (let c = 0; c < b.size - 1; c++) f[c * 2] = (2 * ((lo[c] + hi[c]) / 2 - min)) / span - 1;
+    f[(b.size - 1) * 2 + 1] = 1;
+    blocks.push({ offset, size: 2 });
+    offset += 2;
+    return f;
+  });
+  return { kind, width: offset, blocks, features };
+}
+
 export function encodingFor(schema: Schema): Encoding {
   let offset = 0;
   const blocks = schema.columns.map((column) => {
@@ -57,6 +101,22 @@ export function encodeTable(encoding: Encoding, table: Table): Float32Array {
   return out;
 }
 
+/** Row-major input features (n × input width) of a table. */
+export function encodeInputs(encoding: Encoding, input: InputEncoding, table: Table): Float32Array {
+  const width = input.width;
+  const out = new Float32Array(table.rowCount * width);
+  encoding.blocks.forEach((block, j) => {
+    const column = table.columns[j];
+    const { offset, size } = input.blocks[j];
+    const f = input.features[j];
+    for (let i = 0; i < table.rowCount; i++) {
+      const c = cellIndex(block, column[i]);
+      for (let k = 0; k < size; k++) out[i * width + offset + k] = f[c * size + k];
+    }
+  });
+  return out;
+}
+
 /** A cell drawn for a block, as text: a category, a value within the bin, or "" for missing. */
 export function decodeCell(block: ColumnBlock, cell: number, rng: Rng): string {
   if (cell === block.size - 1) return "";
@@ -77,4 +137,20 @@ export function decodeCell(block: ColumnBlock, cell: number, rng: Rng): string {
   }
   const v = bins.lo[cell] + rng.next() * (bins.hi[cell] - bins.lo[cell]);
   return formatDecimal(v, column.min, column.max);
+}
+
+/**
+ * The directWidth × width projection from direct outputs to logits: a block's logits are its cells'
+ * features (as in `features`) times the block's direct outputs — for "scalar", a numeric column's value
+ * logits are shifted in proportion to their bins' centres (one weight per input: a linear trend), and its
+ * missing logit by its own weight.
+ */
+export function directProjection(encoding: Encoding, outputs: InputEncoding): Float32Array {
+  const out = new Float32Array(outputs.width * encoding.width);
+  encoding.blocks.forEach((b, j) => {
+    const { offset, size } = outputs.blocks[j];
+    const f = outputs.features[j];
+    for (let c = 0; c < b.size; c++) for (let d = 0; d < size; d++) out[(offset + d) * encoding.width + b.offset + c] = f[c * size + d];
+  });
+  return out;
 }

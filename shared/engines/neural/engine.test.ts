@@ -1,6 +1,6 @@
 /** The neural engine passes the conformance suite every engine passes, plus its own checks. */
 import { beforeAll, describe, expect, it } from "vitest";
-import { neuralEngine } from "./engine.js";
+import { configureNeural, neuralEngine } from "./engine.js";
 import { describeEngineConformance, conformanceSchema } from "../conformance.js";
 import { Accountant } from "../../privacy/accountant.js";
 
@@ -29,5 +29,24 @@ describe("neural engine", () => {
     const epsilon = Accountant.epsilonOf(all, privacy.delta);
     expect(epsilon).toBeLessThanOrEqual(1);
     expect(epsilon).toBeGreaterThan(0.95);
+  });
+});
+
+describe("neural model files", () => {
+  it("reject a file made for another network with a clear error", () => {
+    const privacy = { epsilon: 1, delta: 1e-5, rounds: 1 };
+    const config = neuralEngine.configure(conformanceSchema, privacy);
+    const bytes = neuralEngine.serialize(neuralEngine.init(conformanceSchema, config));
+    const other = configureNeural(conformanceSchema, privacy, { hidden: 64, direct: false, inputEncoding: "onehot", directOutput: "onehot" });
+    expect(() => neuralEngine.deserialize(bytes, conformanceSchema, other)).toThrow(/different schema or network/);
+    // A version 2 file (before direct connections) is read only by a study with that layout.
+    const legacy = neuralEngine.serialize(neuralEngine.init(conformanceSchema, other));
+    const headerLength = Buffer.from(legacy).readUInt32LE(0);
+    const header = JSON.parse(Buffer.from(legacy).toString("utf8", 4, 4 + headerLength));
+    const v2 = Buffer.from(JSON.stringify({ version: 2, width: header.width, hidden: header.hidden, rounds: 0, histogramCells: 0, histogramSites: 1 }));
+    const file = Buffer.concat([Buffer.alloc(4), v2, Buffer.from(legacy).subarray(4 + headerLength)]);
+    file.writeUInt32LE(v2.length, 0);
+    expect(neuralEngine.deserialize(new Uint8Array(file), conformanceSchema, other).params.length).toBe(neuralEngine.init(conformanceSchema, other).params.length);
+    expect(() => neuralEngine.deserialize(new Uint8Array(file), conformanceSchema, config)).toThrow(/version 2 model file/);
   });
 });

@@ -6,8 +6,10 @@ import { SeededRng, type Rng } from "../../random/rng.js";
 import { parseSchema } from "../../schema/parse-schema.js";
 import { initTensorflow } from "../../tf/backend.js";
 import { formatDecimal } from "../independent/sampler.js";
-import { decodeCell, encodingFor, type Encoding } from "./encoding.js";
+import { decodeCell, encodingFor, inputEncodingFor, type Encoding, type InputEncoding, type InputKind } from "./encoding.js";
 import { flattenParams, initParams, madeMasks, type MadeMasks, type MadeShape } from "./made.js";
+import { forward } from "./dp-sgd.js";
+import { constantTensors, disposeTensors, weightTensors } from "./train.js";
 import { cellDecoder, fastDecimal, sampleRows, SAMPLE_CHUNK } from "./sample.js";
 
 const schema = parseSchema(JSON.stringify({
@@ -60,6 +62,33 @@ function* referenceRows(shape: MadeShape, masks: MadeMasks, encoding: Encoding, 
     }
   } finally {
     tf.dispose(Object.values(t));
+  }
+}
+
+/** The straightforward sampler for any network (direct connections, input features): the full forward pass at every column. */
+function* referenceRowsAny(shape: MadeShape, masks: MadeMasks, encoding: Encoding, input: InputEncoding, params: Float32Array, n: number, rng: Rng): Generator<OutputRow> {
+  const { blocks } = encoding;
+  const net = { ...constantTensors(shape, masks, blocks.length), ...weightTensors(shape, params) };
+  try {
+    const x = new Float32Array(n * input.width);
+    const cells = blocks.map(() => new Int32Array(n));
+    for (let j = 0; j < blocks.length; j++) {
+      const block = blocks[j];
+      const probs = tf.tidy(() => tf.softmax(tf.slice(forward(net, tf.tensor2d(x, [n, input.width])).logits, [0, block.offset], [n, block.size])));
+      const pr = probs.dataSync();
+      probs.dispose();
+      const { offset, size } = input.blocks[j];
+      for (let i = 0; i < n; i++) {
+        let u = rng.next();
+        let c = 0;
+        while (c < block.size - 1 && u >= pr[i * block.size + c]) u -= pr[i * block.size + c++];
+        cells[j][i] = c;
+        for (let f = 0; f < size; f++) x[i * input.width + offset + f] = input.features[j][c * size + f];
+      }
+    }
+    for (let i = 0; i < n; i++) yield blocks.map((b, j) => decodeCell(b, cells[j][i], rng));
+  } finally {
+    disposeTensors(net);
   }
 }
 
@@ -137,6 +166,27 @@ describe("neural sampling", () => {
       // rounding of a cumulative probability (and only in that row: every draw is its own number).
       expect(agreement(fast, slow)).toBeGreaterThan(0.995);
       for (let j = 0; j < schema.columns.length; j++) expect(columnTvd(fast, slow, j)).toBeLessThan(0.005);
+    });
+  }
+
+  const variants: { hidden: number; input: InputKind; directOutput: InputKind }[] = [
+    { hidden: 0, input: "scalar", directOutput: "scalar" },
+    { hidden: 0, input: "onehot", directOutput: "onehot" },
+    { hidden: 12, input: "scalar", directOutput: "onehot" },
+  ];
+  for (const v of variants) {
+    it(`draws the same rows as the straightforward sampler with direct connections (hidden ${v.hidden}, ${v.input} inputs, ${v.directOutput} direct outputs)`, () => {
+      const input = inputEncodingFor(encoding, v.input);
+      const directOutput = inputEncodingFor(encoding, v.directOutput);
+      const shape = { width: encoding.width, hidden: v.hidden, inputWidth: input.width, direct: true, directWidth: directOutput.width };
+      const masks = madeMasks(encoding, v.hidden, { input, direct: true, ...(v.directOutput !== "onehot" ? { directOutput } : {}) });
+      const params = randomParams(shape, 3);
+      const n = 3000;
+      const tensors = tf.memory().numTensors;
+      const fast = [...sampleRows(shape, masks, encoding, params, n, new SeededRng(5), input)];
+      expect(tf.memory().numTensors).toBe(tensors);
+      const slow = [...referenceRowsAny(shape, masks, encoding, input, params, n, new SeededRng(5))];
+      expect(agreement(fast, slow)).toBeGreaterThan(0.995);
     });
   }
 

@@ -21,8 +21,8 @@ import * as tf from "@tensorflow/tfjs-core";
 import type { OutputRow } from "../../schema/schema.js";
 import type { Rng } from "../../random/rng.js";
 import { formatDecimal, formatGridValue } from "../independent/sampler.js";
-import { decodeCell, type ColumnBlock, type Encoding } from "./encoding.js";
-import { unflattenParams, type MadeMasks, type MadeShape } from "./made.js";
+import { decodeCell, type ColumnBlock, type Encoding, type InputEncoding } from "./encoding.js";
+import { directWidthOf, inputWidthOf, unflattenParams, type MadeMasks, type MadeShape } from "./made.js";
 
 /** Rows per chunk: every column step is a few TensorFlow.js ops over the whole chunk. */
 export const SAMPLE_CHUNK = 8192;
@@ -110,13 +110,13 @@ interface Plan {
   p2: Int32Array;
 }
 
-function samplingPlan(shape: MadeShape, masks: MadeMasks, encoding: Encoding): Plan {
+function samplingPlan(shape: MadeShape, masks: MadeMasks, encoding: Encoding, input: { width: number; blocks: { offset: number; size: number }[] }): Plan {
   const { width, hidden } = shape;
   const { blocks } = encoding;
-  const columnOf = new Int32Array(width);
-  blocks.forEach((b, j) => columnOf.fill(j, b.offset, b.offset + b.size));
+  const columnOf = new Int32Array(input.width);
+  input.blocks.forEach((b, j) => columnOf.fill(j, b.offset, b.offset + b.size));
   const ready1 = new Int32Array(hidden);
-  for (let i = 0; i < width; i++) for (let k = 0; k < hidden; k++) if (masks.m1[i * hidden + k] !== 0) ready1[k] = Math.max(ready1[k], columnOf[i] + 1);
+  for (let i = 0; i < input.width; i++) for (let k = 0; k < hidden; k++) if (masks.m1[i * hidden + k] !== 0) ready1[k] = Math.max(ready1[k], columnOf[i] + 1);
   const ready2 = new Int32Array(hidden);
   for (let k = 0; k < hidden; k++) for (let l = 0; l < hidden; l++) if (masks.m2[k * hidden + l] !== 0) ready2[l] = Math.max(ready2[l], ready1[k]);
   blocks.forEach((b, j) => {
@@ -164,12 +164,28 @@ function unpackColumns(part: Float32Array, k: number, m: number, a: Float32Array
   }
 }
 
-/** z1[i, from..hidden) += W1[offset + cell_i, from..hidden): x·W1 for the one-hot of the drawn cells. */
-function addDrawnRows(z1: Float32Array, hidden: number, w1: Float32Array, offset: number, cells: Int32Array, m: number, from: number): void {
+/**
+ * z[i, from..stride) += W[offset + cell_i, from..stride): x·W for the drawn cells, W holding each cell's
+ * contribution (its input features times the masked weights).
+ */
+function addDrawnRows(z: Float32Array, stride: number, w: Float32Array, offset: number, cells: Int32Array, m: number, from: number): void {
   for (let i = 0; i < m; i++) {
-    const src = (offset + cells[i]) * hidden;
-    const to = i * hidden;
-    for (let u = from; u < hidden; u++) z1[to + u] += w1[src + u];
+    const src = (offset + cells[i]) * stride;
+    const to = i * stride;
+    for (let u = from; u < stride; u++) z[to + u] += w[src + u];
+  }
+}
+
+/** Row-wise softmax in place of logits[i, 0..k) + direct[i, lo..lo+k) (direct has `stride` columns; may be absent). */
+function softmaxRows(logits: Float32Array, k: number, m: number, direct: Float32Array | undefined, stride: number, lo: number): void {
+  for (let i = 0; i < m; i++) {
+    const base = i * k;
+    if (direct) for (let c = 0; c < k; c++) logits[base + c] += direct[i * stride + lo + c];
+    let max = -Infinity;
+    for (let c = 0; c < k; c++) if (logits[base + c] > max) max = logits[base + c];
+    let sum = 0;
+    for (let c = 0; c < k; c++) sum += logits[base + c] = Math.exp(logits[base + c] - max);
+    for (let c = 0; c < k; c++) logits[base + c] /= sum;
   }
 }
 
@@ -187,15 +203,48 @@ function draw(probs: Float32Array, stride: number, k: number, m: number, rng: Rn
   }
 }
 
-export function* sampleRows(shape: MadeShape, masks: MadeMasks, encoding: Encoding, params: Float32Array, n: number, rng: Rng): Generator<OutputRow> {
+/**
+ * `input` (default: one-hot inputs) gives each drawn cell's input features; the network's hidden layers
+ * and direct connections read those.
+ */
+export function* sampleRows(
+  shape: MadeShape, masks: MadeMasks, encoding: Encoding, params: Float32Array, n: number, rng: Rng, input?: InputEncoding,
+): Generator<OutputRow> {
   const { blocks, width } = encoding;
   const { hidden } = shape;
+  const inW = inputWidthOf(shape);
   const columns = blocks.length;
   const p = unflattenParams(shape, params);
-  const { order1, order2, p1, p2 } = samplingPlan(shape, masks, encoding);
-  // Masked weights with the hidden units renumbered: w1 width × hidden, w2 hidden × hidden, w3 hidden × width.
-  const w1 = new Float32Array(width * hidden);
-  for (let i = 0; i < width; i++) for (let u = 0; u < hidden; u++) w1[i * hidden + u] = p.w1[i * hidden + order1[u]] * masks.m1[i * hidden + order1[u]];
+  const inputBlocks = input?.blocks ?? blocks;
+  const { order1, order2, p1, p2 } = samplingPlan(shape, masks, encoding, { width: inW, blocks: inputBlocks });
+  /** Each output cell's contribution through its input features to the columns of a masked weight matrix `cols` wide. */
+  const cellRows = (cols: number, weight: (i: number, u: number) => number): Float32Array => {
+    const out = new Float32Array(width * cols);
+    blocks.forEach((b, j) => {
+      const { offset: at, size: k } = inputBlocks[j];
+      for (let c = 0; c < b.size; c++) {
+        for (let f = 0; f < k; f++) {
+          const v = input ? input.features[j][c * k + f] : f === c ? 1 : 0;
+          if (v === 0) continue;
+          for (let u = 0; u < cols; u++) out[(b.offset + c) * cols + u] += v * weight(at + f, u);
+        }
+      }
+    });
+    return out;
+  };
+  // Masked weights with the hidden units renumbered: w1 (per drawn cell) width × hidden, w2 hidden × hidden, w3 hidden × width.
+  const w1 = cellRows(hidden, (i, u) => p.w1[i * hidden + order1[u]] * masks.m1[i * hidden + order1[u]]);
+  const dWidth = directWidthOf(shape);
+  const s0 = masks.s0;
+  const w0 = shape.direct
+    ? cellRows(width, s0
+      ? (i, o) => {
+        let v = 0;
+        for (let d = 0; d < dWidth; d++) v += p.w0[i * dWidth + d] * masks.m0[i * dWidth + d] * s0[d * width + o];
+        return v;
+      }
+      : (i, o) => p.w0[i * width + o] * masks.m0[i * width + o])
+    : undefined;
   const b1 = Float32Array.from(order1, (k) => p.b1[k]);
   const w2 = (u: number, v: number) => p.w2[order1[u] * hidden + order2[v]] * masks.m2[order1[u] * hidden + order2[v]];
   const w3 = (v: number, o: number) => p.w3[order2[v] * width + o] * masks.m3[order2[v] * width + o];
@@ -225,17 +274,19 @@ export function* sampleRows(shape: MadeShape, masks: MadeMasks, encoding: Encodi
       const w = new Float32Array(hi * block.size);
       for (let v = 0; v < hi; v++) for (let c = 0; c < block.size; c++) w[v * block.size + c] = w3(v, block.offset + c);
       head = { w: keep(tf.tensor2d(w, [hi, block.size])), b: keep(tf.tensor1d(b3)) };
-    } else {
+    } else if (!w0) {
       // No hidden unit reaches this block (the first column): its distribution is softmax(b3).
       const top = Math.max(...b3);
       const e = Array.from(b3, (v) => Math.exp(v - top));
       const total = e.reduce((a, v) => a + v, 0);
       fixed = Float32Array.from(e, (v) => v / total);
     }
-    return { offset: block.offset, size: block.size, lo, hi, k1, second, head, fixed };
+    return { offset: block.offset, size: block.size, lo, hi, k1, second, head, fixed, b3 };
   });
   const rows = Math.min(SAMPLE_CHUNK, Math.max(0, n));
   const z1 = new Float32Array(rows * hidden);
+  const zd = w0 ? new Float32Array(rows * width) : undefined;
+  const logits = w0 ? new Float32Array(rows * Math.max(1, ...blocks.map((b) => b.size))) : undefined;
   const h2 = new Float32Array(rows * hidden);
   const packed = new Float32Array(rows * hidden);
   try {
@@ -243,6 +294,7 @@ export function* sampleRows(shape: MadeShape, masks: MadeMasks, encoding: Encodi
       const m = Math.min(SAMPLE_CHUNK, n - done);
       const cells = blocks.map(() => new Int32Array(m));
       for (let i = 0; i < m; i++) z1.set(b1, i * hidden);
+      zd?.fill(0);
       for (let j = 0; j < columns; j++) {
         const step = steps[j];
         if (step.second) {
@@ -256,7 +308,21 @@ export function* sampleRows(shape: MadeShape, masks: MadeMasks, encoding: Encodi
         }
         let probs: Float32Array;
         let stride = step.size;
-        if (step.head) {
+        if (zd) {
+          // Direct connections: the logits (hidden path with its bias, or the bias alone) plus the drawn
+          // columns' direct contributions, softmax here.
+          probs = logits!;
+          if (step.head) {
+            packPrefix(h2, hidden, m, step.hi, packed);
+            const head = step.head;
+            const out = tf.tidy(() => tf.fused.matMul({ a: tf.tensor2d(packed.subarray(0, m * step.hi), [m, step.hi]), b: head.w, bias: head.b }));
+            probs.set(out.dataSync() as Float32Array);
+            out.dispose();
+          } else {
+            for (let i = 0; i < m; i++) probs.set(step.b3, i * step.size);
+          }
+          softmaxRows(probs, step.size, m, zd, width, step.offset);
+        } else if (step.head) {
           packPrefix(h2, hidden, m, step.hi, packed);
           const head = step.head;
           const out = tf.tidy(() => tf.softmax(tf.fused.matMul({ a: tf.tensor2d(packed.subarray(0, m * step.hi), [m, step.hi]), b: head.w, bias: head.b })));
@@ -269,6 +335,8 @@ export function* sampleRows(shape: MadeShape, masks: MadeMasks, encoding: Encodi
         draw(probs, stride, step.size, m, rng, cells[j]);
         // Units that are not final yet (ready1 > j) read column j: add its drawn cells' weights to them.
         if (j + 1 < columns && p1[j] < hidden) addDrawnRows(z1, hidden, w1, step.offset, cells[j], m, p1[j]);
+        // The direct connections of later columns read column j.
+        if (zd && j + 1 < columns) addDrawnRows(zd, width, w0!, step.offset, cells[j], m, blocks[j + 1].offset);
       }
       for (let i = 0; i < m; i++) {
         const row = new Array<string>(columns);

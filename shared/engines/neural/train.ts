@@ -6,8 +6,9 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { gaussian, type Rng } from "../../random/rng.js";
-import { flattenParams, unflattenParams, type MadeMasks, type MadeShape } from "./made.js";
-import { gradientSum, type NetworkTensors } from "./dp-sgd.js";
+import { directWidthOf, inputWidthOf, unflattenParams, type MadeMasks, type MadeShape } from "./made.js";
+import { forward, gradientSum, type NetworkTensors } from "./dp-sgd.js";
+import type { InputEncoding } from "./encoding.js";
 
 export interface TrainSettings {
   samplingRate: number;
@@ -15,8 +16,8 @@ export interface TrainSettings {
   clipNorm: number;
   noiseMultiplier: number;
   learningRate: number;
-  /** "adam" (default), or "sgd": plain steps with heavy-ball momentum (0.9). */
-  optimizer?: "adam" | "sgd";
+  /** "adam" (default), "sgd": steps with heavy-ball momentum (0.9), or "gd": plain steps. */
+  optimizer?: "adam" | "sgd" | "gd";
 }
 
 export interface TrainStats {
@@ -25,31 +26,56 @@ export interface TrainStats {
   clippedShare: number;
 }
 
-type Constants = Pick<NetworkTensors, "m1" | "m2" | "m3" | "blockOf" | "blockOfT">;
+type Constants = Pick<NetworkTensors, "m1" | "m2" | "m3" | "m0" | "s0" | "s0T" | "blockOf" | "blockOfT">;
 type Weights = Omit<NetworkTensors, keyof Constants>;
 
 /** Masks and block matrices: made once per training run or sampling call. */
 export function constantTensors(shape: MadeShape, masks: MadeMasks, columns: number): Constants {
   const { width, hidden } = shape;
+  const inW = inputWidthOf(shape);
   const blockOf = tf.tensor2d(masks.blockOf, [width, columns]);
-  return {
-    m1: tf.tensor2d(masks.m1, [width, hidden]), m2: tf.tensor2d(masks.m2, [hidden, hidden]), m3: tf.tensor2d(masks.m3, [hidden, width]),
-    blockOf, blockOfT: tf.transpose(blockOf),
-  };
+  const out: Constants = { blockOf, blockOfT: tf.transpose(blockOf) };
+  if (hidden > 0) {
+    out.m1 = tf.tensor2d(masks.m1, [inW, hidden]);
+    out.m2 = tf.tensor2d(masks.m2, [hidden, hidden]);
+    out.m3 = tf.tensor2d(masks.m3, [hidden, width]);
+  }
+  if (shape.direct) out.m0 = tf.tensor2d(masks.m0, [inW, directWidthOf(shape)]);
+  if (masks.s0) {
+    out.s0 = tf.tensor2d(masks.s0, [directWidthOf(shape), width]);
+    out.s0T = tf.transpose(out.s0);
+  }
+  return out;
 }
 
 export function weightTensors(shape: MadeShape, flat: Float32Array): Weights {
   const p = unflattenParams(shape, flat);
   const { width, hidden } = shape;
-  return {
-    w1: tf.tensor2d(p.w1, [width, hidden]), b1: tf.tensor1d(p.b1),
-    w2: tf.tensor2d(p.w2, [hidden, hidden]), b2: tf.tensor1d(p.b2),
-    w3: tf.tensor2d(p.w3, [hidden, width]), b3: tf.tensor1d(p.b3),
-  };
+  const inW = inputWidthOf(shape);
+  const out: Weights = { b3: tf.tensor1d(p.b3) };
+  if (hidden > 0) {
+    out.w1 = tf.tensor2d(p.w1, [inW, hidden]);
+    out.b1 = tf.tensor1d(p.b1);
+    out.w2 = tf.tensor2d(p.w2, [hidden, hidden]);
+    out.b2 = tf.tensor1d(p.b2);
+    out.w3 = tf.tensor2d(p.w3, [hidden, width]);
+  }
+  if (shape.direct) out.w0 = tf.tensor2d(p.w0, [inW, directWidthOf(shape)]);
+  return out;
 }
 
 export function disposeTensors(tensors: object): void {
-  for (const t of Object.values(tensors)) (t as tf.Tensor).dispose();
+  for (const t of Object.values(tensors)) (t as tf.Tensor | undefined)?.dispose();
+}
+
+function concat(parts: Float32Array[], length: number): Float32Array {
+  const out = new Float32Array(length);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
 }
 
 /** Gathers the chosen rows of a row-major one-hot matrix into a batch tensor. */
@@ -60,13 +86,15 @@ function batchTensor(x: Float32Array, width: number, rows: number[]): tf.Tensor2
 }
 
 /**
- * Trains from `start` for `settings.steps` steps and returns the new flat parameters. `expectedBatch` is
+ * Trains from `start` for `settings.steps` steps and returns the new flat parameters. `y` holds the rows
+ * one-hot (n × width), `inputs` their input features (n × inputWidth; default: y). `expectedBatch` is
  * q·n̂ (public or DP); `random` draws both the Poisson sampling and the noise, and must be secure.
  */
 export function trainLocal(
-  shape: MadeShape, masks: MadeMasks, columns: number, start: Float32Array, x: Float32Array, rows: number,
-  settings: TrainSettings, expectedBatch: number, random: Rng,
+  shape: MadeShape, masks: MadeMasks, columns: number, start: Float32Array, y: Float32Array, rows: number,
+  settings: TrainSettings, expectedBatch: number, random: Rng, inputs?: Float32Array,
 ): { params: Float32Array; stats: TrainStats } {
+  const inW = inputWidthOf(shape);
   const params = Float32Array.from(start);
   const m = new Float32Array(params.length);
   const v = new Float32Array(params.length);
@@ -84,10 +112,12 @@ export function trainLocal(
     let grad: Float32Array;
     try {
       if (chosen.length > 0) {
-        const xb = batchTensor(x, shape.width, chosen);
-        const result = gradientSum(net, xb, settings.clipNorm);
-        xb.dispose();
-        grad = flattenParams({ w1: result.grads[0], b1: result.grads[1], w2: result.grads[2], b2: result.grads[3], w3: result.grads[4], b3: result.grads[5] });
+        const yb = batchTensor(y, shape.width, chosen);
+        const xb = inputs ? batchTensor(inputs, inW, chosen) : yb;
+        const result = gradientSum(net, yb, settings.clipNorm, xb);
+        if (xb !== yb) xb.dispose();
+        yb.dispose();
+        grad = concat(result.grads, params.length);
         lossSum += result.loss;
         clippedSum += result.clippedShare;
       } else {
@@ -100,6 +130,10 @@ export function trainLocal(
     // The noise goes on every step, even an empty batch: the privacy analysis counts every step.
     const scale = 1 / Math.max(1, expectedBatch);
     const lrT = (settings.learningRate * Math.sqrt(1 - beta2 ** step)) / (1 - beta1 ** step);
+    if (settings.optimizer === "gd") {
+      for (let i = 0; i < params.length; i++) params[i] -= settings.learningRate * (grad[i] + noiseStd * gaussian(random)) * scale;
+      continue;
+    }
     if (settings.optimizer === "sgd") {
       for (let i = 0; i < params.length; i++) {
         m[i] = 0.9 * m[i] + (grad[i] + noiseStd * gaussian(random)) * scale;
@@ -129,26 +163,21 @@ export function trainLocal(
  */
 export function calibrateOutputBiases(
   shape: MadeShape, masks: MadeMasks, blocks: { offset: number; size: number }[], flat: Float32Array,
-  targets: ArrayLike<number>[], rows: number, rng: Rng, iterations = 50,
+  targets: ArrayLike<number>[], rows: number, rng: Rng, iterations = 50, input?: InputEncoding,
 ): Float32Array {
-  const { width, hidden } = shape;
+  const { width } = shape;
+  const inW = inputWidthOf(shape);
   const params = Float32Array.from(flat);
   const b3At = params.length - width;
   const constants = constantTensors(shape, masks, blocks.length);
   const weights = weightTensors(shape, params);
-  const w1m = tf.mul(weights.w1, constants.m1) as tf.Tensor2D;
-  const w2m = tf.mul(weights.w2, constants.m2) as tf.Tensor2D;
-  const w3m = tf.mul(weights.w3, constants.m3) as tf.Tensor2D;
-  const x = new Float32Array(rows * width);
+  const net = { ...constants, ...weights };
+  const x = new Float32Array(rows * inW);
   try {
     for (let j = 0; j < blocks.length; j++) {
       const { offset, size } = blocks[j];
-      const logits = tf.tidy(() => {
-        const xt = tf.tensor2d(x, [rows, width]);
-        const h1 = tf.relu(tf.add(tf.matMul(xt, w1m), weights.b1));
-        const h2 = tf.relu(tf.add(tf.matMul(h1, w2m), weights.b2));
-        return tf.matMul(h2, tf.slice(w3m, [0, offset], [hidden, size]));
-      });
+      // Logits without the output biases (they are what is solved for).
+      const logits = tf.tidy(() => tf.sub(tf.slice(forward(net, tf.tensor2d(x, [rows, inW])).logits, [0, offset], [rows, size]), tf.slice(net.b3, [offset], [size])));
       const z = logits.dataSync() as Float32Array;
       logits.dispose();
       const bias = Float64Array.from(params.subarray(b3At + offset, b3At + offset + size));
@@ -177,15 +206,18 @@ export function calibrateOutputBiases(
       }
       probabilities();
       for (let c = 0; c < size; c++) params[b3At + offset + c] = bias[c];
+      const inOffset = input ? input.blocks[j].offset : offset;
+      const features = input?.features[j];
+      const k = input ? input.blocks[j].size : size;
       for (let i = 0; i < rows; i++) {
         let u = rng.next();
         let c = 0;
         while (c < size - 1 && u >= p[i * size + c]) u -= p[i * size + c++];
-        x[i * width + offset + c] = 1;
+        if (features) for (let f = 0; f < k; f++) x[i * inW + inOffset + f] = features[c * k + f];
+        else x[i * inW + offset + c] = 1;
       }
     }
   } finally {
-    for (const t of [w1m, w2m, w3m]) t.dispose();
     disposeTensors(weights);
     disposeTensors(constants);
   }
