@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { calibrateNoiseMultiplier, calibrateSigma } from "./calibrate.js";
+import { calibrateDistributedDiscreteGaussian, calibrateNoiseMultiplier, calibrateSigma } from "./calibrate.js";
 import { Accountant } from "./accountant.js";
 import { deltaForEpsilon, epsilonForDelta, normalCdf } from "./gaussian.js";
 import type { Mechanism } from "./mechanism.js";
@@ -174,3 +174,91 @@ describe("calibrateNoiseMultiplier (DP-SGD)", () => {
   });
 });
 
+
+describe("calibrateSigma with a smallest admissible σ (minSigma)", () => {
+  it("never asks for σ below minSigma, and returns it when it already meets the budget", () => {
+    const asked: number[] = [];
+    const mechanismsForSigma = (sigma: number): Mechanism[] => {
+      asked.push(sigma);
+      return [{ kind: "gaussian", l2Sensitivity: 1, sigma, repetitions: 1 }];
+    };
+    expect(calibrateSigma({ epsilon: 1, delta: 1e-5, mechanismsForSigma, minSigma: 5 })).toBe(5);
+    expect(Math.min(...asked)).toBe(5);
+    asked.length = 0;
+    const free = calibrateSigma({ epsilon: 1, delta: 1e-5, mechanismsForSigma: single(1) });
+    const floored = calibrateSigma({ epsilon: 1, delta: 1e-5, mechanismsForSigma, minSigma: 2 });
+    expect(floored).toBe(free); // 3.73… > 2: the floor does not bind
+    expect(Math.min(...asked)).toBeGreaterThanOrEqual(2);
+    expect(() => calibrateSigma({ epsilon: 1, delta: 1e-5, mechanismsForSigma, minSigma: -1 })).toThrow(FedsynthError);
+  });
+});
+
+describe("calibrateDistributedDiscreteGaussian", () => {
+  const ddg = (l2Sensitivity: number, sigma: number, sites: number, dimension: number, repetitions: number): Mechanism[] => [
+    { kind: "distributed-discrete-gaussian", l2Sensitivity, dimension, sigma, sites, repetitions },
+  ];
+
+  it("round trip: the calibrated σ spends at most ε, and a little less noise spends more", () => {
+    for (const [epsilon, delta, sites, l2Sensitivity, dimension, repetitions] of [
+      [1, 1e-5, 8, 1001.5, 10_000, 10],
+      [0.5, 1e-6, 3, 40, 1000, 1],
+      [4, 1e-5, 100, 12.2, 65_536, 50],
+      [2, 1e-5, 1, 7, 10, 3],
+      [8, 1e-5, 2, 1.5, 2, 1],
+    ] as const) {
+      const sigma = calibrateDistributedDiscreteGaussian({ epsilon, delta, sites, l2Sensitivity, dimension, repetitions });
+      const label = JSON.stringify({ epsilon, sites, l2Sensitivity });
+      expect(Accountant.epsilonOf(ddg(l2Sensitivity, sigma, sites, dimension, repetitions), delta), label).toBeLessThanOrEqual(epsilon);
+      if (sigma > 0.5) {
+        expect(Accountant.epsilonOf(ddg(l2Sensitivity, sigma * (1 - 1e-6), sites, dimension, repetitions), delta), label).toBeGreaterThan(epsilon);
+      }
+      expect(Number(String(sigma))).toBe(sigma); // printed = recorded (8 significant digits)
+      expect(String(sigma).replace(/^0\.0*|\.|e.*$/g, "").replace(/^0+/, "").length).toBeLessThanOrEqual(8);
+    }
+  });
+
+  it("for large σ, t sites each need 1/√t of one site's noise (the sum has variance tσ²)", () => {
+    const one = calibrateDistributedDiscreteGaussian({ epsilon: 1, delta: 1e-5, sites: 1, l2Sensitivity: 500, dimension: 1000, repetitions: 4 });
+    for (const t of [4, 9, 100]) {
+      const each = calibrateDistributedDiscreteGaussian({ epsilon: 1, delta: 1e-5, sites: t, l2Sensitivity: 500, dimension: 1000, repetitions: 4 });
+      expect(Math.abs((each * Math.sqrt(t)) / one - 1)).toBeLessThan(1e-6);
+    }
+    // It is the RDP calibration of a continuous Gaussian with the same total variance (τ vanishes).
+    const gaussian = calibrateSigma({ epsilon: 1, delta: 1e-5, mechanismsForSigma: (s) => [{ kind: "subsampled-gaussian", samplingRate: 1, noiseMultiplier: s, steps: 4, clipNorm: 1 }] });
+    expect(one / 500).toBeGreaterThan(gaussian); // RDP is looser than the exact GDP curve …
+    expect(one / 500 / gaussian).toBeLessThan(1.25); // … but not by much
+  });
+
+  it("never goes below σ = 1/2 with two or more sites (the theorem needs it), but may with one", () => {
+    expect(calibrateDistributedDiscreteGaussian({ epsilon: 50, delta: 1e-5, sites: 2, l2Sensitivity: 1, dimension: 1, repetitions: 1 })).toBe(0.5);
+    const single = calibrateDistributedDiscreteGaussian({ epsilon: 50, delta: 1e-5, sites: 1, l2Sensitivity: 1, dimension: 1, repetitions: 1 });
+    expect(single).toBeLessThan(0.5);
+    expect(Accountant.epsilonOf(ddg(1, single, 1, 1, 1), 1e-5)).toBeLessThanOrEqual(50);
+  });
+
+  it("explains unreachable budgets and invalid parameters, naming the field", () => {
+    const ok = { epsilon: 1, delta: 1e-5, sites: 4, l2Sensitivity: 20, dimension: 100, repetitions: 2 };
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ ...ok, epsilon: 0.05 }, /smallest epsilon that can be certified/],
+      [{ ...ok, epsilon: 0 }, /epsilon/],
+      [{ ...ok, delta: 1 }, /delta/],
+      [{ ...ok, sites: 0 }, /sites/],
+      [{ ...ok, dimension: 0 }, /dimension/],
+      [{ ...ok, l2Sensitivity: 0.2 }, /l2Sensitivity/],
+      [{ ...ok, l2Sensitivity: 0 }, /l2Sensitivity 0/],
+      [{ ...ok, repetitions: -1 }, /repetitions/],
+    ];
+    for (const [opts, message] of cases) {
+      let err: unknown;
+      try {
+        calibrateDistributedDiscreteGaussian(opts as never);
+      } catch (e) {
+        err = e;
+      }
+      expect(err, JSON.stringify(opts)).toBeInstanceOf(FedsynthError);
+      expect((err as FedsynthError).code).toBe("invalid-argument");
+      expect((err as FedsynthError).message).toMatch(message);
+      expect((err as FedsynthError).hint).toBeTruthy();
+    }
+  });
+});

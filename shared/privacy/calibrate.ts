@@ -2,8 +2,8 @@
  * Noise calibration: the smallest noise scale that keeps a study within its (ε, δ) budget. The cost is
  * computed with the same accountant that later charges the sites, so what is calibrated is what is charged.
  */
-import type { Mechanism } from "./mechanism.js";
-import { Accountant } from "./accountant.js";
+import type { DistributedDiscreteGaussianMechanism, Mechanism } from "./mechanism.js";
+import { Accountant, validateDistributedDiscreteGaussian } from "./accountant.js";
 import { DEFAULT_ORDERS, rdpToEpsilon } from "./rdp.js";
 import { FedsynthError } from "../errors.js";
 
@@ -14,6 +14,11 @@ export interface CalibrateOptions {
   delta: number;
   /** Every mechanism the study will apply, as a function of the noise scale. More σ must cost less. */
   mechanismsForSigma: (sigma: number) => Mechanism[];
+  /**
+   * The smallest σ the mechanisms admit (default: none). mechanismsForSigma is then only called with
+   * σ ≥ minSigma, and if minSigma already meets the budget it is the answer.
+   */
+  minSigma?: number;
 }
 
 /** Relative precision of the returned σ (the result is at most this much above the smallest safe σ). */
@@ -36,7 +41,7 @@ function invalid(message: string, hint: string): FedsynthError {
  * Accountant.epsilonOf(mechanismsForSigma(σ), δ) ≤ ε.
  */
 export function calibrateSigma(opts: CalibrateOptions): number {
-  const { epsilon, delta, mechanismsForSigma } = opts;
+  const { epsilon, delta, mechanismsForSigma, minSigma = 0 } = opts;
   if (typeof epsilon !== "number" || !Number.isFinite(epsilon) || epsilon <= 0) {
     throw invalid(`The privacy budget epsilon must be a finite number > 0, got ${String(epsilon)}`, "Choose an epsilon such as 1 (smaller is more private, noisier).");
   }
@@ -46,29 +51,41 @@ export function calibrateSigma(opts: CalibrateOptions): number {
   if (typeof mechanismsForSigma !== "function") {
     throw invalid("calibrateSigma needs a mechanismsForSigma function", "Pass (sigma) => the study's mechanisms at that noise scale.");
   }
+  if (typeof minSigma !== "number" || !Number.isFinite(minSigma) || minSigma < 0) {
+    throw invalid(`minSigma must be a finite number >= 0, got ${String(minSigma)}`, "Leave it out unless the mechanisms need a smallest noise scale.");
+  }
   const target = epsilon * (1 - EPSILON_HEADROOM);
   const cost = (sigma: number) => Accountant.epsilonOf(mechanismsForSigma(sigma), delta);
   const ok = (sigma: number) => cost(sigma) <= target;
 
-  // Bracket: lo fails, hi succeeds.
-  let lo: number;
+  // Bracket: lo fails, hi succeeds (or hi = minSigma succeeds, and is the answer).
+  let lo = NaN;
   let hi: number;
-  if (ok(1)) {
-    hi = 1;
-    lo = 0.5;
-    while (ok(lo)) {
-      hi = lo;
-      lo /= 2;
-      if (lo < SIGMA_MIN) {
+  const start = Math.max(1, minSigma);
+  if (ok(start)) {
+    hi = start;
+    for (;;) {
+      const next = hi / 2;
+      if (minSigma > 0 && next <= minSigma) {
+        if (ok(minSigma)) hi = minSigma;
+        else lo = minSigma;
+        break;
+      }
+      if (next < SIGMA_MIN) {
         throw invalid(
           "Cannot calibrate the noise: the privacy cost does not grow as the noise shrinks",
           "The mechanisms returned by mechanismsForSigma must depend on sigma (is the mechanism list empty?).",
         );
       }
+      if (ok(next)) hi = next;
+      else {
+        lo = next;
+        break;
+      }
     }
   } else {
-    lo = 1;
-    hi = 2;
+    lo = start;
+    hi = 2 * start;
     while (!ok(hi)) {
       lo = hi;
       hi *= 2;
@@ -80,7 +97,7 @@ export function calibrateSigma(opts: CalibrateOptions): number {
       }
     }
   }
-  while (hi - lo > SIGMA_RELATIVE_TOLERANCE * hi) {
+  while (!Number.isNaN(lo) && hi - lo > SIGMA_RELATIVE_TOLERANCE * hi) {
     const mid = lo + (hi - lo) / 2;
     if (mid <= lo || mid >= hi) break;
     if (ok(mid)) hi = mid;
@@ -133,19 +150,30 @@ export function calibrateNoiseMultiplier(opts: CalibrateNoiseMultiplierOptions):
   ];
   const budgetValid = typeof epsilon === "number" && Number.isFinite(epsilon) && epsilon > 0 &&
     typeof delta === "number" && Number.isFinite(delta) && delta > 0 && delta < 1; // else calibrateSigma explains
-  if (samplingRate < 1 && budgetValid) {
-    // Rényi accounting at a finite set of orders cannot certify arbitrarily small epsilons: even with no
-    // privacy loss at all (ρ = 0) the conversion leaves min over α of −(log δ + log α)/(α − 1) + log(1 − 1/α).
-    const floor = rdpToEpsilon(DEFAULT_ORDERS, DEFAULT_ORDERS.map(() => 0), delta).epsilon;
-    if (epsilon <= floor) {
-      throw invalid(
-        `No amount of noise meets epsilon=${epsilon} at delta=${delta}: with Rényi DP at orders up to ${DEFAULT_ORDERS[DEFAULT_ORDERS.length - 1]}, the smallest epsilon that can be certified at this delta is ${Number(floor.toPrecision(6))}`,
-        "Choose a larger epsilon or a larger delta.",
-      );
-    }
-  }
+  if (samplingRate < 1 && budgetValid) checkRdpFloor(epsilon, delta);
   const sigma = calibrateSigma({ epsilon, delta, mechanismsForSigma });
-  // Round up to NOISE_MULTIPLIER_DIGITS significant digits; more noise only costs less.
+  return roundUpChecked(sigma, epsilon, delta, mechanismsForSigma);
+}
+
+/**
+ * Rényi accounting at a finite set of orders cannot certify arbitrarily small epsilons: even with no
+ * privacy loss at all (ρ = 0) the conversion leaves min over α of −(log δ + log α)/(α − 1) + log(1 − 1/α).
+ */
+function checkRdpFloor(epsilon: number, delta: number): void {
+  const floor = rdpToEpsilon(DEFAULT_ORDERS, DEFAULT_ORDERS.map(() => 0), delta).epsilon;
+  if (epsilon <= floor) {
+    throw invalid(
+      `No amount of noise meets epsilon=${epsilon} at delta=${delta}: with Rényi DP at orders up to ${DEFAULT_ORDERS[DEFAULT_ORDERS.length - 1]}, the smallest epsilon that can be certified at this delta is ${Number(floor.toPrecision(6))}`,
+      "Choose a larger epsilon or a larger delta.",
+    );
+  }
+}
+
+/**
+ * σ rounded up to NOISE_MULTIPLIER_DIGITS significant digits (more noise only costs less), so that the
+ * printed value is the value recorded and checked; re-checked against the budget.
+ */
+function roundUpChecked(sigma: number, epsilon: number, delta: number, mechanismsForSigma: (sigma: number) => Mechanism[]): number {
   const scale = 10 ** (NOISE_MULTIPLIER_DIGITS - 1 - Math.floor(Math.log10(sigma)));
   let rounded = Math.ceil(sigma * scale) / scale;
   if (rounded < sigma) rounded = (Math.ceil(sigma * scale) + 1) / scale;
@@ -154,4 +182,45 @@ export function calibrateNoiseMultiplier(opts: CalibrateNoiseMultiplierOptions):
     rounded = (Math.round(rounded * scale) + 1) / scale;
   }
   return rounded;
+}
+
+export interface CalibrateDistributedDiscreteGaussianOptions {
+  /** Budget of the released sums (all repetitions together), > 0. */
+  epsilon: number;
+  /** In (0, 1). */
+  delta: number;
+  /** t: the fewest sites whose noise is in any released sum (the secure aggregation threshold). */
+  sites: number;
+  /** L2 sensitivity in grid units after scaling and rounding (roundedL2Sensitivity(c, γ, d)), > 0. */
+  l2Sensitivity: number;
+  /** d: coordinates per released vector. */
+  dimension: number;
+  /** Number of sums released, a whole number >= 1. */
+  repetitions: number;
+}
+
+/**
+ * The smallest per-site σ (grid units) whose distributed discrete Gaussian mechanism costs at most (ε, δ)
+ * as the Accountant charges it (the released-sum guarantee, Kairouz, Liu & Steinke 2021): bisection
+ * through `calibrateSigma` — never below 1/2 when t ≥ 2, which the theorem needs — then rounded up to
+ * 8 significant digits and re-checked. Sites must sample with exactly the returned σ.
+ */
+export function calibrateDistributedDiscreteGaussian(opts: CalibrateDistributedDiscreteGaussianOptions): number {
+  const { epsilon, delta, sites, l2Sensitivity, dimension, repetitions } = opts;
+  const mechanismsForSigma = (sigma: number): Mechanism[] => [
+    { kind: "distributed-discrete-gaussian", l2Sensitivity, dimension, sigma, sites, repetitions } satisfies DistributedDiscreteGaussianMechanism,
+  ];
+  // Parameter errors name the field (sigma = 1 is valid whenever the other fields are).
+  validateDistributedDiscreteGaussian(mechanismsForSigma(1)[0] as DistributedDiscreteGaussianMechanism);
+  if (l2Sensitivity === 0 || repetitions === 0) {
+    throw invalid(
+      "Nothing to calibrate: with l2Sensitivity 0 or no repetitions the mechanism does not depend on the data",
+      "Pass the sensitivity after rounding (roundedL2Sensitivity) and the number of sums to be released.",
+    );
+  }
+  const budgetValid = typeof epsilon === "number" && Number.isFinite(epsilon) && epsilon > 0 &&
+    typeof delta === "number" && Number.isFinite(delta) && delta > 0 && delta < 1; // else calibrateSigma explains
+  if (budgetValid) checkRdpFloor(epsilon, delta);
+  const sigma = calibrateSigma({ epsilon, delta, mechanismsForSigma, minSigma: sites >= 2 ? 0.5 : 0 });
+  return roundUpChecked(sigma, epsilon, delta, mechanismsForSigma);
 }
