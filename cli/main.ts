@@ -2,8 +2,8 @@
 /** The `fedsynth` command: one binary, one subcommand per job, each with --help. */
 import { Command, CommanderError } from "commander";
 import { FedsynthError } from "../shared/errors.js";
-import { registerCoordinatorCommands } from "./commands/coordinator.js";
-import { registerSiteCommands, registerSiteListCommand } from "./commands/site.js";
+import { registerCoordinatorCommands, registerOperatorCommands } from "./commands/coordinator.js";
+import { registerSiteCommands, registerSiteIdentityCommands, registerSiteListCommand } from "./commands/site.js";
 import { registerStudyCommands } from "./commands/study.js";
 import { registerModelCommands } from "./commands/model.js";
 import { registerSampleCommand } from "./commands/sample.js";
@@ -13,6 +13,15 @@ import { registerDemoCommand } from "./commands/demo.js";
 import { registerPrivacyCommands } from "./commands/privacy.js";
 import { registerDoctorCommand } from "./commands/doctor.js";
 import { VERSION } from "./version.js";
+
+// grpc-js sets the TLS server name to the dialled host even when it is an IP address, which Node flags
+// with DEP0123 on every connection; the certificate's IP SAN is still checked, so the warning only adds noise.
+const emitWarning = process.emitWarning.bind(process);
+process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
+  const code = typeof rest[0] === "object" ? (rest[0] as { code?: string } | null)?.code : rest[1];
+  if (code === "DEP0123") return;
+  (emitWarning as (...args: unknown[]) => void)(warning, ...rest);
+}) as typeof process.emitWarning;
 
 const program = new Command()
   .name("fedsynth")
@@ -26,8 +35,10 @@ registerDemoCommand(program);
 registerEvaluateCommand(program);
 registerSampleCommand(program);
 registerCoordinatorCommands(program);
+registerOperatorCommands(program);
 registerSiteCommands(program);
 registerSiteListCommand(program);
+registerSiteIdentityCommands(program);
 registerStudyCommands(program);
 registerModelCommands(program);
 registerPrivacyCommands(program);

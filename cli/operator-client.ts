@@ -4,7 +4,7 @@ import { create } from "@bufbuild/protobuf";
 import {
   OperatorService, StudyState, type Study, type Site, type ExportModelResponse,
   CreateStudyRequestSchema, StartStudyRequestSchema, CancelStudyRequestSchema, ListStudiesRequestSchema, GetStudyRequestSchema,
-  ListSitesRequestSchema, ExportModelRequestSchema,
+  ListSitesRequestSchema, ExportModelRequestSchema, IssueEnrollmentTokenRequestSchema, RevokeSiteRequestSchema,
 } from "../gen/fedsynth/v1/operator_pb.js";
 import { grpcClientConstructor } from "../shared/transport/grpc-service.js";
 import { fromGrpcError } from "../shared/transport/status.js";
@@ -32,6 +32,9 @@ export interface SiteView {
   connected: boolean;
   lastContact: Date | null;
   agentVersion: string;
+  certificateFingerprint: string;
+  revoked: boolean;
+  revokedReason: string;
 }
 
 const STATE_NAMES: Record<number, StudyView["state"]> = {
@@ -53,12 +56,20 @@ function view(s: Study | undefined): StudyView {
   };
 }
 
+function siteView(s: Site): SiteView {
+  return {
+    name: s.name, siteId: s.siteId, connected: s.connected, agentVersion: s.agentVersion,
+    lastContact: s.lastContactUnixMs > 0n ? new Date(Number(s.lastContactUnixMs)) : null,
+    certificateFingerprint: s.certificateFingerprint, revoked: s.revoked, revokedReason: s.revokedReason,
+  };
+}
+
 export class OperatorClient {
   private client: grpc.Client & Record<string, any>;
 
-  constructor(address: string) {
+  constructor(address: string, credentials: grpc.ChannelCredentials) {
     const Ctor = grpcClientConstructor(OperatorService);
-    this.client = new Ctor(address, grpc.credentials.createInsecure()) as any;
+    this.client = new Ctor(address, credentials) as any;
   }
 
   close(): void {
@@ -101,10 +112,17 @@ export class OperatorClient {
 
   async listSites(): Promise<SiteView[]> {
     const res = await this.unary<any>("listSites", create(ListSitesRequestSchema, {}), "list sites");
-    return res.sites.map((s: Site) => ({
-      name: s.name, siteId: s.siteId, connected: s.connected, agentVersion: s.agentVersion,
-      lastContact: s.lastContactUnixMs > 0n ? new Date(Number(s.lastContactUnixMs)) : null,
-    }));
+    return res.sites.map(siteView);
+  }
+
+  async issueEnrollmentToken(siteName: string, ttlSeconds: number): Promise<{ token: string; expiresAt: Date; caFingerprint: string }> {
+    const res = await this.unary<any>("issueEnrollmentToken", create(IssueEnrollmentTokenRequestSchema, { siteName, ttlSeconds: BigInt(Math.round(ttlSeconds)) }), `issue a token for site ${siteName}`);
+    return { token: res.token, expiresAt: new Date(Number(res.expiresAtUnixMs)), caFingerprint: res.caFingerprint };
+  }
+
+  async revokeSite(siteName: string, reason: string): Promise<SiteView> {
+    const res = await this.unary<any>("revokeSite", create(RevokeSiteRequestSchema, { siteName, reason }), `revoke site ${siteName}`);
+    return siteView(res.site);
   }
 
   /** The study's latest pooled model file, reassembled from its chunks and checked against its hash. */

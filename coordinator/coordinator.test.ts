@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Coordinator } from "./coordinator.js";
 import { openSqliteStore, type SqliteStore } from "./store/sqlite-store.js";
+import { MIGRATIONS } from "./store/migrations.js";
 import type { AgentBound, SiteSession } from "./sessions.js";
 import { createLogger } from "../shared/telemetry/log.js";
 import { getEngine } from "../shared/engines/registry.js";
@@ -15,6 +16,8 @@ import { sha256Hex, vectorToBytes } from "../shared/util/vector-bytes.js";
 import type { TaskAssignment } from "../shared/federation/task.js";
 import { FedsynthError } from "../shared/errors.js";
 import { Accountant } from "../shared/privacy/accountant.js";
+import { signSubmission } from "../shared/federation/submission-statement.js";
+import nacl from "tweetnacl";
 
 const SCHEMA_JSON = JSON.stringify({
   columns: [
@@ -41,8 +44,11 @@ function resultFor(task: TaskAssignment, epsilonSoFar: number[]) {
   const engine = getEngine(task.study.engine);
   const ctx = { schema, privacy: { epsilon: task.study.epsilon, delta: task.study.delta, rounds: task.study.rounds }, config: task.study.engineConfig, round: task.round, roundConfig: task.roundConfig };
   const update = engine.localUpdate(ctx, null, table, new SecureRng());
-  return { taskId: task.taskId, update, updateSha256: sha256Hex(vectorToBytes(update)), epsilon: epsilonSoFar[task.round - 1], delta: task.study.delta };
+  return { taskId: task.taskId, update, updateSha256: sha256Hex(vectorToBytes(update)), epsilon: epsilonSoFar[task.round - 1], delta: task.study.delta, signature: new Uint8Array(64) };
 }
+
+/** Each test site's signing key (registered with the coordinator in development mode, trust on first use). */
+const SITE_KEYS = new Map(["a", "b"].map((name) => [name, nacl.sign.keyPair()]));
 
 describe("Coordinator", () => {
   let dir: string;
@@ -54,7 +60,16 @@ describe("Coordinator", () => {
     dir = mkdtempSync(join(tmpdir(), "fedsynth-coord-"));
     store = openSqliteStore(dir);
     coordinator = new Coordinator({ store, log });
+    for (const [name, key] of SITE_KEYS) coordinator.sites.enrollInsecure(name, "test", key.publicKey);
   });
+
+  /** What a well-behaved site sends: its result, signed with its own key. */
+  const result = (task: TaskAssignment, epsilonSoFar: number[]) => {
+    const r = resultFor(task, epsilonSoFar);
+    const site = store.getTask(task.taskId)!.siteName;
+    const signature = signSubmission({ studyId: task.study.studyId, round: task.round, taskId: r.taskId, updateSha256: r.updateSha256, epsilon: r.epsilon, delta: r.delta }, SITE_KEYS.get(site)!.secretKey);
+    return { ...r, signature };
+  };
   afterEach(() => {
     coordinator.stop();
     store.close();
@@ -86,16 +101,16 @@ describe("Coordinator", () => {
     const mechanisms = detail.rounds[0].round.mechanisms;
     const eps = [Accountant.epsilonOf(mechanisms, 1e-5), Accountant.epsilonOf([...mechanisms, ...mechanisms], 1e-5)];
 
-    expect(coordinator.submitResult("a", resultFor(a.tasks()[0], eps)).accepted).toBe(true);
+    expect(coordinator.submitResult("a", result(a.tasks()[0], eps)).accepted).toBe(true);
     expect(store.getStudy(study.studyId)!.completedRounds).toBe(0);
-    expect(coordinator.submitResult("b", resultFor(b.tasks()[0], eps)).accepted).toBe(true);
+    expect(coordinator.submitResult("b", result(b.tasks()[0], eps)).accepted).toBe(true);
     expect(store.getStudy(study.studyId)!.completedRounds).toBe(1);
     // Individual updates are not kept once the round is aggregated.
     expect(store.listSubmissions(study.studyId, 1).every((s) => s.update === null)).toBe(true);
 
     expect(a.tasks()).toHaveLength(2);
-    coordinator.submitResult("a", resultFor(a.tasks()[1], eps));
-    coordinator.submitResult("b", resultFor(b.tasks()[1], eps));
+    coordinator.submitResult("a", result(a.tasks()[1], eps));
+    coordinator.submitResult("b", result(b.tasks()[1], eps));
     const done = store.getStudy(study.studyId)!;
     expect(done.state).toBe("completed");
     expect(eps[1]).toBeLessThanOrEqual(1);
@@ -116,10 +131,10 @@ describe("Coordinator", () => {
     const task = a.tasks()[0];
     const mech = coordinator.studyDetail(study.studyId).rounds[0].round.mechanisms;
     const eps = [Accountant.epsilonOf(mech, 1e-5)];
-    const first = resultFor(task, eps);
+    const first = result(task, eps);
     expect(coordinator.submitResult("a", first)).toEqual({ accepted: true, message: "accepted" });
     expect(coordinator.submitResult("a", first)).toEqual({ accepted: true, message: "already accepted" });
-    const other = resultFor(task, eps);
+    const other = result(task, eps);
     expect(coordinator.submitResult("a", other).accepted).toBe(false);
     expect(coordinator.submitResult("a", other).accepted).toBe(false);
     // The second, different update left the site too: it is charged once, marked as not accepted.
@@ -135,12 +150,15 @@ describe("Coordinator", () => {
     acceptAll(study.studyId, ["a", "b"]);
     const task = a.tasks()[0];
     const mech = coordinator.studyDetail(study.studyId).rounds[0].round.mechanisms;
-    const good = resultFor(task, [Accountant.epsilonOf(mech, 1e-5)]);
+    const good = result(task, [Accountant.epsilonOf(mech, 1e-5)]);
     const short = new Float64Array(3);
     expect(coordinator.submitResult("a", { ...good, update: short, updateSha256: sha256Hex(vectorToBytes(short)) }).message).toMatch(/has 3 values/);
     expect(coordinator.submitResult("a", { ...good, updateSha256: "00" }).message).toMatch(/SHA-256/);
     expect(coordinator.submitResult("a", { ...good, epsilon: good.epsilon / 2 }).message).toMatch(/the coordinator computes/);
     expect(coordinator.submitResult("b", good).message).toMatch(/not assigned to site b/);
+    const forged = signSubmission({ studyId: study.studyId, round: 1, taskId: good.taskId, updateSha256: good.updateSha256, epsilon: good.epsilon, delta: good.delta }, SITE_KEYS.get("b")!.secretKey);
+    expect(coordinator.submitResult("a", { ...good, signature: forged }).message).toMatch(/not signed with site a's registered signing key/);
+    expect(coordinator.submitResult("a", { ...good, signature: new Uint8Array(64) }).message).toMatch(/not signed/);
     // Malformed results are refused outright; the site's own ledger keeps what it sent.
     expect(store.listLedger({ kind: "charge" })).toHaveLength(0);
   });
@@ -186,7 +204,7 @@ describe("Coordinator", () => {
     coordinator.startStudy(study.studyId);
     acceptAll(study.studyId, ["a", "b"]);
     const mech = coordinator.studyDetail(study.studyId).rounds[0].round.mechanisms;
-    coordinator.submitResult("a", resultFor(a.tasks()[0], [Accountant.epsilonOf(mech, 1e-5)]));
+    coordinator.submitResult("a", result(a.tasks()[0], [Accountant.epsilonOf(mech, 1e-5)]));
     expect(store.getStudy(study.studyId)!.state).toBe("running");
     now += 61_000;
     coordinator.start(); // a restart re-checks open rounds (and gives them a fresh deadline)
@@ -197,7 +215,7 @@ describe("Coordinator", () => {
     expect(s.state).toBe("completed");
     expect(store.listTasks(study.studyId, 1).find((t) => t.siteName === "b")!.state).toBe("expired");
     // b's update arrives after the round closed: refused, but its spend is recorded (it left the site).
-    const late = coordinator.submitResult("b", resultFor(b.tasks()[0], [Accountant.epsilonOf(mech, 1e-5)]));
+    const late = coordinator.submitResult("b", result(b.tasks()[0], [Accountant.epsilonOf(mech, 1e-5)]));
     expect(late).toMatchObject({ accepted: false });
     const bCharges = store.listLedger({ studyId: study.studyId, siteName: "b", kind: "charge" });
     expect(bCharges.map((e) => e.body.accepted)).toEqual([false]);
@@ -252,7 +270,7 @@ describe("Coordinator", () => {
     store = openSqliteStore(dir);
     coordinator = new Coordinator({ store, log });
     expect(store.getStudy(study.studyId)!.participants.map((p) => p.siteName)).toEqual(["a", "b"]);
-    expect(store.schemaVersion()).toBe(1);
+    expect(store.schemaVersion()).toBe(MIGRATIONS.at(-1)!.version);
     expect(readFileSync(join(dir, "coordinator.sqlite")).subarray(0, 15).toString()).toBe("SQLite format 3");
   });
 });

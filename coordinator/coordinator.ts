@@ -18,6 +18,8 @@ import type { RoundRecord, SiteRecord, StudyRecord, TaskRecord } from "./store/r
 import { SessionHub, type SiteSession } from "./sessions.js";
 import { StudyContexts, specOf } from "./study/study-context.js";
 import { validateSiteName, validateStudyInput, type CreateStudyInput } from "./study/study-request.js";
+import { SiteRegistry, type CertificateIssuer } from "./sites.js";
+import { verifySubmission } from "../shared/federation/submission-statement.js";
 
 export const COORDINATOR_VERSION = "0.1.0";
 export const DEFAULT_ROUND_DEADLINE_SECONDS = 3600;
@@ -29,6 +31,8 @@ export interface CoordinatorOptions {
   log: Logger;
   now?: () => number;
   deadlineCheckMs?: number;
+  /** The consortium CA: sites enrol with tokens and certificates. Absent: plaintext development mode. */
+  issuer?: CertificateIssuer;
 }
 
 export interface ParticipantCharge {
@@ -44,6 +48,7 @@ export interface StudyDetail {
 
 export class Coordinator {
   readonly sessions = new SessionHub();
+  readonly sites: SiteRegistry;
   private readonly store: CoordinatorStore;
   private readonly log: Logger;
   private readonly now: () => number;
@@ -56,6 +61,7 @@ export class Coordinator {
     this.log = opts.log;
     this.now = opts.now ?? Date.now;
     this.deadlineCheckMs = opts.deadlineCheckMs ?? 1000;
+    this.sites = new SiteRegistry(this.store, this.log, this.now, opts.issuer);
   }
 
   /** Picks up where the last process stopped: open rounds get their full deadline again and are re-checked. */
@@ -86,10 +92,10 @@ export class Coordinator {
 
   // ---- sites -------------------------------------------------------------------------------------------
 
-  enroll(siteName: string, agentVersion: string): SiteRecord {
-    validateSiteName(siteName);
-    const site = this.store.upsertSite(siteName, agentVersion, this.now());
-    this.log.info("site enrolled", { site: siteName, site_id: site.siteId });
+  /** Revokes a site's certificate and ends its open session at once. */
+  revokeSite(siteName: string, reason: string): SiteRecord {
+    const site = this.sites.revoke(siteName, reason);
+    this.sessions.closeSite(siteName, `site ${siteName} has been revoked`);
     return site;
   }
 
@@ -322,11 +328,18 @@ export class Coordinator {
     if (Math.abs(result.epsilon - charge.epsilon) > EPSILON_TOLERANCE * Math.max(1, charge.epsilon)) {
       return reject(`the site reports epsilon ${result.epsilon} spent in this study; the coordinator computes ${charge.epsilon}`);
     }
+    // The signature binds the site to this update and this charge: what goes on the ledger is what it signed.
+    const signingKey = this.store.getSite(siteName)?.signingPublicKey;
+    const statement = { studyId: task.studyId, round: task.round, taskId: task.taskId, updateSha256: result.updateSha256, epsilon: result.epsilon, delta: result.delta };
+    if (!signingKey || !verifySubmission(statement, result.signature, Buffer.from(signingKey, "base64"))) {
+      return reject(`the submission is not signed with site ${siteName}'s registered signing key`);
+    }
     const now = this.now();
     this.store.transaction(() => {
       this.store.insertSubmission({
         taskId: task.taskId, studyId: task.studyId, round: task.round, siteName, update: result.update,
         updateSha256: result.updateSha256, epsilon: charge.epsilon, delta: charge.delta, receivedAt: now,
+        signature: Buffer.from(result.signature).toString("base64"),
       });
       this.store.updateTask(task.taskId, "submitted", "");
       this.store.setParticipant(task.studyId, siteName, "active", "");

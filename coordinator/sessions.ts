@@ -46,6 +46,14 @@ export class SessionHub {
     return true;
   }
 
+  /** Ends one site's session, if it has one (its certificate was revoked, say). */
+  closeSite(siteName: string, reason: string): void {
+    const session = this.sessions.get(siteName);
+    if (!session) return;
+    this.sessions.delete(siteName);
+    session.close(reason);
+  }
+
   closeAll(reason: string): void {
     for (const s of [...this.sessions.values()]) s.close(reason);
     this.sessions.clear();

@@ -10,6 +10,10 @@ export type ErrorCode =
   | "already-exists"
   | "failed-precondition"
   | "budget-exceeded"
+  /** Who is calling could not be established: no certificate, a revoked one, a bad token or signature. */
+  | "unauthenticated"
+  /** The caller is known but its role does not allow the call (an auditor starting a study, a site acting for another). */
+  | "permission-denied"
   | "unavailable"
   | "internal";
 

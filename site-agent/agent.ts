@@ -13,6 +13,9 @@ import { TaskRunner } from "./task-runner.js";
 import { committed, type BudgetCap } from "./budget.js";
 import { Backoff } from "./backoff.js";
 import { lockDataDir, type DirLock } from "../shared/util/dir-lock.js";
+import { loadOrCreateSigningKey, type SigningKey } from "./identity.js";
+import { signSubmission } from "../shared/federation/submission-statement.js";
+import type * as grpc from "@grpc/grpc-js";
 
 export const AGENT_VERSION = "0.1.0";
 
@@ -24,6 +27,8 @@ export interface SiteAgentOptions {
   cap: BudgetCap;
   log: Logger;
   reconnectMaxMs?: number;
+  /** Mutual-TLS credentials from the site's enrolment. Absent: plaintext development mode. */
+  credentials?: grpc.ChannelCredentials;
 }
 
 export class SiteAgent {
@@ -37,12 +42,14 @@ export class SiteAgent {
   private queue: Promise<void> = Promise.resolve();
   private connected = false;
   private lastError = "";
+  private readonly signingKey: SigningKey;
 
   constructor(private readonly opts: SiteAgentOptions) {
     mkdirSync(opts.dataDir, { recursive: true });
     this.lock = lockDataDir(opts.dataDir, "site agent");
     this.store = new LocalStore(opts.dataDir);
-    this.client = new AgentClient(opts.coordinator);
+    this.signingKey = loadOrCreateSigningKey(opts.dataDir);
+    this.client = new AgentClient(opts.coordinator, opts.credentials);
     this.backoff = new Backoff(250, opts.reconnectMaxMs ?? 10_000);
     this.runner = new TaskRunner({
       store: this.store, cap: opts.cap, dataFile: opts.dataFile, log: opts.log,
@@ -57,7 +64,11 @@ export class SiteAgent {
     this.writeStatus();
     while (!this.stopped) {
       try {
-        await this.client.enroll(this.opts.siteName, AGENT_VERSION);
+        // An enrolled site is known by its certificate; in development mode it registers its name and
+        // signing key on every connection (the coordinator trusts the first key it saw for the name).
+        if (!this.opts.credentials) {
+          await this.client.enroll({ siteName: this.opts.siteName, agentVersion: AGENT_VERSION, signingPublicKey: this.signingKey.publicKey });
+        }
         await this.serveSession();
         if (!this.stopped) log.warn("the coordinator closed the connection; reconnecting");
       } catch (err) {
@@ -175,7 +186,11 @@ export class SiteAgent {
       if (outcome.kind === "decline") {
         session.sendDecline(outcome.taskId, outcome.studyId, outcome.reason, outcome.message);
       } else {
-        await session.sendResult({ taskId: outcome.taskId, bytes: outcome.bytes, sha256: outcome.sha256, epsilon: outcome.epsilonStudyTotal, delta: outcome.delta });
+        const signature = signSubmission({
+          studyId: task.study.studyId, round: task.round, taskId: outcome.taskId, updateSha256: outcome.sha256,
+          epsilon: outcome.epsilonStudyTotal, delta: outcome.delta,
+        }, this.signingKey.secretKey);
+        await session.sendResult({ taskId: outcome.taskId, bytes: outcome.bytes, sha256: outcome.sha256, epsilon: outcome.epsilonStudyTotal, delta: outcome.delta, signature });
       }
     } catch (err) {
       const e = FedsynthError.from(err);

@@ -79,9 +79,9 @@ describe("bad input", () => {
       const agent = startAgent({ address, name: "bad", data: badFile, dataDir: join(dir, "bad-site"), epsilonCap: 5 });
       procs.push(agent);
       await agent.waitFor(/connected to the coordinator/);
-      const created = await runCli(["study", "create", "--coordinator", address, "--name", "t", "--schema", schemaPath, "--site", "bad", "--json"]);
+      const created = await runCli(["study", "create", "--coordinator", address, "--insecure", "--name", "t", "--schema", schemaPath, "--site", "bad", "--json"]);
       const studyId = JSON.parse(created.stdout).studyId;
-      const watched = await runCli(["study", "start", studyId, "--coordinator", address, "--watch"]);
+      const watched = await runCli(["study", "start", studyId, "--coordinator", address, "--insecure", "--watch"]);
       // The site's own log has the whole story, value and line included.
       await agent.waitFor(/agent-bad\.csv:3, column 'sex'/);
       expect(agent.output).toMatch(/category "7" is not in the schema/);

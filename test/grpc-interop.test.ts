@@ -53,7 +53,7 @@ describe.skipIf(!hasPythonGrpc && !process.env.CI)("gRPC from another language",
     expect(hasPythonGrpc, "python3-grpcio must be installed (apt-get install python3-grpcio)").toBe(true);
     const { proc, address } = await startCoordinator(join(tempDir(), "coordinator"));
     procs.push(proc);
-    const created = await runCli(["study", "create", "--coordinator", address, "--name", "probe", "--schema", join(EXAMPLES, "schema.json"), "--site", "a"]);
+    const created = await runCli(["study", "create", "--coordinator", address, "--insecure", "--name", "probe", "--schema", join(EXAMPLES, "schema.json"), "--site", "a"]);
     expect(created.code, created.stderr).toBe(0);
     const probe = join(ROOT, "test", "interop", "grpc_probe.py");
     expect(existsSync(probe)).toBe(true);

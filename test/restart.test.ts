@@ -9,7 +9,7 @@ import { EXAMPLES, runCli, startAgent, startCoordinator, tempDir, type CliProces
 import { LocalStore } from "../site-agent/local-store.js";
 
 async function studyStatus(address: string, studyId: string): Promise<any> {
-  const r = await runCli(["study", "status", studyId, "--coordinator", address, "--json"]);
+  const r = await runCli(["study", "status", studyId, "--coordinator", address, "--insecure", "--json"]);
   expect(r.code, r.stderr).toBe(0);
   return JSON.parse(r.stdout);
 }
@@ -49,12 +49,12 @@ describe("coordinator crash mid-round", () => {
     await hungary.waitFor(/connected to the coordinator/);
 
     const created = await runCli([
-      "study", "create", "--coordinator", address, "--name", "restart", "--schema", join(EXAMPLES, "schema.json"),
+      "study", "create", "--coordinator", address, "--insecure", "--name", "restart", "--schema", join(EXAMPLES, "schema.json"),
       "--site", "cleveland", "--site", "hungary", "--epsilon", "1", "--rounds", "2", "--json",
     ]);
     expect(created.code, created.stderr).toBe(0);
     const studyId = JSON.parse(created.stdout).studyId as string;
-    expect((await runCli(["study", "start", studyId, "--coordinator", address])).code).toBe(0);
+    expect((await runCli(["study", "start", studyId, "--coordinator", address, "--insecure"])).code).toBe(0);
 
     // Cleveland submits round 1 at once; Hungary is still holding its task.
     await until(async () => ((await studyStatus(address, studyId)).roundDetails[0]?.submitted.includes("cleveland") ? true : undefined), "cleveland's round-1 submission");

@@ -1,4 +1,4 @@
-/** `fedsynth coordinator start`: the coordinator process. */
+/** `fedsynth coordinator init|start` and `fedsynth operator issue`: the coordinator process and its consortium PKI. */
 import type { Command } from "commander";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -7,26 +7,58 @@ import { Coordinator } from "../../coordinator/coordinator.js";
 import { startCoordinatorServer } from "../../coordinator/grpc/server.js";
 import { createLogger } from "../../shared/telemetry/log.js";
 import { lockDataDir } from "../../shared/util/dir-lock.js";
+import { requireLoopbackForPlaintext } from "../../shared/transport/loopback.js";
+import { FedsynthError } from "../../shared/errors.js";
+import { certificateIssuer, hasConsortium, initConsortium, loadConsortium, writeOperatorCredentials } from "../../coordinator/consortium.js";
+import { collect } from "../options.js";
 
 export function registerCoordinatorCommands(program: Command): void {
   const coordinator = program.command("coordinator").description("run the consortium's coordinator");
+  coordinator
+    .command("init")
+    .description("create the consortium CA, the coordinator's certificate and the first operator's credentials under --data-dir")
+    .requiredOption("--data-dir <dir>", "the coordinator's data directory (the PKI goes to DIR/pki, the operator's credentials to DIR/operator)")
+    .option("--name <name>", "the consortium's name, written into the CA certificate", "fedsynth consortium")
+    .option("--hostname <name>", "a DNS name sites reach the coordinator by (repeat; localhost and this host's name are always included)", collect, [])
+    .option("--ip <address>", "an IP address sites reach the coordinator by (repeat; 127.0.0.1 and ::1 are always included)", collect, [])
+    .action(async (opts: { dataDir: string; name: string; hostname: string[]; ip: string[] }) => {
+      const dataDir = resolve(opts.dataDir);
+      mkdirSync(dataDir, { recursive: true });
+      const made = await initConsortium(dataDir, { name: opts.name, hostnames: opts.hostname, ips: opts.ip });
+      process.stdout.write(
+        `consortium CA created in ${join(dataDir, "pki")} (keep ca-key.pem secret and backed up)\n` +
+        `CA fingerprint: ${made.caFingerprint}\n` +
+        `coordinator certificate for: ${made.names.join(", ")}\n` +
+        `operator credentials: ${made.operatorDir} (use --credentials ${made.operatorDir} with study, site and model commands)\n` +
+        `next: fedsynth coordinator start --data-dir ${dataDir} --listen HOST:PORT\n`);
+    });
   coordinator
     .command("start")
     .description("start a coordinator: studies, rounds and the pooled models, stored under --data-dir")
     .requiredOption("--data-dir <dir>", "where the coordinator keeps its state (a SQLite store)")
     .option("--listen <host:port>", "address to serve gRPC on (port 0: any free port)", "127.0.0.1:7070")
-    .option("--insecure", "serve plaintext gRPC (development only; required until TLS is configured)", false)
+    .option("--insecure", "serve plaintext gRPC without identities (development on loopback only)", false)
     .addHelpText("after", "\nPrints 'fedsynth coordinator listening on HOST:PORT' once it serves, and writes the address to DATA_DIR/coordinator.addr.")
     .action(async (opts: { dataDir: string; listen: string; insecure: boolean }) => {
       const log = createLogger("coordinator");
       const dataDir = resolve(opts.dataDir);
       mkdirSync(dataDir, { recursive: true });
+      if (opts.insecure) requireLoopbackForPlaintext(opts.listen, "--listen");
+      else if (!hasConsortium(dataDir)) {
+        throw new FedsynthError("failed-precondition", `${dataDir} has no consortium CA`, {
+          hint: `create it once with: fedsynth coordinator init --data-dir ${dataDir} --hostname NAME-SITES-DIAL; for development on this machine only, pass --insecure`,
+        });
+      }
       const lock = lockDataDir(dataDir, "coordinator");
+      const consortium = opts.insecure ? undefined : loadConsortium(dataDir);
       const store = openSqliteStore(dataDir);
-      const core = new Coordinator({ store, log });
-      const server = await startCoordinatorServer({ coordinator: core, listen: opts.listen, insecure: opts.insecure, log });
+      const core = new Coordinator({ store, log, issuer: consortium && certificateIssuer(consortium) });
+      const server = await startCoordinatorServer({
+        coordinator: core, listen: opts.listen, log,
+        tls: consortium && { caPem: consortium.ca.certPem, certPem: consortium.serverCertPem, keyPem: consortium.serverKeyPem },
+      });
       core.start();
-      if (opts.insecure) log.warn("serving PLAINTEXT gRPC (--insecure): use only on a trusted network for development");
+      if (opts.insecure) log.warn("serving PLAINTEXT gRPC with no identities (--insecure): development on this machine only");
       writeFileSync(join(dataDir, "coordinator.addr"), server.address + "\n");
       process.stdout.write(`fedsynth coordinator listening on ${server.address}\n`);
       log.info("coordinator started", { data_dir: dataDir, address: server.address });
@@ -42,5 +74,24 @@ export function registerCoordinatorCommands(program: Command): void {
         process.once("SIGINT", () => void stop("SIGINT"));
         process.once("SIGTERM", () => void stop("SIGTERM"));
       });
+    });
+}
+
+export function registerOperatorCommands(program: Command): void {
+  const operator = program.command("operator").description("credentials for consortium operators and auditors");
+  operator
+    .command("issue")
+    .description("issue credentials for another operator or an auditor, signed by the consortium CA in --data-dir")
+    .requiredOption("--data-dir <dir>", "the coordinator's data directory (it holds the CA)")
+    .requiredOption("--name <name>", "who the credentials are for")
+    .option("--role <role>", "operator (may change studies and sites) or auditor (read-only)", "operator")
+    .requiredOption("--out <dir>", "where to write ca.pem, cert.pem and key.pem (hand the directory to that person)")
+    .action(async (opts: { dataDir: string; name: string; role: string; out: string }) => {
+      if (opts.role !== "operator" && opts.role !== "auditor") {
+        throw new FedsynthError("invalid-argument", `--role must be operator or auditor, got ${JSON.stringify(opts.role)}`);
+      }
+      const consortium = loadConsortium(resolve(opts.dataDir));
+      const fingerprint = await writeOperatorCredentials(consortium.ca, { name: opts.name, role: opts.role }, resolve(opts.out));
+      process.stdout.write(`${opts.role} credentials for ${opts.name} written to ${resolve(opts.out)} (certificate ${fingerprint})\n`);
     });
 }

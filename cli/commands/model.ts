@@ -2,18 +2,15 @@
 import type { Command } from "commander";
 import { writeFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { withClient } from "./study.js";
+import { addConnectionOptions, withOperator, type ConnectionOptions } from "../connection.js";
 
 export function registerModelCommands(program: Command): void {
   const model = program.command("model").description("pooled models");
-  model
-    .command("export")
-    .description("write a study's latest pooled model to a file (for `fedsynth sample`)")
-    .requiredOption("--coordinator <host:port>", "the coordinator's address")
+  addConnectionOptions(model.command("export").description("write a study's latest pooled model to a file (for `fedsynth sample`)"))
     .requiredOption("--study <study-id>", "the study")
     .requiredOption("--out <model.fsm>", "where to write the model")
-    .action(async (opts: { coordinator: string; study: string; out: string }) => {
-      const { bytes, round, engine } = await withClient(opts.coordinator, (c) => c.exportModel(opts.study));
+    .action(async (opts: ConnectionOptions & { study: string; out: string }) => {
+      const { bytes, round, engine } = await withOperator(opts, (c) => c.exportModel(opts.study));
       writeFileSync(resolve(opts.out), bytes);
       process.stdout.write(`wrote the ${engine} model of study ${opts.study} after round ${round} to ${resolve(opts.out)} (${bytes.byteLength} bytes)\n`);
     });

@@ -1,13 +1,18 @@
-/** `fedsynth site start`: a hospital's site agent. */
+/** `fedsynth site ...`: a hospital's site agent (enrol, start) and the operator's site commands (list, token, revoke). */
 import type { Command } from "commander";
 import { existsSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import { SiteAgent } from "../../site-agent/agent.js";
 import { validateSiteName } from "../../coordinator/study/study-request.js";
 import { createLogger } from "../../shared/telemetry/log.js";
+import { addConnectionOptions, withOperator, type ConnectionOptions } from "../connection.js";
 import { FedsynthError } from "../../shared/errors.js";
 import { parsePositive, parseProbability } from "../options.js";
-import { withClient } from "./study.js";
+import type * as grpc from "@grpc/grpc-js";
+import { requireLoopbackForPlaintext } from "../../shared/transport/loopback.js";
+import { channelCredentials } from "../../shared/crypto/pki/index.js";
+import { hasTlsIdentity, loadTlsIdentity } from "../../site-agent/identity.js";
+import { enrollSite } from "../../site-agent/enroll.js";
 
 export function registerSiteCommands(program: Command): void {
   const site = program.command("site").description("run a hospital's site agent");
@@ -20,7 +25,7 @@ export function registerSiteCommands(program: Command): void {
     .requiredOption("--data-dir <dir>", "where the agent keeps its own ledger of charges and released updates")
     .requiredOption("--epsilon-cap <e>", "the most privacy budget (epsilon) this site spends over all studies", parsePositive("--epsilon-cap"))
     .option("--delta-cap <d>", "the most delta this site spends over all studies", parseProbability("--delta-cap"), 1e-5)
-    .option("--insecure", "talk plaintext gRPC to the coordinator (development only)", false)
+    .option("--insecure", "talk plaintext gRPC to a development coordinator on loopback (no enrolment needed)", false)
     .option("--reconnect-max-seconds <s>", "longest wait between reconnection attempts", parsePositive("--reconnect-max-seconds"), 10)
     .action(async (opts: {
       coordinator: string; name: string; data: string; dataDir: string; epsilonCap: number; deltaCap: number; insecure: boolean;
@@ -31,15 +36,28 @@ export function registerSiteCommands(program: Command): void {
       if (!existsSync(dataFile) || !statSync(dataFile).isFile()) {
         throw new FedsynthError("not-found", `the data file ${dataFile} does not exist`, { hint: "point --data at this site's CSV file" });
       }
-      if (!opts.insecure) {
-        throw new FedsynthError("invalid-argument", "no TLS credentials are configured for this agent", {
-          hint: "this version talks plaintext gRPC only: pass --insecure (development on a trusted network)",
-        });
-      }
+      const dataDir = resolve(opts.dataDir);
       const log = createLogger(`site ${opts.name}`);
-      log.warn("talking PLAINTEXT gRPC to the coordinator (--insecure)");
+      let credentials: grpc.ChannelCredentials | undefined;
+      if (opts.insecure) {
+        requireLoopbackForPlaintext(opts.coordinator, "--coordinator");
+        log.warn("talking PLAINTEXT gRPC to the coordinator (--insecure): development on this machine only");
+      } else {
+        if (!hasTlsIdentity(dataDir)) {
+          throw new FedsynthError("failed-precondition", `site ${opts.name} has not enrolled: ${dataDir} holds no identity`, {
+            hint: "enrol first with the token from the consortium operator: fedsynth site enroll --coordinator ... --name ... --token ... --ca-fingerprint ... --data-dir (the same directory)",
+          });
+        }
+        const { tls, enrolment } = loadTlsIdentity(dataDir);
+        if (enrolment.siteName !== opts.name) {
+          throw new FedsynthError("invalid-argument", `--name ${opts.name} does not match the site this data directory enrolled as (${enrolment.siteName})`, {
+            hint: `start it with --name ${enrolment.siteName}, or use another --data-dir for another site`,
+          });
+        }
+        credentials = channelCredentials({ caPem: tls.caPem, certPem: tls.certPem, keyPem: tls.keyPem, pinnedFingerprint: tls.coordinatorFingerprint });
+      }
       const agent = new SiteAgent({
-        coordinator: opts.coordinator, siteName: opts.name, dataFile, dataDir: resolve(opts.dataDir),
+        coordinator: opts.coordinator, siteName: opts.name, dataFile, dataDir, credentials,
         cap: { epsilon: opts.epsilonCap, delta: opts.deltaCap }, log, reconnectMaxMs: opts.reconnectMaxSeconds * 1000,
       });
       const stop = (signal: string) => {
@@ -55,20 +73,64 @@ export function registerSiteCommands(program: Command): void {
 
 export function registerSiteListCommand(program: Command): void {
   const site = program.commands.find((c) => c.name() === "site")!;
-  site
-    .command("list")
-    .description("list the sites the coordinator knows, whether they are connected, and their last contact")
-    .requiredOption("--coordinator <host:port>", "the coordinator's address")
+  addConnectionOptions(site.command("list").description("list the sites the coordinator knows, whether they are connected, and their last contact"))
     .option("--json", "print JSON", false)
-    .action(async (opts: { coordinator: string; json: boolean }) => {
-      const sites = await withClient(opts.coordinator, (c) => c.listSites());
+    .action(async (opts: ConnectionOptions & { json: boolean }) => {
+      const sites = await withOperator(opts, (c) => c.listSites());
       if (opts.json) {
         process.stdout.write(JSON.stringify(sites, null, 2) + "\n");
         return;
       }
       if (sites.length === 0) process.stdout.write("no sites have enrolled yet\n");
       for (const s of sites) {
-        process.stdout.write(`${s.name.padEnd(16)} ${s.connected ? "connected   " : "disconnected"}  last contact ${s.lastContact?.toISOString() ?? "never"}  agent ${s.agentVersion}\n`);
+        const state = s.revoked ? `REVOKED (${s.revokedReason})` : s.connected ? "connected   " : "disconnected";
+        process.stdout.write(`${s.name.padEnd(16)} ${state}  last contact ${s.lastContact?.toISOString() ?? "never"}  agent ${s.agentVersion}${s.certificateFingerprint ? `  certificate ${s.certificateFingerprint.slice(0, 23)}…` : ""}\n`);
       }
+    });
+}
+
+export function registerSiteIdentityCommands(program: Command): void {
+  const site = program.commands.find((c) => c.name() === "site")!;
+  site
+    .command("enroll")
+    .description("enrol this site: make its keys here, trade the operator's one-time token for its certificate, pin the coordinator")
+    .requiredOption("--coordinator <host:port>", "the coordinator's address")
+    .requiredOption("--name <name>", "this site's name (the one the token was issued for)")
+    .requiredOption("--token <token>", "the one-time enrolment token from the consortium operator")
+    .requiredOption("--ca-fingerprint <sha256>", "the consortium CA's fingerprint, as the operator gave it with the token")
+    .requiredOption("--data-dir <dir>", "the agent's data directory (its keys go to DIR/identity, readable by its owner only)")
+    .action(async (opts: { coordinator: string; name: string; token: string; caFingerprint: string; dataDir: string }) => {
+      validateSiteName(opts.name, "--name");
+      const log = createLogger(`site ${opts.name}`);
+      const dataDir = resolve(opts.dataDir);
+      const enrolment = await enrollSite({ coordinator: opts.coordinator, siteName: opts.name, token: opts.token, caFingerprint: opts.caFingerprint, dataDir, log });
+      process.stdout.write(`site ${opts.name} enrolled with ${opts.coordinator}; its identity is in ${dataDir}/identity\n` +
+        `coordinator certificate pinned: ${enrolment.coordinatorFingerprint}\n` +
+        `start the agent with: fedsynth site start --coordinator ${opts.coordinator} --name ${opts.name} --data-dir ${dataDir} --data FILE.csv --epsilon-cap E\n`);
+    });
+
+  addConnectionOptions(site.command("token").description("issue a one-time enrolment token for a site (operator)"))
+    .requiredOption("--site <name>", "the site the token is for")
+    .option("--ttl-hours <h>", "how long the token stays valid", parsePositive("--ttl-hours"), 24)
+    .option("--json", "print JSON", false)
+    .action(async (opts: ConnectionOptions & { site: string; ttlHours: number; json: boolean }) => {
+      validateSiteName(opts.site, "--site");
+      const issued = await withOperator(opts, (c) => c.issueEnrollmentToken(opts.site, opts.ttlHours * 3600));
+      if (opts.json) {
+        process.stdout.write(JSON.stringify({ site: opts.site, token: issued.token, expiresAt: issued.expiresAt.toISOString(), caFingerprint: issued.caFingerprint }) + "\n");
+        return;
+      }
+      process.stdout.write(`enrolment token for site ${opts.site} (one use, valid until ${issued.expiresAt.toISOString()}):\n  ${issued.token}\n` +
+        `consortium CA fingerprint:\n  ${issued.caFingerprint}\n` +
+        `send both to the site's IT team over a channel you trust; on the site's host they run:\n` +
+        `  fedsynth site enroll --coordinator ${opts.coordinator} --name ${opts.site} --token ${issued.token} --ca-fingerprint ${issued.caFingerprint} --data-dir DIR\n`);
+    });
+
+  addConnectionOptions(site.command("revoke").description("revoke a site's certificate: its next call is refused and its session closed (operator)"))
+    .argument("<site>")
+    .option("--reason <text>", "why (recorded and shown in site list)", "revoked by the operator")
+    .action(async (name: string, opts: ConnectionOptions & { reason: string }) => {
+      const site = await withOperator(opts, (c) => c.revokeSite(name, opts.reason));
+      process.stdout.write(`site ${site.name} revoked: ${site.revokedReason}\n`);
     });
 }

@@ -2,30 +2,17 @@
 import type { Command } from "commander";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { OperatorClient, type StudyView } from "../operator-client.js";
+import type { OperatorClient, StudyView } from "../operator-client.js";
+import { addConnectionOptions, withOperator } from "../connection.js";
 import { loadSchema } from "../../shared/schema/parse-schema.js";
 import { collect, parseCount, parsePositive, parseProbability } from "../options.js";
 import { formatStudy, watchStudy } from "../study-view.js";
 
-const COORDINATOR_FLAG = "--coordinator <host:port>";
-const COORDINATOR_HELP = "the coordinator's address";
-
-export async function withClient<T>(address: string, fn: (c: OperatorClient) => Promise<T>): Promise<T> {
-  const client = new OperatorClient(address);
-  try {
-    return await fn(client);
-  } finally {
-    client.close();
-  }
-}
 
 export function registerStudyCommands(program: Command): void {
   const study = program.command("study").description("create, start, watch and cancel studies on a coordinator");
 
-  study
-    .command("create")
-    .description("create a study (it starts only when you run `study start`)")
-    .requiredOption(COORDINATOR_FLAG, COORDINATOR_HELP)
+  addConnectionOptions(study.command("create").description("create a study (it starts only when you run `study start`)"))
     .requiredOption("--name <name>", "a short name for the study")
     .requiredOption("--schema <schema.json>", "the study's public schema")
     .requiredOption("--site <name>", "an invited site (repeat for each site)", collect)
@@ -39,7 +26,7 @@ export function registerStudyCommands(program: Command): void {
     .action(async (opts) => {
       await loadSchema(resolve(opts.schema)); // fail here, with the file's own name, before anything is sent
       const schemaJson = readFileSync(resolve(opts.schema), "utf8");
-      const created = await withClient(opts.coordinator, (c) => c.createStudy({
+      const created = await withOperator(opts, (c) => c.createStudy({
         name: opts.name, schemaJson, engine: opts.engine, epsilon: opts.epsilon, delta: opts.delta, rounds: opts.rounds,
         sites: opts.site, minSites: opts.minSites, roundDeadlineSeconds: opts.roundDeadline,
       }));
@@ -47,35 +34,26 @@ export function registerStudyCommands(program: Command): void {
       if (!opts.json) process.stdout.write(`\nstart it with: fedsynth study start ${created.studyId} --coordinator ${opts.coordinator} --watch\n`);
     });
 
-  study
-    .command("start")
-    .description("start a created study: the sites are invited, and round 1 begins once they have accepted")
+  addConnectionOptions(study.command("start").description("start a created study: the sites are invited, and round 1 begins once they have accepted"))
     .argument("<study-id>")
-    .requiredOption(COORDINATOR_FLAG, COORDINATOR_HELP)
     .option("--watch", "follow the study until it ends (exit code 1 unless it completes)", false)
     .option("--json", "print the study as JSON", false)
     .action(async (studyId: string, opts) => {
-      await withClient(opts.coordinator, async (c) => showOrWatch(c, await c.startStudy(studyId), opts));
+      await withOperator(opts, async (c) => showOrWatch(c, await c.startStudy(studyId), opts));
     });
 
-  study
-    .command("status")
-    .description("show a study: its state, its rounds and what each site has been charged")
+  addConnectionOptions(study.command("status").description("show a study: its state, its rounds and what each site has been charged"))
     .argument("<study-id>")
-    .requiredOption(COORDINATOR_FLAG, COORDINATOR_HELP)
     .option("--watch", "follow the study until it ends (exit code 1 unless it completes)", false)
     .option("--json", "print the study as JSON", false)
     .action(async (studyId: string, opts) => {
-      await withClient(opts.coordinator, async (c) => showOrWatch(c, await c.getStudy(studyId), opts));
+      await withOperator(opts, async (c) => showOrWatch(c, await c.getStudy(studyId), opts));
     });
 
-  study
-    .command("list")
-    .description("list the coordinator's studies")
-    .requiredOption(COORDINATOR_FLAG, COORDINATOR_HELP)
+  addConnectionOptions(study.command("list").description("list the coordinator's studies"))
     .option("--json", "print JSON", false)
     .action(async (opts) => {
-      const studies = await withClient(opts.coordinator, (c) => c.listStudies());
+      const studies = await withOperator(opts, (c) => c.listStudies());
       if (opts.json) {
         process.stdout.write(JSON.stringify(studies, null, 2) + "\n");
         return;
@@ -86,14 +64,11 @@ export function registerStudyCommands(program: Command): void {
       }
     });
 
-  study
-    .command("cancel")
-    .description("cancel a study; rounds in flight are aborted")
+  addConnectionOptions(study.command("cancel").description("cancel a study; rounds in flight are aborted"))
     .argument("<study-id>")
-    .requiredOption(COORDINATOR_FLAG, COORDINATOR_HELP)
     .option("--reason <text>", "why, for the record", "")
     .action(async (studyId: string, opts) => {
-      print(await withClient(opts.coordinator, (c) => c.cancelStudy(studyId, opts.reason)), false);
+      print(await withOperator(opts, (c) => c.cancelStudy(studyId, opts.reason)), false);
     });
 }
 

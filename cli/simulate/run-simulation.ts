@@ -15,6 +15,11 @@ import { TERMINAL_STATES } from "../study-view.js";
 import { sampleModelFile } from "../commands/sample.js";
 import { ProcessGroup, waitForAddress } from "./processes.js";
 import { LocalStore } from "../../site-agent/local-store.js";
+import { initConsortium } from "../../coordinator/consortium.js";
+import { enrollSite } from "../../site-agent/enroll.js";
+import { channelCredentials } from "../../shared/crypto/pki/index.js";
+import { createLogger } from "../../shared/telemetry/log.js";
+import { readCredentials } from "../connection.js";
 
 export interface SimulationSite {
   name: string;
@@ -101,23 +106,32 @@ export async function runSimulation(opts: SimulationOptions): Promise<Simulation
   let client: OperatorClient | undefined;
   let succeeded = false;
   try {
+    // The same path a real consortium takes: a CA, mutual TLS, a one-time token per site, enrolment.
+    const coordinatorDir = join(workdir, "coordinator");
+    const pki = await initConsortium(coordinatorDir, { name: "fedsynth simulation", hostnames: [], ips: [] });
     const listeners: ((l: string) => void)[] = [];
     const coordinator = group.start("coordinator", [
-      "coordinator", "start", "--data-dir", join(workdir, "coordinator"), "--listen", "127.0.0.1:0", "--insecure",
+      "coordinator", "start", "--data-dir", coordinatorDir, "--listen", "127.0.0.1:0",
     ], join(logs, "coordinator.log"), (line) => listeners.forEach((fn) => fn(line)));
     const address = await waitForAddress({ onLine: (fn) => listeners.push(fn) }, coordinator);
-    say(`coordinator listening on ${address} (log: ${join(logs, "coordinator.log")})`);
+    say(`coordinator listening on ${address} with mutual TLS (log: ${join(logs, "coordinator.log")})`);
+    client = new OperatorClient(address, channelCredentials(readCredentials(pki.operatorDir)));
+    const quiet = createLogger("simulate", { write: () => undefined });
+    await Promise.all(opts.sites.map(async (s) => {
+      const { token, caFingerprint } = await client!.issueEnrollmentToken(s.name, 600);
+      await enrollSite({ coordinator: address, siteName: s.name, token, caFingerprint, dataDir: join(workdir, "sites", s.name), log: quiet });
+    }));
+    say(`enrolled ${opts.sites.length} sites with one-time tokens`);
     for (const s of opts.sites) {
       const cap = opts.siteEpsilonCaps?.[s.name] ?? opts.epsilon;
       group.start(`site agent ${s.name}`, [
         "site", "start", "--coordinator", address, "--name", s.name, "--data", s.file, "--data-dir", join(workdir, "sites", s.name),
-        "--epsilon-cap", String(cap), "--delta-cap", String(opts.delta), "--insecure", "--reconnect-max-seconds", "2",
+        "--epsilon-cap", String(cap), "--delta-cap", String(opts.delta), "--reconnect-max-seconds", "2",
       ], join(logs, `${s.name}.log`));
     }
     say(`started ${opts.sites.length} site agents: ${opts.sites.map((s) => s.name).join(", ")}`);
     const watcher = group.watchForExit();
 
-    client = new OperatorClient(address);
     const created = await client.createStudy({
       name: "simulate", schemaJson, engine: engineName, epsilon: opts.epsilon, delta: opts.delta, rounds: opts.rounds ?? 1,
       sites: opts.sites.map((s) => s.name), minSites: 0, roundDeadlineSeconds: 3600,

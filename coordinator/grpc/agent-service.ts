@@ -17,16 +17,29 @@ import { bytesToVector } from "../../shared/util/vector-bytes.js";
 import { CHUNK_BYTES } from "../../shared/transport/grpc-service.js";
 import { FedsynthError } from "../../shared/errors.js";
 import type { Logger } from "../../shared/telemetry/log.js";
+import { peerIdentity } from "./peer.js";
 
 export const HEARTBEAT_INTERVAL_MS = 10_000;
 
 export function agentServiceHandlers(coordinator: Coordinator, log: Logger): grpc.UntypedServiceImplementation {
   return {
-    enroll(call: grpc.ServerUnaryCall<EnrollRequest, EnrollResponse>, callback: grpc.sendUnaryData<EnrollResponse>) {
+    async enroll(call: grpc.ServerUnaryCall<EnrollRequest, EnrollResponse>, callback: grpc.sendUnaryData<EnrollResponse>) {
       try {
-        const site = coordinator.enroll(call.request.siteName, call.request.agentVersion);
-        callback(null, create(EnrollResponseSchema, { siteId: site.siteId, coordinatorVersion: COORDINATOR_VERSION }));
+        const r = call.request;
+        if (!coordinator.sites.secure) {
+          const site = coordinator.sites.enrollInsecure(r.siteName, r.agentVersion, r.signingPublicKey);
+          callback(null, create(EnrollResponseSchema, { siteId: site.siteId, coordinatorVersion: COORDINATOR_VERSION }));
+          return;
+        }
+        const enrolled = await coordinator.sites.enroll({
+          siteName: r.siteName, agentVersion: r.agentVersion, token: r.enrollmentToken, csrPem: r.csrPem, signingPublicKey: r.signingPublicKey,
+        });
+        callback(null, create(EnrollResponseSchema, {
+          siteId: enrolled.site.siteId, coordinatorVersion: COORDINATOR_VERSION, certificatePem: enrolled.certPem,
+          caCertificatePem: enrolled.caPem, coordinatorFingerprint: enrolled.coordinatorFingerprint,
+        }));
       } catch (err) {
+        log.warn("enrolment refused", { site: call.request.siteName, error: FedsynthError.from(err).message });
         callback(toGrpcError(err));
       }
     },
@@ -37,6 +50,7 @@ export function agentServiceHandlers(coordinator: Coordinator, log: Logger): grp
 
     async downloadModel(call: grpc.ServerWritableStream<DownloadModelRequest, DownloadModelResponse>) {
       try {
+        if (coordinator.sites.secure) coordinator.sites.authenticateSite(peerIdentity(call));
         const { bytes, sha256 } = coordinator.model(call.request.modelId);
         for (let offset = 0; offset < bytes.byteLength || offset === 0; offset += CHUNK_BYTES) {
           const data = bytes.subarray(offset, Math.min(offset + CHUNK_BYTES, bytes.byteLength));
@@ -85,6 +99,9 @@ class AgentStream {
     const m = msg.message;
     if (!this.session) {
       if (m.case !== "hello") throw new FedsynthError("failed-precondition", "the first message on a Connect stream must be Hello");
+      // Who the site is comes from its certificate (or, in development mode, its registration); Hello only
+      // names it, and a certificate may act only as its own site.
+      this.coordinator.sites.authenticateSite(peerIdentity(this.call), m.value.siteName);
       this.open(m.value.siteName, m.value.agentVersion);
       return;
     }
@@ -171,7 +188,7 @@ class AgentStream {
     }
     const verdict = this.coordinator.submitResult(site, {
       taskId: chunk.taskId, update: bytesToVector(bytes), updateSha256: chunk.updateSha256,
-      epsilon: chunk.epsilonCharged, delta: chunk.deltaCharged,
+      epsilon: chunk.epsilonCharged, delta: chunk.deltaCharged, signature: chunk.signature,
     });
     this.ack(chunk.taskId, verdict.accepted, verdict.message);
   }

@@ -4,8 +4,11 @@ import { create } from "@bufbuild/protobuf";
 import {
   CreateStudyResponseSchema, StartStudyResponseSchema, CancelStudyResponseSchema, ListStudiesResponseSchema,
   GetStudyResponseSchema, ListSitesResponseSchema, ExportModelResponseSchema, StudySchema, StudyState as StudyStateMsg,
-  type Study,
+  IssueEnrollmentTokenResponseSchema, RevokeSiteResponseSchema, SiteSchema, type Site, type Study,
 } from "../../gen/fedsynth/v1/operator_pb.js";
+import { FedsynthError } from "../../shared/errors.js";
+import { peerIdentity } from "./peer.js";
+import type { SiteRecord } from "../store/records.js";
 import type { Coordinator, StudyDetail } from "../coordinator.js";
 import type { StudyRecord, StudyState } from "../store/records.js";
 import { toGrpcError } from "../../shared/transport/status.js";
@@ -19,6 +22,14 @@ const STATES: Record<StudyState, StudyStateMsg> = {
   failed: StudyStateMsg.FAILED,
   cancelled: StudyStateMsg.CANCELLED,
 };
+
+function siteToProto(site: SiteRecord, connected: boolean): Site {
+  return create(SiteSchema, {
+    siteId: site.siteId, name: site.name, connected, lastContactUnixMs: BigInt(site.lastContactAt ?? 0),
+    enrolledAtUnixMs: BigInt(site.enrolledAt), agentVersion: site.agentVersion, certificateFingerprint: site.certFingerprint ?? "",
+    revoked: site.revokedAt !== null, revokedReason: site.revokedReason,
+  });
+}
 
 function studyToProto(study: StudyRecord, detail?: StudyDetail): Study {
   return create(StudySchema, {
@@ -40,47 +51,76 @@ function studyToProto(study: StudyRecord, detail?: StudyDetail): Study {
   });
 }
 
-function unary<Req, Res>(fn: (req: Req) => Res) {
-  return (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>) => {
-    try {
-      callback(null, fn(call.request));
-    } catch (err) {
-      callback(toGrpcError(err));
-    }
-  };
+/** What a call does: auditors may read everything an operator reads, and change nothing. */
+type Access = "read" | "write";
+
+/**
+ * With mutual TLS every operator call carries an operator or auditor certificate from the consortium CA;
+ * a site's certificate opens no operator call. Plaintext development mode has no identities to check.
+ */
+function authorize(coordinator: Coordinator, call: { getAuthContext(): any }, access: Access, what: string): void {
+  if (!coordinator.sites.secure) return;
+  const peer = peerIdentity(call);
+  if (!peer) {
+    throw new FedsynthError("unauthenticated", `${what}: the call carries no operator certificate from this consortium's CA`, {
+      hint: "pass --credentials with the directory that fedsynth coordinator init (or fedsynth operator issue) wrote",
+    });
+  }
+  if (peer.kind === "site") throw new FedsynthError("permission-denied", `${what}: site ${peer.id}'s certificate cannot use the operator API`);
+  if (access === "write" && peer.kind !== "operator") {
+    throw new FedsynthError("permission-denied", `${what}: ${peer.kind} ${peer.id} has read-only access`, {
+      hint: "auditors can list and inspect studies, sites and the ledger; an operator certificate is needed to change anything",
+    });
+  }
 }
 
 export function operatorServiceHandlers(coordinator: Coordinator): grpc.UntypedServiceImplementation {
+  const unary = <Req, Res>(access: Access, what: string, fn: (req: Req) => Res) =>
+    (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>) => {
+      try {
+        authorize(coordinator, call, access, what);
+        callback(null, fn(call.request));
+      } catch (err) {
+        callback(toGrpcError(err));
+      }
+    };
   const detailed = (id: string) => {
     const detail = coordinator.studyDetail(id);
     return studyToProto(detail.study, detail);
   };
   return {
-    createStudy: unary((req: any) => {
+    createStudy: unary("write", "create a study", (req: any) => {
       const study = coordinator.createStudy({
         name: req.name, schemaJson: req.schemaJson, engine: req.engine, epsilon: req.epsilon, delta: req.delta,
         rounds: req.rounds, sites: req.sites, minSites: req.minSitesPerRound, roundDeadlineSeconds: req.roundDeadlineSeconds,
       });
       return create(CreateStudyResponseSchema, { study: detailed(study.studyId) });
     }),
-    startStudy: unary((req: any) => {
+    startStudy: unary("write", "start a study", (req: any) => {
       coordinator.startStudy(req.studyId);
       return create(StartStudyResponseSchema, { study: detailed(req.studyId) });
     }),
-    cancelStudy: unary((req: any) => {
+    cancelStudy: unary("write", "cancel a study", (req: any) => {
       coordinator.cancelStudy(req.studyId, req.reason);
       return create(CancelStudyResponseSchema, { study: detailed(req.studyId) });
     }),
-    listStudies: unary(() => create(ListStudiesResponseSchema, { studies: coordinator.listStudies().map((s) => detailed(s.studyId)) })),
-    getStudy: unary((req: any) => create(GetStudyResponseSchema, { study: detailed(req.studyId) })),
-    listSites: unary(() => create(ListSitesResponseSchema, {
-      sites: coordinator.listSites().map(({ site, connected }) => ({
-        siteId: site.siteId, name: site.name, connected, lastContactUnixMs: BigInt(site.lastContactAt ?? 0),
-        enrolledAtUnixMs: BigInt(site.enrolledAt), agentVersion: site.agentVersion,
-      })),
+    listStudies: unary("read", "list studies", () => create(ListStudiesResponseSchema, { studies: coordinator.listStudies().map((s) => detailed(s.studyId)) })),
+    getStudy: unary("read", "get a study", (req: any) => create(GetStudyResponseSchema, { study: detailed(req.studyId) })),
+    listSites: unary("read", "list sites", () => create(ListSitesResponseSchema, {
+      sites: coordinator.listSites().map(({ site, connected }) => siteToProto(site, connected)),
     })),
+    issueEnrollmentToken: unary("write", "issue an enrolment token", (req: any) => {
+      const ttl = Number(req.ttlSeconds);
+      const issued = coordinator.sites.issueToken(req.siteName, ttl > 0 ? ttl * 1000 : undefined);
+      return create(IssueEnrollmentTokenResponseSchema, { token: issued.token, expiresAtUnixMs: BigInt(issued.expiresAt), caFingerprint: issued.caFingerprint });
+    }),
+    revokeSite: unary("write", "revoke a site", (req: any) => {
+      const site = coordinator.revokeSite(req.siteName, req.reason);
+      return create(RevokeSiteResponseSchema, { site: siteToProto(site, false) });
+    }),
     async exportModel(call: grpc.ServerWritableStream<any, any>) {
       try {
+        authorize(coordinator, call, "read", "export a model");
         const { bytes, round, engine } = coordinator.exportModel(call.request.studyId);
         const sha256 = sha256Hex(bytes);
         for (let offset = 0; offset < bytes.byteLength; offset += CHUNK_BYTES) {

@@ -16,6 +16,7 @@ import type { Logger } from "../../shared/telemetry/log.js";
 import type { Coordinator } from "../coordinator.js";
 import { agentServiceHandlers } from "./agent-service.js";
 import { operatorServiceHandlers } from "./operator-service.js";
+import { serverCredentials } from "../../shared/crypto/pki/index.js";
 
 export interface CoordinatorServer {
   /** The address actually bound (with the real port when 0 was asked for). */
@@ -31,13 +32,19 @@ export const SERVER_OPTIONS: grpc.ServerOptions = {
   "grpc.http2.min_ping_interval_without_data_ms": 5_000,
 };
 
-export async function startCoordinatorServer(opts: { coordinator: Coordinator; listen: string; insecure: boolean; log: Logger }): Promise<CoordinatorServer> {
+export interface ServerTls {
+  caPem: string;
+  certPem: string;
+  keyPem: string;
+}
+
+/**
+ * With `tls`, mutual TLS: a client certificate is requested and, when presented, must verify against the
+ * consortium CA; calls that need an identity (everything but Enroll and health) check it per call. Without
+ * `tls`, plaintext (development on loopback; the CLI enforces that).
+ */
+export async function startCoordinatorServer(opts: { coordinator: Coordinator; listen: string; tls?: ServerTls; log: Logger }): Promise<CoordinatorServer> {
   const { host, port } = parseListen(opts.listen);
-  if (!opts.insecure) {
-    throw new FedsynthError("invalid-argument", "the coordinator has no TLS credentials configured", {
-      hint: "this version serves plaintext gRPC only: pass --insecure (for development on a trusted network)",
-    });
-  }
   const server = new grpc.Server(SERVER_OPTIONS);
   server.addService(grpcServiceDefinition(AgentService), agentServiceHandlers(opts.coordinator, opts.log));
   server.addService(grpcServiceDefinition(OperatorService), operatorServiceHandlers(opts.coordinator));
@@ -51,7 +58,7 @@ export async function startCoordinatorServer(opts: { coordinator: Coordinator; l
   reflectionFor(healthService).addToServer(server);
 
   const bound = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+    server.bindAsync(`${host}:${port}`, opts.tls ? serverCredentials(opts.tls) : grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
   }).catch((err: Error) => {
     throw new FedsynthError("unavailable", `cannot listen on ${opts.listen}: ${err.message}`, {
       hint: "pick a free port, or stop the process that holds it",

@@ -97,4 +97,23 @@ export const MIGRATIONS: { version: number; description: string; sql: string }[]
       CREATE INDEX models_by_study ON models(study_id, round);
     `,
   },
+  {
+    version: 2,
+    description: "site identities (certificate, signing key, revocation), enrolment tokens, signed submissions",
+    sql: `
+      ALTER TABLE sites ADD COLUMN cert_serial TEXT;
+      ALTER TABLE sites ADD COLUMN cert_fingerprint TEXT;
+      ALTER TABLE sites ADD COLUMN signing_public_key TEXT;
+      ALTER TABLE sites ADD COLUMN revoked_at INTEGER;
+      ALTER TABLE sites ADD COLUMN revoked_reason TEXT NOT NULL DEFAULT '';
+      CREATE TABLE enrollment_tokens (
+        token_hash TEXT PRIMARY KEY,
+        site_name TEXT NOT NULL,
+        issued_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        used_at INTEGER
+      );
+      ALTER TABLE submissions ADD COLUMN signature TEXT NOT NULL DEFAULT '';
+    `,
+  },
 ];

@@ -13,6 +13,28 @@ export interface SiteRecord {
   enrolledAt: number;
   lastContactAt: number | null;
   agentVersion: string;
+  /** The serial (hex) of the site's current certificate: calls with any other certificate are refused. Null in plaintext development mode. */
+  certSerial: string | null;
+  certFingerprint: string | null;
+  /** The site's Ed25519 public key (base64), which its signed submissions are checked against. */
+  signingPublicKey: string | null;
+  revokedAt: number | null;
+  revokedReason: string;
+}
+
+export interface SiteIdentity {
+  certSerial: string | null;
+  certFingerprint: string | null;
+  signingPublicKey: string;
+}
+
+export interface EnrollmentTokenRecord {
+  /** SHA-256 of the token: the token itself is shown once, to the operator, and never stored. */
+  tokenHash: string;
+  siteName: string;
+  issuedAt: number;
+  expiresAt: number;
+  usedAt: number | null;
 }
 
 export interface ParticipantRecord {
@@ -78,6 +100,8 @@ export interface SubmissionRecord {
   epsilon: number;
   delta: number;
   receivedAt: number;
+  /** The site's Ed25519 signature (base64) over the submission's canonical statement. */
+  signature: string;
 }
 
 export interface ModelRecord {

@@ -9,7 +9,7 @@ import { FedsynthError } from "../../shared/errors.js";
 import { MIGRATIONS } from "./migrations.js";
 import type { CoordinatorStore, StudyPatch } from "./store.js";
 import type {
-  LedgerKind, LedgerRecord, ModelRecord, ParticipantState, RoundRecord, RoundState, SiteRecord, StudyRecord,
+  EnrollmentTokenRecord, LedgerKind, LedgerRecord, ModelRecord, ParticipantState, RoundRecord, RoundState, SiteIdentity, SiteRecord, StudyRecord,
   StudyState, SubmissionRecord, TaskRecord, TaskState,
 } from "./records.js";
 import { randomUUID } from "node:crypto";
@@ -76,10 +76,39 @@ export class SqliteStore implements CoordinatorStore {
       this.db.prepare("UPDATE sites SET agent_version = ?, last_contact_at = ? WHERE name = ?").run(agentVersion, now, name);
       return { ...existing, agentVersion, lastContactAt: now };
     }
-    const site: SiteRecord = { siteId: `site-${randomUUID().slice(0, 8)}`, name, enrolledAt: now, lastContactAt: now, agentVersion };
+    const site: SiteRecord = {
+      siteId: `site-${randomUUID().slice(0, 8)}`, name, enrolledAt: now, lastContactAt: now, agentVersion,
+      certSerial: null, certFingerprint: null, signingPublicKey: null, revokedAt: null, revokedReason: "",
+    };
     this.db.prepare("INSERT INTO sites (site_id, name, enrolled_at, last_contact_at, agent_version) VALUES (?, ?, ?, ?, ?)")
       .run(site.siteId, site.name, site.enrolledAt, site.lastContactAt, site.agentVersion);
     return site;
+  }
+
+  setSiteIdentity(name: string, identity: SiteIdentity, agentVersion: string, now: number): SiteRecord {
+    this.upsertSite(name, agentVersion, now);
+    this.db.prepare(`UPDATE sites SET cert_serial = ?, cert_fingerprint = ?, signing_public_key = ?, revoked_at = NULL, revoked_reason = '',
+        enrolled_at = ? WHERE name = ?`)
+      .run(identity.certSerial, identity.certFingerprint, identity.signingPublicKey, now, name);
+    return this.getSite(name)!;
+  }
+
+  revokeSite(name: string, reason: string, now: number): void {
+    this.db.prepare("UPDATE sites SET revoked_at = ?, revoked_reason = ? WHERE name = ?").run(now, reason, name);
+  }
+
+  insertEnrollmentToken(t: EnrollmentTokenRecord): void {
+    this.db.prepare("INSERT INTO enrollment_tokens (token_hash, site_name, issued_at, expires_at, used_at) VALUES (?, ?, ?, ?, ?)")
+      .run(t.tokenHash, t.siteName, t.issuedAt, t.expiresAt, t.usedAt);
+  }
+
+  getEnrollmentToken(tokenHash: string): EnrollmentTokenRecord | undefined {
+    const r = this.db.prepare("SELECT * FROM enrollment_tokens WHERE token_hash = ?").get(tokenHash) as Row | undefined;
+    return r && { tokenHash: r.token_hash, siteName: r.site_name, issuedAt: r.issued_at, expiresAt: r.expires_at, usedAt: r.used_at };
+  }
+
+  markEnrollmentTokenUsed(tokenHash: string, now: number): void {
+    this.db.prepare("UPDATE enrollment_tokens SET used_at = ? WHERE token_hash = ?").run(now, tokenHash);
   }
 
   touchSite(name: string, now: number): void {
@@ -192,10 +221,10 @@ export class SqliteStore implements CoordinatorStore {
   }
 
   insertSubmission(s: SubmissionRecord): void {
-    this.db.prepare(`INSERT INTO submissions (task_id, study_id, round, site_name, update_blob, update_sha256, epsilon, delta, received_at)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+    this.db.prepare(`INSERT INTO submissions (task_id, study_id, round, site_name, update_blob, update_sha256, epsilon, delta, received_at, signature)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
       .run(s.taskId, s.studyId, s.round, s.siteName, s.update ? Buffer.from(s.update.buffer, s.update.byteOffset, s.update.byteLength) : null,
-        s.updateSha256, s.epsilon, s.delta, s.receivedAt);
+        s.updateSha256, s.epsilon, s.delta, s.receivedAt, s.signature);
   }
 
   getSubmission(taskId: string): SubmissionRecord | undefined {
@@ -246,7 +275,11 @@ export class SqliteStore implements CoordinatorStore {
 }
 
 function siteFromRow(r: Row): SiteRecord {
-  return { siteId: r.site_id, name: r.name, enrolledAt: r.enrolled_at, lastContactAt: r.last_contact_at, agentVersion: r.agent_version };
+  return {
+    siteId: r.site_id, name: r.name, enrolledAt: r.enrolled_at, lastContactAt: r.last_contact_at, agentVersion: r.agent_version,
+    certSerial: r.cert_serial ?? null, certFingerprint: r.cert_fingerprint ?? null, signingPublicKey: r.signing_public_key ?? null,
+    revokedAt: r.revoked_at ?? null, revokedReason: r.revoked_reason ?? "",
+  };
 }
 
 function roundFromRow(r: Row): RoundRecord {
@@ -272,7 +305,7 @@ function submissionFromRow(r: Row): SubmissionRecord {
   }
   return {
     taskId: r.task_id, studyId: r.study_id, round: r.round, siteName: r.site_name, update, updateSha256: r.update_sha256,
-    epsilon: r.epsilon, delta: r.delta, receivedAt: r.received_at,
+    epsilon: r.epsilon, delta: r.delta, receivedAt: r.received_at, signature: r.signature ?? "",
   };
 }
 

@@ -3,7 +3,7 @@
  * for all. Every method is synchronous and atomic on its own; `transaction` groups several into one commit.
  */
 import type {
-  LedgerKind, LedgerRecord, ModelRecord, ParticipantState, RoundRecord, RoundState, SiteRecord, StudyRecord,
+  EnrollmentTokenRecord, LedgerKind, LedgerRecord, ModelRecord, ParticipantState, RoundRecord, RoundState, SiteIdentity, SiteRecord, StudyRecord,
   StudyState, SubmissionRecord, TaskRecord, TaskState,
 } from "./records.js";
 
@@ -22,6 +22,12 @@ export interface CoordinatorStore {
   touchSite(name: string, now: number): void;
   getSite(name: string): SiteRecord | undefined;
   listSites(): SiteRecord[];
+  /** Binds a site's certificate and signing key (creating the site if new) and lifts any revocation. */
+  setSiteIdentity(name: string, identity: SiteIdentity, agentVersion: string, now: number): SiteRecord;
+  revokeSite(name: string, reason: string, now: number): void;
+  insertEnrollmentToken(token: EnrollmentTokenRecord): void;
+  getEnrollmentToken(tokenHash: string): EnrollmentTokenRecord | undefined;
+  markEnrollmentTokenUsed(tokenHash: string, now: number): void;
 
   insertStudy(study: StudyRecord): void;
   getStudy(studyId: string): StudyRecord | undefined;

@@ -52,4 +52,6 @@ export interface TaskResult {
   updateSha256: string;
   epsilon: number;
   delta: number;
+  /** The site's Ed25519 signature over the submission statement (submission-statement.ts). */
+  signature: Uint8Array;
 }

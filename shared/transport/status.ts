@@ -10,6 +10,8 @@ const TO_STATUS: Record<ErrorCode, grpc.status> = {
   "already-exists": grpc.status.ALREADY_EXISTS,
   "failed-precondition": grpc.status.FAILED_PRECONDITION,
   "budget-exceeded": grpc.status.RESOURCE_EXHAUSTED,
+  unauthenticated: grpc.status.UNAUTHENTICATED,
+  "permission-denied": grpc.status.PERMISSION_DENIED,
   unavailable: grpc.status.UNAVAILABLE,
   internal: grpc.status.INTERNAL,
 };

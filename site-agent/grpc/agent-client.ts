@@ -37,26 +37,33 @@ export interface AgentSession {
   sendDecline(taskId: string, studyId: string, reason: DeclineReason, message: string): void;
   sendFailed(taskId: string, message: string): void;
   sendInvitationAnswer(studyId: string, accepted: boolean, reason: DeclineReason | null, message: string): void;
-  sendResult(r: { taskId: string; bytes: Uint8Array; sha256: string; epsilon: number; delta: number }): Promise<void>;
+  sendResult(r: { taskId: string; bytes: Uint8Array; sha256: string; epsilon: number; delta: number; signature: Uint8Array }): Promise<void>;
   end(): void;
 }
 
 export class AgentClient {
   private client: grpc.Client & Record<string, any>;
 
-  constructor(address: string) {
+  /** Without credentials: plaintext (development mode on loopback only; the CLI enforces that). */
+  constructor(address: string, credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure()) {
     const Ctor = grpcClientConstructor(AgentService);
-    this.client = new Ctor(address, grpc.credentials.createInsecure(), CLIENT_OPTIONS) as any;
+    this.client = new Ctor(address, credentials, CLIENT_OPTIONS) as any;
   }
 
   close(): void {
     this.client.close();
   }
 
-  enroll(siteName: string, agentVersion: string): Promise<{ siteId: string; coordinatorVersion: string }> {
+  /** Registers the site: with a token and CSR it comes back with the site's certificate (mutual-TLS mode). */
+  enroll(req: { siteName: string; agentVersion: string; signingPublicKey: Uint8Array; token?: string; csrPem?: string }): Promise<{
+    siteId: string; coordinatorVersion: string; certificatePem: string; caCertificatePem: string; coordinatorFingerprint: string;
+  }> {
     return new Promise((resolve, reject) => {
-      this.client.enroll(create(EnrollRequestSchema, { siteName, agentVersion }), { deadline: Date.now() + 10_000 },
-        (err: grpc.ServiceError | null, res: EnrollResponse) => (err ? reject(fromGrpcError(err, "enrolment")) : resolve(res)));
+      this.client.enroll(create(EnrollRequestSchema, {
+        siteName: req.siteName, agentVersion: req.agentVersion, signingPublicKey: req.signingPublicKey,
+        enrollmentToken: req.token ?? "", csrPem: req.csrPem ?? "",
+      }), { deadline: Date.now() + 10_000 },
+      (err: grpc.ServiceError | null, res: EnrollResponse) => (err ? reject(fromGrpcError(err, "enrolment")) : resolve(res)));
     });
   }
 
@@ -103,7 +110,7 @@ export class AgentClient {
               value: {
                 taskId: r.taskId, offset: BigInt(offset), data: r.bytes.subarray(offset, end), last,
                 updateSha256: last ? r.sha256 : "", totalBytes: BigInt(last ? total : 0),
-                epsilonCharged: last ? r.epsilon : 0, deltaCharged: last ? r.delta : 0,
+                epsilonCharged: last ? r.epsilon : 0, deltaCharged: last ? r.delta : 0, signature: last ? r.signature : new Uint8Array(0),
               },
             },
           }));
