@@ -100,3 +100,20 @@ export function startAgent(opts: {
 export function heartSiteArgs(): string[] {
   return HEART_SITES.flatMap((s) => ["--site", `${s}=${join(EXAMPLES, `${s}.csv`)}`]);
 }
+
+/** A coordinator serving mutual TLS: `dataDir` must hold the consortium PKI that `coordinator init` wrote. */
+export async function startSecureCoordinator(dataDir: string, port = 0): Promise<{ proc: CliProcess; address: string }> {
+  const proc = new CliProcess(["coordinator", "start", "--data-dir", dataDir, "--listen", `127.0.0.1:${port}`]);
+  const m = await proc.waitFor(/listening on (\S+)/);
+  return { proc, address: m[1] };
+}
+
+/** A site agent over mutual TLS: `dataDir` must hold the identity that `site enroll` wrote. */
+export function startSecureAgent(opts: {
+  address: string; name: string; data: string; dataDir: string; epsilonCap: number; deltaCap?: number; env?: Record<string, string>;
+}): CliProcess {
+  return new CliProcess([
+    "site", "start", "--coordinator", opts.address, "--name", opts.name, "--data", opts.data, "--data-dir", opts.dataDir,
+    "--epsilon-cap", String(opts.epsilonCap), "--delta-cap", String(opts.deltaCap ?? 1e-5), "--reconnect-max-seconds", "1",
+  ], opts.env);
+}
