@@ -4,7 +4,7 @@ import { create } from "@bufbuild/protobuf";
 import {
   OperatorService, StudyState, type Study, type Site, type ExportModelResponse,
   CreateStudyRequestSchema, StartStudyRequestSchema, CancelStudyRequestSchema, ListStudiesRequestSchema, GetStudyRequestSchema,
-  ListSitesRequestSchema, ExportModelRequestSchema, IssueEnrollmentTokenRequestSchema, RevokeSiteRequestSchema,
+  ListSitesRequestSchema, ExportModelRequestSchema, IssueEnrollmentTokenRequestSchema, RevokeSiteRequestSchema, SecureAggregationMode,
 } from "../gen/fedsynth/v1/operator_pb.js";
 import { grpcClientConstructor } from "../shared/transport/grpc-service.js";
 import { fromGrpcError } from "../shared/transport/status.js";
@@ -22,6 +22,8 @@ export interface StudyView {
   state: "created" | "running" | "completed" | "failed" | "cancelled" | "unknown";
   statusMessage: string;
   minSites: number;
+  /** 0: each site's update goes up noised; otherwise secure aggregation with this threshold. */
+  secureThreshold: number;
   participants: { siteName: string; state: string; epsilonCharged: number; deltaCharged: number; message: string }[];
   roundDetails: { round: number; state: string; submitted: string[]; pending: string[] }[];
 }
@@ -50,7 +52,7 @@ function view(s: Study | undefined): StudyView {
   return {
     studyId: s.studyId, name: s.name, engine: s.engine, epsilon: s.epsilon, delta: s.delta, rounds: s.rounds,
     completedRounds: s.completedRounds, state: STATE_NAMES[s.state] ?? "unknown", statusMessage: s.statusMessage,
-    minSites: s.minSitesPerRound,
+    minSites: s.minSitesPerRound, secureThreshold: s.secureAggregationThreshold,
     participants: s.participants.map((p) => ({ siteName: p.siteName, state: p.state, epsilonCharged: p.epsilonCharged, deltaCharged: p.deltaCharged, message: p.message })),
     roundDetails: s.roundDetails.map((r) => ({ round: r.round, state: r.state, submitted: [...r.submitted], pending: [...r.pending] })),
   };
@@ -85,11 +87,13 @@ export class OperatorClient {
 
   async createStudy(input: {
     name: string; schemaJson: string; engine: string; epsilon: number; delta: number; rounds: number; sites: string[];
-    minSites: number; roundDeadlineSeconds: number;
+    minSites: number; roundDeadlineSeconds: number; secureAggregation?: "auto" | "on" | "off"; secureThreshold?: number;
   }): Promise<StudyView> {
+    const mode = { auto: SecureAggregationMode.UNSPECIFIED, on: SecureAggregationMode.ON, off: SecureAggregationMode.OFF }[input.secureAggregation ?? "auto"];
     const res = await this.unary<any>("createStudy", create(CreateStudyRequestSchema, {
       name: input.name, schemaJson: input.schemaJson, engine: input.engine, epsilon: input.epsilon, delta: input.delta,
       rounds: input.rounds, sites: input.sites, minSitesPerRound: input.minSites, roundDeadlineSeconds: input.roundDeadlineSeconds,
+      secureAggregation: mode, secureAggregationThreshold: input.secureThreshold ?? 0,
     }), "create study");
     return view(res.study);
   }

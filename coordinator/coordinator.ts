@@ -10,7 +10,7 @@ import type { Mechanism } from "../shared/privacy/mechanism.js";
 import { getEngine, DEFAULT_ENGINE } from "../shared/engines/registry.js";
 import { parseSchema } from "../shared/schema/parse-schema.js";
 import { encodeModelBundle } from "../shared/engines/model-file.js";
-import type { InvitationAnswer, TaskAssignment, TaskDecline, TaskResult } from "../shared/federation/task.js";
+import type { InvitationAnswer, SecureSessionSpec, TaskAssignment, TaskDecline, TaskResult } from "../shared/federation/task.js";
 import { sha256Hex, vectorToBytes } from "../shared/util/vector-bytes.js";
 import type { Logger } from "../shared/telemetry/log.js";
 import type { CoordinatorStore } from "./store/store.js";
@@ -20,9 +20,14 @@ import { StudyContexts, specOf } from "./study/study-context.js";
 import { validateSiteName, validateStudyInput, type CreateStudyInput } from "./study/study-request.js";
 import { SiteRegistry, type CertificateIssuer } from "./sites.js";
 import { verifySubmission } from "../shared/federation/submission-statement.js";
+import { checkThreshold, decodeMessage, defaultThreshold, newSessionNonce, SecAggError } from "../shared/crypto/secagg/index.js";
+import { decodeSum } from "../shared/federation/secure-contribution.js";
+import { SecureRound } from "./secure-round.js";
 
 export const COORDINATOR_VERSION = "0.1.0";
 export const DEFAULT_ROUND_DEADLINE_SECONDS = 3600;
+/** How long a secure-aggregation phase waits for a connected site that has not answered. */
+export const DEFAULT_SECURE_PHASE_TIMEOUT_SECONDS = 120;
 /** Relative slack when comparing two computations of the same epsilon (floating-point noise only). */
 const EPSILON_TOLERANCE = 1e-9;
 
@@ -33,6 +38,7 @@ export interface CoordinatorOptions {
   deadlineCheckMs?: number;
   /** The consortium CA: sites enrol with tokens and certificates. Absent: plaintext development mode. */
   issuer?: CertificateIssuer;
+  securePhaseTimeoutSeconds?: number;
 }
 
 export interface ParticipantCharge {
@@ -55,12 +61,16 @@ export class Coordinator {
   private readonly contexts = new StudyContexts();
   private deadlineTimer?: NodeJS.Timeout;
   private readonly deadlineCheckMs: number;
+  /** Secure-aggregation sessions of open rounds, by `${studyId}/${round}`; lost on restart (see resumeSecureRound). */
+  private readonly secureRounds = new Map<string, SecureRound>();
+  private readonly securePhaseTimeoutMs: number;
 
   constructor(opts: CoordinatorOptions) {
     this.store = opts.store;
     this.log = opts.log;
     this.now = opts.now ?? Date.now;
     this.deadlineCheckMs = opts.deadlineCheckMs ?? 1000;
+    this.securePhaseTimeoutMs = (opts.securePhaseTimeoutSeconds ?? DEFAULT_SECURE_PHASE_TIMEOUT_SECONDS) * 1000;
     this.sites = new SiteRegistry(this.store, this.log, this.now, opts.issuer);
   }
 
@@ -79,7 +89,8 @@ export class Coordinator {
       const fresh = this.now() + study.roundDeadlineSeconds * 1000;
       if (round.deadlineAt < fresh) this.store.extendRoundDeadline(round.studyId, round.round, fresh);
       this.log.info("resuming round", { study: study.studyId, round: round.round });
-      this.tryCompleteRound(study.studyId, round.round);
+      if (round.sessionNonce) this.resumeSecureRound(study, round);
+      else this.tryCompleteRound(study.studyId, round.round);
     }
     this.deadlineTimer = setInterval(() => this.checkDeadlines(), this.deadlineCheckMs);
     this.deadlineTimer.unref();
@@ -119,6 +130,11 @@ export class Coordinator {
     this.sessions.detach(session);
     this.store.touchSite(session.siteName, this.now());
     this.log.info("site disconnected", { site: session.siteName });
+    // A secure-aggregation phase stops waiting for a site that has gone.
+    for (const key of [...this.secureRounds.keys()]) {
+      const [studyId, round] = splitKey(key);
+      this.advanceSecureRound(studyId, round);
+    }
   }
 
   touch(siteName: string): void {
@@ -136,7 +152,11 @@ export class Coordinator {
     const engineName = input.engine || DEFAULT_ENGINE;
     const engine = getEngine(engineName);
     const schema = parseSchema(input.schemaJson, `study '${input.name}' schema`);
-    const engineConfig = engine.configure(schema, { epsilon: input.epsilon, delta: input.delta, rounds: input.rounds });
+    const secureThreshold = this.chooseSecureThreshold(input, engineName, !!engine.secure);
+    const engineConfig = engine.configure(schema, {
+      epsilon: input.epsilon, delta: input.delta, rounds: input.rounds,
+      ...(secureThreshold > 0 ? { secureAggregation: { threshold: secureThreshold, sites: input.sites.length } } : {}),
+    });
     const now = this.now();
     const study: StudyRecord = {
       studyId: `study-${randomUUID().slice(0, 8)}`,
@@ -146,9 +166,11 @@ export class Coordinator {
       epsilon: input.epsilon,
       delta: input.delta,
       rounds: input.rounds,
-      minSites: input.minSites || input.sites.length,
+      // A secure round cannot release a sum of fewer than t sites, so fewer can never be enough.
+      minSites: Math.max(input.minSites || input.sites.length, secureThreshold),
       roundDeadlineSeconds: input.roundDeadlineSeconds || DEFAULT_ROUND_DEADLINE_SECONDS,
       engineConfig,
+      secureThreshold,
       state: "created",
       statusMessage: "created; start it to send tasks to the sites",
       completedRounds: 0,
@@ -164,11 +186,32 @@ export class Coordinator {
         body: {
           name: study.name, engine: study.engine, epsilon: study.epsilon, delta: study.delta, rounds: study.rounds,
           sites: input.sites, minSites: study.minSites, schemaSha256: sha256Hex(Buffer.from(study.schemaJson)), engineConfig,
+          secureAggregationThreshold: secureThreshold,
         },
       });
     });
-    this.log.info("study created", { study: study.studyId, name: study.name, engine: engineName, epsilon: study.epsilon, rounds: study.rounds });
+    this.log.info("study created", { study: study.studyId, name: study.name, engine: engineName, epsilon: study.epsilon, rounds: study.rounds, secure_threshold: secureThreshold });
     return study;
+  }
+
+  /** 0 for a plaintext study, else t; refuses an unsafe threshold or an engine that cannot do it. */
+  private chooseSecureThreshold(input: CreateStudyInput, engineName: string, supported: boolean): number {
+    const mode = input.secureAggregation ?? "auto";
+    const n = input.sites.length;
+    if (mode === "off" || (mode === "auto" && (n < 3 || !supported))) {
+      if (input.secureThreshold) {
+        throw new FedsynthError("invalid-argument", "a secure-aggregation threshold was given for a study without secure aggregation", {
+          hint: n < 3 ? "secure aggregation needs 3 or more sites (turn it on explicitly for 2)" : "drop the threshold, or turn secure aggregation on",
+        });
+      }
+      return 0;
+    }
+    if (!supported) {
+      throw new FedsynthError("invalid-argument", `engine ${engineName} does not support secure aggregation`, { hint: "choose the independent engine, or turn secure aggregation off" });
+    }
+    const t = input.secureThreshold || defaultThreshold(n);
+    checkThreshold(t, n);
+    return t;
   }
 
   startStudy(studyId: string): StudyRecord {
@@ -321,19 +364,9 @@ export class Coordinator {
     }
     if (actualSha !== result.updateSha256) return reject("the update does not match its SHA-256");
     if (!result.update.every(Number.isFinite)) return reject("the update contains values that are not finite numbers");
+    const refusal = this.checkCharge(study, task, round, result);
+    if (refusal) return reject(refusal);
     const charge = this.chargeSoFar(study, siteName, round.mechanisms);
-    if (charge.epsilon > study.epsilon * (1 + EPSILON_TOLERANCE)) {
-      return reject(`accepting it would charge site ${siteName} epsilon ${charge.epsilon}, over the study budget ${study.epsilon}`);
-    }
-    if (Math.abs(result.epsilon - charge.epsilon) > EPSILON_TOLERANCE * Math.max(1, charge.epsilon)) {
-      return reject(`the site reports epsilon ${result.epsilon} spent in this study; the coordinator computes ${charge.epsilon}`);
-    }
-    // The signature binds the site to this update and this charge: what goes on the ledger is what it signed.
-    const signingKey = this.store.getSite(siteName)?.signingPublicKey;
-    const statement = { studyId: task.studyId, round: task.round, taskId: task.taskId, updateSha256: result.updateSha256, epsilon: result.epsilon, delta: result.delta };
-    if (!signingKey || !verifySubmission(statement, result.signature, Buffer.from(signingKey, "base64"))) {
-      return reject(`the submission is not signed with site ${siteName}'s registered signing key`);
-    }
     const now = this.now();
     this.store.transaction(() => {
       this.store.insertSubmission({
@@ -348,6 +381,28 @@ export class Coordinator {
     this.log.info("result accepted", { site: siteName, study: task.studyId, round: task.round, epsilon_total: charge.epsilon });
     this.tryCompleteRound(task.studyId, task.round);
     return { accepted: true, message: "accepted" };
+  }
+
+  /**
+   * Why a submission's charge cannot be accepted, or undefined: it would exceed the study's budget, the
+   * site claims another epsilon than the coordinator computes, or it is not signed with the site's key.
+   */
+  private checkCharge(study: StudyRecord, task: TaskRecord, round: RoundRecord, claim: { updateSha256: string; epsilon: number; delta: number; signature: Uint8Array }): string | undefined {
+    const siteName = task.siteName;
+    const charge = this.chargeSoFar(study, siteName, round.mechanisms);
+    if (charge.epsilon > study.epsilon * (1 + EPSILON_TOLERANCE)) {
+      return `accepting it would charge site ${siteName} epsilon ${charge.epsilon}, over the study budget ${study.epsilon}`;
+    }
+    if (Math.abs(claim.epsilon - charge.epsilon) > EPSILON_TOLERANCE * Math.max(1, charge.epsilon)) {
+      return `the site reports epsilon ${claim.epsilon} spent in this study; the coordinator computes ${charge.epsilon}`;
+    }
+    // The signature binds the site to this update and this charge: what goes on the ledger is what it signed.
+    const signingKey = this.store.getSite(siteName)?.signingPublicKey;
+    const statement = { studyId: task.studyId, round: task.round, taskId: task.taskId, updateSha256: claim.updateSha256, epsilon: claim.epsilon, delta: claim.delta };
+    if (!signingKey || !verifySubmission(statement, claim.signature, Buffer.from(signingKey, "base64"))) {
+      return `the submission is not signed with site ${siteName}'s registered signing key`;
+    }
+    return undefined;
   }
 
   private appendCharge(study: StudyRecord, task: TaskRecord, round: RoundRecord, updateSha256: string, epsilonStudyTotal: number, accepted: boolean, reason: string): void {
@@ -373,6 +428,16 @@ export class Coordinator {
     const task = this.store.getTask(taskId);
     if (!task || task.siteName !== siteName) return undefined;
     return (this.store.getRound(task.studyId, task.round)?.updateLength ?? 0) * 8;
+  }
+
+  /** The most bytes one secure-aggregation message of this task may have (a masked input is the largest). */
+  secAggMessageLimit(siteName: string, taskId: string): number | undefined {
+    const task = this.store.getTask(taskId);
+    if (!task || task.siteName !== siteName) return undefined;
+    const round = this.store.getRound(task.studyId, task.round);
+    if (!round?.sessionNonce) return undefined;
+    const sites = this.store.listTasks(task.studyId, task.round).length;
+    return 4 * round.updateLength + 65_536 + 1_024 * sites;
   }
 
   decline(siteName: string, decline: TaskDecline): void {
@@ -407,7 +472,7 @@ export class Coordinator {
       if (study.state === "running" && (study.invitationDeadlineAt ?? Infinity) <= now) this.tryBeginStudy(study.studyId);
     }
     for (const round of this.store.listRoundsInState("collecting")) {
-      if (round.deadlineAt <= now) this.tryCompleteRound(round.studyId, round.round);
+      if (round.deadlineAt <= now || round.sessionNonce) this.tryCompleteRound(round.studyId, round.round);
     }
   }
 
@@ -416,6 +481,10 @@ export class Coordinator {
     const study = this.store.getStudy(studyId);
     const round = this.store.getRound(studyId, roundNo);
     if (!study || study.state !== "running" || !round || round.state !== "collecting") return;
+    if (round.sessionNonce) {
+      this.advanceSecureRound(studyId, roundNo);
+      return;
+    }
     const tasks = this.store.listTasks(studyId, roundNo);
     const submitted = tasks.filter((t) => t.state === "submitted");
     const pending = tasks.filter((t) => t.state === "pending");
@@ -450,17 +519,22 @@ export class Coordinator {
   }
 
   private aggregateRound(study: StudyRecord, round: RoundRecord, expired: TaskRecord[]): void {
-    const ctx = this.contexts.get(study);
     const submissions = this.store.listSubmissions(study.studyId, round.round);
     const sum = new Float64Array(round.updateLength);
     for (const s of submissions) {
       if (!s.update) throw new FedsynthError("internal", `submission ${s.taskId} has lost its update before aggregation`);
       for (let i = 0; i < sum.length; i++) sum[i] += s.update[i];
     }
+    this.commitRound(study, round, sum, submissions.map((s) => s.siteName), expired, {});
+  }
+
+  /** The next pooled model from a round's sum, committed with the next round's plan (or the release). */
+  private commitRound(study: StudyRecord, round: RoundRecord, sum: Float64Array, contributors: string[], expired: TaskRecord[], releaseDetail: Record<string, string[] | number>): void {
+    const ctx = this.contexts.get(study);
     const latest = round.modelId ? this.store.getModel(round.modelId) : undefined;
     const taskCtx = ctx.taskContext(round.round, round.roundConfig);
     const model = latest ? ctx.engine.deserialize(latest.bytes, ctx.schema, study.engineConfig) : ctx.engine.init(ctx.schema, study.engineConfig);
-    const next = ctx.engine.aggregate(model, sum, submissions.length, taskCtx);
+    const next = ctx.engine.aggregate(model, sum, contributors.length, taskCtx);
     const bytes = ctx.engine.serialize(next);
     const now = this.now();
     const modelId = `model-${randomUUID().slice(0, 8)}`;
@@ -478,7 +552,7 @@ export class Coordinator {
         }, now);
         this.store.appendLedger({
           at: now, kind: "release", studyId: study.studyId, siteName: null, round: round.round,
-          body: { modelId, modelSha256: sha, contributors: submissions.map((s) => s.siteName) },
+          body: { modelId, modelSha256: sha, contributors, ...releaseDetail },
         });
         return [];
       }
@@ -487,7 +561,7 @@ export class Coordinator {
       }, now);
       return this.planRound(this.requireStudy(study.studyId), round.round + 1);
     });
-    this.log.info("round aggregated", { study: study.studyId, round: round.round, sites: submissions.length });
+    this.log.info("round aggregated", { study: study.studyId, round: round.round, sites: contributors.length });
     if (last) {
       this.log.info("study completed", { study: study.studyId, model: modelId });
       this.notifyClosed(study, "completed", `study completed after ${round.round} rounds`);
@@ -513,6 +587,7 @@ export class Coordinator {
       studyId: study.studyId, round: roundNo, state: "collecting", roundConfig, mechanisms: ctx.engine.charge(taskCtx),
       updateLength: ctx.engine.updateLength(taskCtx), modelId: latest.modelId, startedAt: now,
       deadlineAt: now + study.roundDeadlineSeconds * 1000, finishedAt: null,
+      sessionNonce: study.secureThreshold > 0 ? newSessionNonce() : null,
     });
     const tasks: TaskRecord[] = [];
     for (const p of study.participants) {
@@ -521,6 +596,8 @@ export class Coordinator {
       this.store.insertTask(task);
       tasks.push(task);
     }
+    const round = this.store.getRound(study.studyId, roundNo)!;
+    if (round.sessionNonce) this.openSecureRound(study, round, tasks);
     return tasks;
   }
 
@@ -539,7 +616,146 @@ export class Coordinator {
       taskId: task.taskId, study: ctx.spec, round: task.round, mechanisms: round.mechanisms,
       modelId: model?.modelId ?? "", modelSha256: model?.sha256 ?? "", modelBytes: model?.bytes.byteLength ?? 0,
       updateLength: round.updateLength, roundConfig: round.roundConfig,
+      ...(round.sessionNonce ? { secureAggregation: this.sessionSpec(study, round) } : {}),
     };
+  }
+
+  // ---- secure aggregation -----------------------------------------------------------------------------
+
+  /** The round's sites with the Ed25519 keys they enrolled with (a site without one cannot take part). */
+  private sessionSpec(study: StudyRecord, round: RoundRecord): SecureSessionSpec {
+    const siteKeys = this.store.listTasks(study.studyId, round.round).map((t) => {
+      const key = this.store.getSite(t.siteName)?.signingPublicKey;
+      if (!key) throw new FedsynthError("failed-precondition", `site ${t.siteName} has no signing key registered, so it cannot take part in secure aggregation`);
+      return { siteName: t.siteName, publicKey: new Uint8Array(Buffer.from(key, "base64")) };
+    });
+    return { sessionNonce: round.sessionNonce!, threshold: study.secureThreshold, siteKeys };
+  }
+
+  private openSecureRound(study: StudyRecord, round: RoundRecord, tasks: TaskRecord[]): void {
+    const spec = this.sessionSpec(study, round);
+    const params = {
+      context: { studyId: study.studyId, round: round.round, sessionNonce: spec.sessionNonce },
+      threshold: spec.threshold, vectorLength: round.updateLength,
+      siteKeys: new Map(spec.siteKeys.map((k) => [k.siteName, k.publicKey])),
+    };
+    this.secureRounds.set(roundKey(study.studyId, round.round), new SecureRound(params, this.securePhaseTimeoutMs, this.now()));
+    this.log.info("secure aggregation session opened", { study: study.studyId, round: round.round, threshold: spec.threshold, sites: tasks.length });
+  }
+
+  /**
+   * After a restart the session's keys and running sum are gone. Before any masked input was accepted
+   * nothing was spent, and the round starts again with a new session; after, the round cannot be
+   * completed (its sum is lost) nor repeated within the sites' budgets, so the study fails cleanly.
+   */
+  private resumeSecureRound(study: StudyRecord, round: RoundRecord): void {
+    const tasks = this.store.listTasks(study.studyId, round.round);
+    const submitted = tasks.filter((t) => t.state === "submitted").map((t) => t.siteName);
+    if (submitted.length > 0) {
+      this.closeStudy(study, "failed", `round ${round.round}: the coordinator restarted during secure aggregation after ${submitted.join(", ")} had sent masked inputs; ` +
+        "a session cannot be resumed, and repeating the round would charge those sites again (their charges are on the ledger)");
+      return;
+    }
+    this.store.setRoundSession(study.studyId, round.round, newSessionNonce());
+    this.openSecureRound(study, this.store.getRound(study.studyId, round.round)!, tasks.filter((t) => t.state === "pending"));
+  }
+
+  /** A site's secure-aggregation message for its task (a masked input carries the site's signed charge). */
+  receiveSecAgg(siteName: string, taskId: string, bytes: Uint8Array, charge?: { epsilon: number; delta: number; signature: Uint8Array }): { accepted: boolean; message: string } {
+    const refuse = (message: string) => {
+      this.log.warn("secure-aggregation message refused", { site: siteName, task: taskId, reason: message });
+      return { accepted: false, message };
+    };
+    const task = this.store.getTask(taskId);
+    if (!task || task.siteName !== siteName) return refuse(`task ${taskId} is not assigned to site ${siteName}`);
+    const study = this.requireStudy(task.studyId);
+    const round = this.store.getRound(task.studyId, task.round);
+    const secure = this.secureRounds.get(roundKey(task.studyId, task.round));
+    if (study.state !== "running" || !round || round.state !== "collecting" || !secure) {
+      return refuse(`round ${task.round} of study ${study.studyId} has no secure-aggregation session open`);
+    }
+    let message;
+    try {
+      message = decodeMessage(bytes);
+    } catch (err) {
+      return refuse(`the secure-aggregation message cannot be read: ${FedsynthError.from(err).message}`);
+    }
+    if (message.kind === "key-list" || message.kind === "routed-shares" || message.kind === "survivor-list" || message.kind === "consistency-proof") {
+      return refuse(`site ${siteName} sent a ${message.kind} message, which only the coordinator sends`);
+    }
+    try {
+      if (message.kind !== "masked-input") {
+        secure.receive(siteName, message);
+      } else {
+        if (task.state !== "pending") return refuse(`task ${taskId} is ${task.state} and takes no masked input`);
+        if (!charge) return refuse("a masked input must carry the site's signed charge");
+        const masked = message.masked;
+        const sha = sha256Hex(new Uint8Array(masked.buffer, masked.byteOffset, masked.byteLength));
+        const verdict = this.checkCharge(study, task, round, { updateSha256: sha, ...charge });
+        if (verdict) return refuse(verdict);
+        secure.receive(siteName, message);
+        const spent = this.chargeSoFar(study, siteName, round.mechanisms);
+        this.store.transaction(() => {
+          this.store.insertSubmission({
+            taskId, studyId: task.studyId, round: task.round, siteName, update: null, updateSha256: sha,
+            epsilon: spent.epsilon, delta: spent.delta, receivedAt: this.now(), signature: Buffer.from(charge.signature).toString("base64"),
+          });
+          this.store.updateTask(taskId, "submitted", "");
+          this.store.setParticipant(task.studyId, siteName, "active", "");
+          this.appendCharge(study, task, round, sha, spent.epsilon, true, "");
+        });
+        this.log.info("masked input accepted", { site: siteName, study: task.studyId, round: task.round, epsilon_total: spent.epsilon });
+      }
+    } catch (err) {
+      if (err instanceof SecAggError || err instanceof FedsynthError) return refuse(err.message);
+      throw err;
+    }
+    this.advanceSecureRound(task.studyId, task.round);
+    return { accepted: true, message: "accepted" };
+  }
+
+  private advanceSecureRound(studyId: string, roundNo: number): void {
+    const key = roundKey(studyId, roundNo);
+    const secure = this.secureRounds.get(key);
+    const study = this.store.getStudy(studyId);
+    const round = this.store.getRound(studyId, roundNo);
+    if (!secure || !study || study.state !== "running" || !round || round.state !== "collecting") return;
+    const tasks = this.store.listTasks(studyId, roundNo);
+    let step;
+    try {
+      // A phase stops waiting for a site that has gone, or that declined or failed its task.
+      const gone = new Set(tasks.filter((t) => t.state !== "pending" && t.state !== "submitted").map((t) => t.siteName));
+      step = secure.advance(this.now(), (site) => this.sessions.isConnected(site) && !gone.has(site));
+    } catch (err) {
+      this.secureRounds.delete(key);
+      this.closeStudy(study, "failed", `round ${roundNo}: secure aggregation failed: ${FedsynthError.from(err).message}`);
+      return;
+    }
+    const taskOf = new Map(tasks.map((t) => [t.siteName, t.taskId]));
+    for (const r of step.relays) this.sessions.send(r.siteName, { kind: "secagg-relay", taskId: taskOf.get(r.siteName)!, message: r.message });
+    if (!step.result) {
+      this.store.updateStudy(studyId, {
+        statusMessage: `round ${roundNo}: secure aggregation, ${secure.phase}; waiting for ${secure.pending().join(", ") || "the relays"}`,
+      }, this.now());
+      return;
+    }
+    this.secureRounds.delete(key);
+    const { sum, contributors, droppedBeforeInput, silentInUnmasking } = step.result;
+    if (contributors.length < study.minSites) {
+      this.closeStudy(study, "failed", `round ${roundNo}: only ${contributors.length} of the ${study.minSites} sites needed sent a masked input (${droppedBeforeInput.join(", ") || "none"} dropped before)`);
+      return;
+    }
+    const ctx = this.contexts.get(study);
+    try {
+      const decoded = decodeSum(sum, ctx.engine.secure!.grid(ctx.taskContext(roundNo, round.roundConfig)));
+      this.commitRound(study, round, decoded, contributors, tasks.filter((t) => t.state === "pending"), {
+        secureAggregationThreshold: study.secureThreshold, droppedBeforeInput, silentInUnmasking,
+      });
+    } catch (err) {
+      const e = FedsynthError.from(err);
+      this.log.error("aggregation failed", { study: studyId, round: roundNo, error: e.message });
+      this.closeStudy(study, "failed", `round ${roundNo}: aggregation failed: ${e.message}`);
+    }
   }
 
   private closeStudy(study: StudyRecord, state: "failed" | "cancelled", message: string): void {
@@ -549,6 +765,7 @@ export class Coordinator {
         if (round.state !== "collecting") continue;
         this.store.finishRound(study.studyId, round.round, "aborted", now);
         this.store.purgeSubmissionUpdates(study.studyId, round.round);
+        this.secureRounds.delete(roundKey(study.studyId, round.round));
         for (const t of this.store.listTasks(study.studyId, round.round)) {
           if (t.state === "pending") this.store.updateTask(t.taskId, "expired", message);
         }
@@ -580,4 +797,13 @@ export class Coordinator {
     if (!study) throw new FedsynthError("not-found", `no study ${studyId}`, { hint: "list the studies with `fedsynth study list`" });
     return study;
   }
+}
+
+function roundKey(studyId: string, round: number): string {
+  return `${studyId}/${round}`;
+}
+
+function splitKey(key: string): [string, number] {
+  const at = key.lastIndexOf("/");
+  return [key.slice(0, at), Number(key.slice(at + 1))];
 }

@@ -8,7 +8,8 @@ export type AgentBound =
   | { kind: "invitation"; study: StudySpec; answerBy: number }
   | { kind: "task"; task: TaskAssignment }
   | { kind: "result-ack"; taskId: string; accepted: boolean; message: string }
-  | { kind: "study-closed"; studyId: string; state: string; message: string };
+  | { kind: "study-closed"; studyId: string; state: string; message: string }
+  | { kind: "secagg-relay"; taskId: string; message: Uint8Array };
 
 export interface SiteSession {
   readonly siteName: string;

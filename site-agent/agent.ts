@@ -16,6 +16,8 @@ import { lockDataDir, type DirLock } from "../shared/util/dir-lock.js";
 import { loadOrCreateSigningKey, type SigningKey } from "./identity.js";
 import { signSubmission } from "../shared/federation/submission-statement.js";
 import type * as grpc from "@grpc/grpc-js";
+import { SecureTask } from "./secure-task.js";
+import { bytesEqual } from "../shared/crypto/identity.js";
 
 export const AGENT_VERSION = "0.1.0";
 
@@ -43,6 +45,8 @@ export class SiteAgent {
   private connected = false;
   private lastError = "";
   private readonly signingKey: SigningKey;
+  /** Secure-aggregation sessions in progress, by task. */
+  private readonly secureTasks = new Map<string, SecureTask>();
 
   constructor(private readonly opts: SiteAgentOptions) {
     mkdirSync(opts.dataDir, { recursive: true });
@@ -148,6 +152,9 @@ export class SiteAgent {
         }
         return;
       }
+      case "secagg-relay":
+        this.queue = this.queue.then(() => this.handleRelay(session, m.taskId, m.message));
+        return;
       case "invalid":
         log.error(`could not read a message from the coordinator: ${m.message}`);
         if (m.taskId) session.sendFailed(m.taskId, `the agent could not read the task: ${m.message}`);
@@ -181,6 +188,7 @@ export class SiteAgent {
     // Fault injection for the crash-recovery tests: hold the task as a slow site would.
     const delay = Number(process.env.FEDSYNTH_FAULT_TASK_DELAY_MS ?? 0);
     if (delay > 0) await sleep(delay);
+    if (task.secureAggregation) return this.startSecureTask(session, task);
     try {
       const outcome = await this.runner.run(task);
       if (outcome.kind === "decline") {
@@ -196,6 +204,58 @@ export class SiteAgent {
       const e = FedsynthError.from(err);
       log.error(`task failed: ${e.describe()}`, { study: task.study.studyId, task: task.taskId });
       session.sendFailed(task.taskId, e.code === "internal" ? "the site agent hit an internal error; see its log" : e.message);
+    }
+    this.writeStatus();
+  }
+
+  private async startSecureTask(session: AgentSession, task: TaskAssignment): Promise<void> {
+    const { log } = this.opts;
+    const running = this.secureTasks.get(task.taskId);
+    // The same session announced again (the stream was re-established): it carries on where it is.
+    if (running && !running.finished && bytesEqual(running.sessionNonce, task.secureAggregation!.sessionNonce)) return;
+    running?.abort("replaced by a new session for the same task");
+    try {
+      const prepared = await this.runner.prepareSecure(task);
+      if (prepared.kind === "decline") {
+        session.sendDecline(prepared.taskId, prepared.studyId, prepared.reason, prepared.message);
+        return;
+      }
+      const secure = new SecureTask({
+        task, prepared, siteName: this.opts.siteName, signingKey: this.signingKey, log,
+        record: (masked) => this.runner.recordSecureRelease(task, prepared, masked),
+        send: async (bytes, charge) => {
+          await session.sendSecAgg(task.taskId, bytes, charge);
+          // Fault injection for the dropout tests: a site that dies right after its masked input left.
+          if (charge && process.env.FEDSYNTH_FAULT_DIE_AFTER_MASKED_INPUT === "1") setTimeout(() => process.kill(process.pid, "SIGKILL"), 300);
+        },
+      });
+      this.secureTasks.set(task.taskId, secure);
+      log.info(`secure aggregation: round ${task.round} of study '${task.study.name}', threshold ${task.secureAggregation!.threshold} of ${task.secureAggregation!.siteKeys.length} sites`, { study: task.study.studyId, task: task.taskId });
+      await secure.start();
+    } catch (err) {
+      const e = FedsynthError.from(err);
+      log.error(`secure-aggregation task failed: ${e.describe()}`, { study: task.study.studyId, task: task.taskId });
+      session.sendFailed(task.taskId, e.code === "internal" ? "the site agent hit an internal error; see its log" : e.message);
+    }
+    this.writeStatus();
+  }
+
+  private async handleRelay(session: AgentSession, taskId: string, message: Uint8Array): Promise<void> {
+    const { log } = this.opts;
+    const secure = this.secureTasks.get(taskId);
+    if (!secure || secure.finished) {
+      log.warn("secure-aggregation message for a task with no session in progress here; ignored", { task: taskId });
+      return;
+    }
+    try {
+      await secure.onRelay(message);
+      if (secure.finished) this.secureTasks.delete(taskId);
+    } catch (err) {
+      const e = FedsynthError.from(err);
+      secure.abort(e.message);
+      this.secureTasks.delete(taskId);
+      log.error(`secure aggregation aborted at this site: ${e.describe()}`, { task: taskId });
+      session.sendFailed(taskId, `the site aborted secure aggregation: ${e.message}`);
     }
     this.writeStatus();
   }

@@ -85,6 +85,9 @@ export function sameMechanisms(a: Mechanism[], b: Mechanism[]): boolean {
       case "subsampled-gaussian":
         return n.kind === "subsampled-gaussian" && closeRelative(m.samplingRate, n.samplingRate) && close(m.noiseMultiplier, n.noiseMultiplier) &&
           m.steps === n.steps && close(m.clipNorm, n.clipNorm);
+      case "distributed-discrete-gaussian":
+        return n.kind === "distributed-discrete-gaussian" && close(m.l2Sensitivity, n.l2Sensitivity) && close(m.sigma, n.sigma) &&
+          m.dimension === n.dimension && m.sites === n.sites && m.repetitions === n.repetitions;
       default:
         return false;
     }

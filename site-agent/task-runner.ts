@@ -14,11 +14,27 @@ import { SecureRng } from "../shared/random/rng.js";
 import { sha256Hex, vectorToBytes } from "../shared/util/vector-bytes.js";
 import type { Logger } from "../shared/telemetry/log.js";
 import type { LocalStore } from "./local-store.js";
+import type { Mechanism } from "../shared/privacy/mechanism.js";
+import { encodeContribution } from "../shared/federation/secure-contribution.js";
 import { admissionRefusal, sameMechanisms, taskCharge, type BudgetCap } from "./budget.js";
 
 export type TaskOutcome =
   | { kind: "result"; taskId: string; bytes: Uint8Array; sha256: string; epsilonStudyTotal: number; delta: number; resent: boolean }
   | { kind: "decline"; taskId: string; studyId: string; reason: DeclineReason; message: string };
+
+export type SecurePreparation =
+  | { kind: "secure"; words: Uint32Array; clamped: number; mechanisms: Mechanism[]; epsilonTask: number; epsilonStudyTotal: number; delta: number }
+  | Extract<TaskOutcome, { kind: "decline" }>;
+
+interface Checked {
+  kind: "checked";
+  engine: Engine;
+  ctx: TaskContext;
+  model: unknown;
+  table: Table;
+  ownCharge: Mechanism[];
+  charge: { epsilonTask: number; epsilonStudyTotal: number };
+}
 
 export type Admission = { ok: true } | { ok: false; reason: DeclineReason; message: string };
 
@@ -47,11 +63,6 @@ export class TaskRunner {
   async run(task: TaskAssignment): Promise<TaskOutcome> {
     const { store, log } = this.opts;
     const spec = task.study;
-    const decline = (reason: DeclineReason, message: string): TaskOutcome => {
-      log.warn(`declining round ${task.round} of study '${spec.name}'`, { study: spec.studyId, reason, message });
-      return { kind: "decline", taskId: task.taskId, studyId: spec.studyId, reason, message };
-    };
-
     const released = store.getRelease(task.taskId);
     if (released) {
       log.info("resending an update already released for this task (no new charge)", { study: spec.studyId, round: task.round });
@@ -60,26 +71,94 @@ export class TaskRunner {
         epsilonStudyTotal: released.charge.epsilonStudyTotal, delta: released.charge.delta, resent: true,
       };
     }
+    const checked = await this.check(task);
+    if (checked.kind === "decline") return checked;
+    const { engine, ctx, model, table, ownCharge, charge } = checked;
+    if (engine.secure?.enabled(ctx.config)) {
+      return this.decline(task, "charge-mismatch", "the study sums updates under secure aggregation, but this task came without a session: the site does not send its update in the clear");
+    }
+    this.opts.progress?.(task.taskId, 0.2, "computing the local update");
+    const update = engine.localUpdate(ctx, model, table, new SecureRng());
+    if (update.length !== task.updateLength) {
+      throw new FedsynthError("internal", `engine ${spec.engine} produced ${update.length} values instead of ${task.updateLength}`);
+    }
+    const bytes = vectorToBytes(update);
+    const sha256 = sha256Hex(bytes);
+    this.record(task, ownCharge, charge, sha256, bytes);
+    this.opts.progress?.(task.taskId, 0.9, "update charged; sending");
+    return { kind: "result", taskId: task.taskId, bytes, sha256, epsilonStudyTotal: charge.epsilonStudyTotal, delta: spec.delta, resent: false };
+  }
 
+  /**
+   * A secure-aggregation task up to its masked input: the same checks as `run`, then the contribution on
+   * the grid with this site's noise share. Nothing is recorded or sent yet: the charge is recorded by
+   * `recordSecureRelease` when the masked input is about to leave.
+   */
+  async prepareSecure(task: TaskAssignment): Promise<SecurePreparation> {
+    const { store } = this.opts;
+    if (store.getRelease(task.taskId)) {
+      return this.decline(task, "budget-cap",
+        "this site already released its masked input for this round in an earlier secure-aggregation session; a new session would need fresh noise and a second charge, which the study's budget does not allow");
+    }
+    const checked = await this.check(task);
+    if (checked.kind === "decline") return checked;
+    const { engine, ctx, model, table, ownCharge, charge } = checked;
+    if (!engine.secure?.enabled(ctx.config)) {
+      return this.decline(task, "charge-mismatch", "the task is summed under secure aggregation but the study's engine config is not for it; the site declines");
+    }
+    this.opts.progress?.(task.taskId, 0.2, "computing the local contribution");
+    const contribution = engine.secure.contribution(ctx, model, table);
+    if (contribution.length !== task.updateLength) {
+      throw new FedsynthError("internal", `engine ${task.study.engine} produced ${contribution.length} values instead of ${task.updateLength}`);
+    }
+    const { words, clamped } = encodeContribution(contribution, engine.secure.grid(ctx));
+    return { kind: "secure", words, clamped, mechanisms: ownCharge, epsilonTask: charge.epsilonTask, epsilonStudyTotal: charge.epsilonStudyTotal, delta: task.study.delta };
+  }
+
+  /** Records the charge and the masked words together, before they are sent. */
+  recordSecureRelease(task: TaskAssignment, prepared: Extract<SecurePreparation, { kind: "secure" }>, masked: Uint8Array): string {
+    const sha256 = sha256Hex(masked);
+    this.record(task, prepared.mechanisms, prepared, sha256, masked);
+    return sha256;
+  }
+
+  private record(task: TaskAssignment, mechanisms: Mechanism[], charge: { epsilonTask: number; epsilonStudyTotal: number }, sha256: string, bytes: Uint8Array): void {
+    const spec = task.study;
+    this.opts.store.recordRelease({
+      taskId: task.taskId, studyId: spec.studyId, studyName: spec.name, round: task.round, mechanisms, delta: spec.delta,
+      epsilonTask: charge.epsilonTask, epsilonStudyTotal: charge.epsilonStudyTotal, updateSha256: sha256, at: Date.now(),
+    }, bytes);
+    this.opts.log.info(`round ${task.round} of study '${spec.name}': update computed and charged`, {
+      study: spec.studyId, epsilon_round: round6(charge.epsilonTask), epsilon_study_total: round6(charge.epsilonStudyTotal), delta: spec.delta,
+    });
+  }
+
+  private decline(task: TaskAssignment, reason: DeclineReason, message: string): Extract<TaskOutcome, { kind: "decline" }> {
+    this.opts.log.warn(`declining round ${task.round} of study '${task.study.name}'`, { study: task.study.studyId, reason, message });
+    return { kind: "decline", taskId: task.taskId, studyId: task.study.studyId, reason, message };
+  }
+
+  /** Everything a site checks before it touches its rows for a task, then the rows and the model. */
+  private async check(task: TaskAssignment): Promise<Checked | Extract<TaskOutcome, { kind: "decline" }>> {
+    const { store } = this.opts;
+    const spec = task.study;
     const admission = await this.admit(spec);
-    if (!admission.ok) return decline(admission.reason, admission.message);
+    if (!admission.ok) return this.decline(task, admission.reason, admission.message);
     const engine = getEngine(spec.engine);
     const schema = parseSchema(spec.schemaJson, `study '${spec.name}' schema`);
-
     const ctx: TaskContext = {
       schema, privacy: { epsilon: spec.epsilon, delta: spec.delta, rounds: spec.rounds }, config: spec.engineConfig,
       round: task.round, roundConfig: task.roundConfig,
     };
     const ownCharge = engine.charge(ctx);
     if (!sameMechanisms(ownCharge, task.mechanisms)) {
-      return decline("charge-mismatch", "the task's stated privacy charge differs from the charge this site computes for it; the site declines");
+      return this.decline(task, "charge-mismatch", "the task's stated privacy charge differs from the charge this site computes for it; the site declines");
     }
     if (engine.updateLength(ctx) !== task.updateLength) {
-      return decline("charge-mismatch", `the task asks for an update of ${task.updateLength} values; the engine produces ${engine.updateLength(ctx)}`);
+      return this.decline(task, "charge-mismatch", `the task asks for an update of ${task.updateLength} values; the engine produces ${engine.updateLength(ctx)}`);
     }
     const charge = taskCharge(store, spec, ownCharge);
-    if (!charge.ok) return decline("budget-cap", charge.message);
-
+    if (!charge.ok) return this.decline(task, "budget-cap", charge.message);
     const table = await this.table(schema);
     this.opts.progress?.(task.taskId, 0.1, "data loaded");
     let model: unknown = null;
@@ -87,23 +166,8 @@ export class TaskRunner {
       const bytes = await this.opts.fetchModel(task.modelId, task.modelSha256);
       model = engine.deserialize(bytes, schema, spec.engineConfig);
     }
-    this.opts.progress?.(task.taskId, 0.2, "computing the local update");
     await engine.prepare?.();
-    const update = engine.localUpdate(ctx, model, table, new SecureRng());
-    if (update.length !== task.updateLength) {
-      throw new FedsynthError("internal", `engine ${spec.engine} produced ${update.length} values instead of ${task.updateLength}`);
-    }
-    const bytes = vectorToBytes(update);
-    const sha256 = sha256Hex(bytes);
-    store.recordRelease({
-      taskId: task.taskId, studyId: spec.studyId, studyName: spec.name, round: task.round, mechanisms: ownCharge, delta: spec.delta,
-      epsilonTask: charge.epsilonTask, epsilonStudyTotal: charge.epsilonStudyTotal, updateSha256: sha256, at: Date.now(),
-    }, bytes);
-    log.info(`round ${task.round} of study '${spec.name}': update computed and charged`, {
-      study: spec.studyId, epsilon_round: round6(charge.epsilonTask), epsilon_study_total: round6(charge.epsilonStudyTotal), delta: spec.delta,
-    });
-    this.opts.progress?.(task.taskId, 0.9, "update charged; sending");
-    return { kind: "result", taskId: task.taskId, bytes, sha256, epsilonStudyTotal: charge.epsilonStudyTotal, delta: spec.delta, resent: false };
+    return { kind: "checked", engine, ctx, model, table, ownCharge, charge };
   }
 
   /**

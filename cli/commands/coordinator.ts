@@ -3,14 +3,14 @@ import type { Command } from "commander";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { openSqliteStore } from "../../coordinator/store/sqlite-store.js";
-import { Coordinator } from "../../coordinator/coordinator.js";
+import { Coordinator, DEFAULT_SECURE_PHASE_TIMEOUT_SECONDS } from "../../coordinator/coordinator.js";
 import { startCoordinatorServer } from "../../coordinator/grpc/server.js";
 import { createLogger } from "../../shared/telemetry/log.js";
 import { lockDataDir } from "../../shared/util/dir-lock.js";
 import { requireLoopbackForPlaintext } from "../../shared/transport/loopback.js";
 import { FedsynthError } from "../../shared/errors.js";
 import { certificateIssuer, hasConsortium, initConsortium, loadConsortium, writeOperatorCredentials } from "../../coordinator/consortium.js";
-import { collect } from "../options.js";
+import { collect, parsePositive } from "../options.js";
 
 export function registerCoordinatorCommands(program: Command): void {
   const coordinator = program.command("coordinator").description("run the consortium's coordinator");
@@ -38,8 +38,9 @@ export function registerCoordinatorCommands(program: Command): void {
     .requiredOption("--data-dir <dir>", "where the coordinator keeps its state (a SQLite store)")
     .option("--listen <host:port>", "address to serve gRPC on (port 0: any free port)", "127.0.0.1:7070")
     .option("--insecure", "serve plaintext gRPC without identities (development on loopback only)", false)
+    .option("--secure-phase-timeout <seconds>", "how long a secure-aggregation phase waits for a connected site that has not answered", parsePositive("--secure-phase-timeout"), DEFAULT_SECURE_PHASE_TIMEOUT_SECONDS)
     .addHelpText("after", "\nPrints 'fedsynth coordinator listening on HOST:PORT' once it serves, and writes the address to DATA_DIR/coordinator.addr.")
-    .action(async (opts: { dataDir: string; listen: string; insecure: boolean }) => {
+    .action(async (opts: { dataDir: string; listen: string; insecure: boolean; securePhaseTimeout: number }) => {
       const log = createLogger("coordinator");
       const dataDir = resolve(opts.dataDir);
       mkdirSync(dataDir, { recursive: true });
@@ -52,7 +53,7 @@ export function registerCoordinatorCommands(program: Command): void {
       const lock = lockDataDir(dataDir, "coordinator");
       const consortium = opts.insecure ? undefined : loadConsortium(dataDir);
       const store = openSqliteStore(dataDir);
-      const core = new Coordinator({ store, log, issuer: consortium && certificateIssuer(consortium) });
+      const core = new Coordinator({ store, log, issuer: consortium && certificateIssuer(consortium), securePhaseTimeoutSeconds: opts.securePhaseTimeout });
       const server = await startCoordinatorServer({
         coordinator: core, listen: opts.listen, log,
         tls: consortium && { caPem: consortium.ca.certPem, certPem: consortium.serverCertPem, keyPem: consortium.serverKeyPem },

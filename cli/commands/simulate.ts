@@ -21,6 +21,9 @@ export function registerSimulateCommand(program: Command): void {
     .option("--summary <summary.json>", "write a JSON summary: engine, rounds, seconds, and each site's rows and charged epsilon")
     .option("--workdir <dir>", "keep everything here: DIR/coordinator, DIR/sites/NAME, DIR/logs (default: a temporary directory, removed)")
     .option("--site-epsilon-cap <name=e>", "give a site a budget cap other than the study's epsilon (repeatable)", collect, [])
+    .option("--secure-aggregation <mode>", "auto (on for 3 or more sites), on or off: the coordinator sees only the sum of the sites' updates, each carrying its share of the noise", "auto")
+    .option("--secure-threshold <t>", "secure aggregation: the fewest sites in any unmasked sum (default ⌈2n/3⌉)", parseCount("--secure-threshold"))
+    .option("--secure-phase-timeout <seconds>", "secure aggregation: how long a phase waits for a silent site", parseCount("--secure-phase-timeout"))
     .option("--quiet", "no progress output", false)
     .addHelpText("after", `
 Example:
@@ -35,6 +38,9 @@ Example:
         if (!name || !(cap > 0)) throw usage(`--site-epsilon-cap ${JSON.stringify(spec)} is not NAME=EPSILON`);
         caps[name] = cap;
       }
+      if (!["auto", "on", "off"].includes(opts.secureAggregation)) {
+        throw usage(`--secure-aggregation must be auto, on or off, not ${JSON.stringify(opts.secureAggregation)}`);
+      }
       const progress = opts.quiet ? undefined : createProgress();
       let summary: SimulationSummary;
       try {
@@ -42,13 +48,14 @@ Example:
           schema: opts.schema, sites: (opts.site as string[]).map(parseSiteSpec), engine: opts.engine, epsilon: opts.epsilon,
           delta: opts.delta, rounds: opts.rounds, rows: opts.rows, seed: opts.seed, out: opts.out, summary: opts.summary,
           workdir: opts.workdir, siteEpsilonCaps: caps, onProgress: progress?.update, onLog: opts.quiet ? undefined : progress?.log,
+          secureAggregation: opts.secureAggregation, secureThreshold: opts.secureThreshold, securePhaseTimeoutSeconds: opts.securePhaseTimeout,
         });
       } finally {
         progress?.stop();
       }
       const lines = [
         `wrote ${summary.rows} synthetic rows to ${summary.out}`,
-        `engine ${summary.engine}, ${summary.rounds} round(s), ${summary.seconds.toFixed(1)} s`,
+        `engine ${summary.engine}, ${summary.rounds} round(s), ${summary.seconds.toFixed(1)} s, ${summary.secureThreshold > 0 ? `secure aggregation (threshold ${summary.secureThreshold} of ${Object.keys(summary.sites).length})` : "updates noised at each site, no secure aggregation"}`,
         ...Object.entries(summary.sites).map(([name, s]) => `  ${name.padEnd(14)} ${String(s.rows).padStart(7)} rows  charged epsilon=${Number(s.epsilon.toPrecision(6))} delta=${s.delta}`),
       ];
       if (opts.summary) lines.push(`summary: ${opts.summary}`);

@@ -5,7 +5,7 @@ import { resolve } from "node:path";
 import type { OperatorClient, StudyView } from "../operator-client.js";
 import { addConnectionOptions, withOperator } from "../connection.js";
 import { loadSchema } from "../../shared/schema/parse-schema.js";
-import { collect, parseCount, parsePositive, parseProbability } from "../options.js";
+import { collect, parseCount, parsePositive, parseProbability, usage } from "../options.js";
 import { formatStudy, watchStudy } from "../study-view.js";
 
 
@@ -22,13 +22,19 @@ export function registerStudyCommands(program: Command): void {
     .option("--rounds <n>", "number of federated rounds", parseCount("--rounds"), 1)
     .option("--min-sites <n>", "sites that must submit for a round to count (default: all invited)", parseCount("--min-sites", 0), 0)
     .option("--round-deadline <seconds>", "how long a round waits for the sites", parseCount("--round-deadline", 0), 0)
+    .option("--secure-aggregation <mode>", "auto (on for 3 or more sites), on or off: the coordinator sees only the sum of the sites' updates", "auto")
+    .option("--secure-threshold <t>", "secure aggregation: the fewest sites in any unmasked sum (default ⌈2n/3⌉)", parseCount("--secure-threshold"), 0)
     .option("--json", "print the study as JSON", false)
     .action(async (opts) => {
+      if (!["auto", "on", "off"].includes(opts.secureAggregation)) {
+        throw usage(`--secure-aggregation must be auto, on or off, not ${JSON.stringify(opts.secureAggregation)}`);
+      }
       await loadSchema(resolve(opts.schema)); // fail here, with the file's own name, before anything is sent
       const schemaJson = readFileSync(resolve(opts.schema), "utf8");
       const created = await withOperator(opts, (c) => c.createStudy({
         name: opts.name, schemaJson, engine: opts.engine, epsilon: opts.epsilon, delta: opts.delta, rounds: opts.rounds,
         sites: opts.site, minSites: opts.minSites, roundDeadlineSeconds: opts.roundDeadline,
+        secureAggregation: opts.secureAggregation, secureThreshold: opts.secureThreshold,
       }));
       print(created, opts.json);
       if (!opts.json) process.stdout.write(`\nstart it with: fedsynth study start ${created.studyId} --coordinator ${opts.coordinator} --watch\n`);

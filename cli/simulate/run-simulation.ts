@@ -40,6 +40,9 @@ export interface SimulationOptions {
   workdir?: string;
   /** Per-site budget caps; by default each site's cap is exactly the study budget. */
   siteEpsilonCaps?: Record<string, number>;
+  secureAggregation?: "auto" | "on" | "off";
+  secureThreshold?: number;
+  securePhaseTimeoutSeconds?: number;
   onProgress?(study: StudyView): void;
   onLog?(line: string): void;
 }
@@ -49,6 +52,8 @@ export interface SimulationSummary {
   rounds: number;
   seconds: number;
   studyId: string;
+  /** 0 without secure aggregation. */
+  secureThreshold: number;
   epsilon: number;
   delta: number;
   rows: number;
@@ -112,6 +117,7 @@ export async function runSimulation(opts: SimulationOptions): Promise<Simulation
     const listeners: ((l: string) => void)[] = [];
     const coordinator = group.start("coordinator", [
       "coordinator", "start", "--data-dir", coordinatorDir, "--listen", "127.0.0.1:0",
+      ...(opts.securePhaseTimeoutSeconds ? ["--secure-phase-timeout", String(opts.securePhaseTimeoutSeconds)] : []),
     ], join(logs, "coordinator.log"), (line) => listeners.forEach((fn) => fn(line)));
     const address = await waitForAddress({ onLine: (fn) => listeners.push(fn) }, coordinator);
     say(`coordinator listening on ${address} with mutual TLS (log: ${join(logs, "coordinator.log")})`);
@@ -135,6 +141,7 @@ export async function runSimulation(opts: SimulationOptions): Promise<Simulation
     const created = await client.createStudy({
       name: "simulate", schemaJson, engine: engineName, epsilon: opts.epsilon, delta: opts.delta, rounds: opts.rounds ?? 1,
       sites: opts.sites.map((s) => s.name), minSites: 0, roundDeadlineSeconds: 3600,
+      secureAggregation: opts.secureAggregation ?? "auto", secureThreshold: opts.secureThreshold,
     });
     await client.startStudy(created.studyId);
     let study = created;
@@ -176,6 +183,7 @@ export async function runSimulation(opts: SimulationOptions): Promise<Simulation
     }
     const summary: SimulationSummary = {
       engine: engineName, rounds: study.rounds, seconds: (Date.now() - started) / 1000, studyId: created.studyId,
+      secureThreshold: created.secureThreshold,
       epsilon: opts.epsilon, delta: opts.delta, rows, out: resolve(opts.out), workdir: keep ? workdir : null, sites,
     };
     if (opts.summary) writeFileSync(resolve(opts.summary), JSON.stringify(summary, null, 2) + "\n");

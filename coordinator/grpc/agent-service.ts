@@ -7,8 +7,9 @@ import { create } from "@bufbuild/protobuf";
 import {
   ConnectResponseSchema, DownloadModelResponseSchema, EnrollResponseSchema,
   type ConnectRequest, type ConnectResponse, type DownloadModelRequest, type DownloadModelResponse, type EnrollRequest, type EnrollResponse,
-  type ResultChunk,
+  type ResultChunk, type SecAggUpload,
 } from "../../gen/fedsynth/v1/agent_pb.js";
+import { ChunkAssembler } from "./chunk-assembler.js";
 import { COORDINATOR_VERSION, type Coordinator } from "../coordinator.js";
 import type { AgentBound, SiteSession } from "../sessions.js";
 import { declineReasonFromProto, studySpecToProto, taskToProto } from "../../shared/transport/convert.js";
@@ -69,9 +70,15 @@ export function agentServiceHandlers(coordinator: Coordinator, log: Logger): grp
 /** One agent's Connect stream: the first message must be Hello; then heartbeats, progress, results, refusals. */
 class AgentStream {
   private session?: SiteSession;
-  private partial = new Map<string, { parts: Buffer[]; received: number; expected: number }>();
+  private readonly results: ChunkAssembler;
+  private readonly secagg: ChunkAssembler;
 
-  constructor(private coordinator: Coordinator, private call: grpc.ServerDuplexStream<ConnectRequest, ConnectResponse>, private log: Logger) {}
+  constructor(private coordinator: Coordinator, private call: grpc.ServerDuplexStream<ConnectRequest, ConnectResponse>, private log: Logger) {
+    const site = () => this.session?.siteName ?? "";
+    const limit = (bytes: number | undefined, taskId: string) => bytes ?? `task ${taskId} is not assigned to site ${site()}`;
+    this.results = new ChunkAssembler("result", (taskId) => limit(coordinator.expectedUpdateBytes(site(), taskId), taskId));
+    this.secagg = new ChunkAssembler("secure-aggregation message", (taskId) => limit(coordinator.secAggMessageLimit(site(), taskId), taskId));
+  }
 
   run(): void {
     this.call.on("data", (msg: ConnectRequest) => {
@@ -119,6 +126,9 @@ class AgentStream {
       case "resultChunk":
         this.onChunk(site, m.value);
         return;
+      case "secaggUpload":
+        this.onSecAgg(site, m.value);
+        return;
       case "declined":
         this.coordinator.decline(site, { taskId: m.value.taskId, studyId: m.value.studyId, reason: declineReasonFromProto(m.value.reason), message: m.value.message });
         return;
@@ -157,40 +167,25 @@ class AgentStream {
   }
 
   private onChunk(site: string, chunk: ResultChunk): void {
-    let acc = this.partial.get(chunk.taskId);
-    if (!acc) {
-      const expected = this.coordinator.expectedUpdateBytes(site, chunk.taskId);
-      if (expected === undefined) {
-        this.ack(chunk.taskId, false, `task ${chunk.taskId} is not assigned to site ${site}`);
-        return;
-      }
-      acc = { parts: [], received: 0, expected };
-      this.partial.set(chunk.taskId, acc);
-    }
-    if (Number(chunk.offset) !== acc.received) {
-      this.partial.delete(chunk.taskId);
-      this.ack(chunk.taskId, false, `result chunk at offset ${chunk.offset} arrived where ${acc.received} was expected; resend the result`);
-      return;
-    }
-    acc.received += chunk.data.byteLength;
-    if (acc.received > acc.expected) {
-      this.partial.delete(chunk.taskId);
-      this.ack(chunk.taskId, false, `the result is larger than the ${acc.expected} bytes the task asked for`);
-      return;
-    }
-    acc.parts.push(Buffer.from(chunk.data));
-    if (!chunk.last) return;
-    this.partial.delete(chunk.taskId);
-    const bytes = Buffer.concat(acc.parts);
-    if (bytes.byteLength !== Number(chunk.totalBytes) || bytes.byteLength % 8 !== 0) {
-      this.ack(chunk.taskId, false, `the result has ${bytes.byteLength} bytes; ${chunk.totalBytes} were announced`);
-      return;
-    }
+    const step = this.results.add(chunk.taskId, Number(chunk.offset), chunk.data, chunk.last, Number(chunk.totalBytes));
+    if (step.kind === "more") return;
+    if (step.kind === "refused") return this.ack(chunk.taskId, false, step.message);
+    if (step.bytes.byteLength % 8 !== 0) return this.ack(chunk.taskId, false, `the result has ${step.bytes.byteLength} bytes, not a whole number of float64 values`);
     const verdict = this.coordinator.submitResult(site, {
-      taskId: chunk.taskId, update: bytesToVector(bytes), updateSha256: chunk.updateSha256,
+      taskId: chunk.taskId, update: bytesToVector(step.bytes), updateSha256: chunk.updateSha256,
       epsilon: chunk.epsilonCharged, delta: chunk.deltaCharged, signature: chunk.signature,
     });
     this.ack(chunk.taskId, verdict.accepted, verdict.message);
+  }
+
+  private onSecAgg(site: string, chunk: SecAggUpload): void {
+    const step = this.secagg.add(chunk.taskId, Number(chunk.offset), chunk.data, chunk.last, Number(chunk.totalBytes));
+    if (step.kind === "more") return;
+    if (step.kind === "refused") return this.ack(chunk.taskId, false, step.message);
+    const charge = chunk.chargeSignature.byteLength > 0 ? { epsilon: chunk.epsilonCharged, delta: chunk.deltaCharged, signature: chunk.chargeSignature } : undefined;
+    const verdict = this.coordinator.receiveSecAgg(site, chunk.taskId, step.bytes, charge);
+    // Only a refusal is answered: the protocol's next message is the coordinator's answer to an accepted one.
+    if (!verdict.accepted) this.ack(chunk.taskId, false, verdict.message);
   }
 
   private ack(taskId: string, accepted: boolean, message: string): void {
@@ -210,5 +205,7 @@ function toProto(message: AgentBound): ConnectResponse {
       return create(ConnectResponseSchema, { message: { case: "resultAck", value: { taskId: message.taskId, accepted: message.accepted, message: message.message } } });
     case "study-closed":
       return create(ConnectResponseSchema, { message: { case: "studyClosed", value: { studyId: message.studyId, state: message.state, message: message.message } } });
+    case "secagg-relay":
+      return create(ConnectResponseSchema, { message: { case: "secaggRelay", value: { taskId: message.taskId, message: message.message } } });
   }
 }

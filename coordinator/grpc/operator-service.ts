@@ -5,6 +5,7 @@ import {
   CreateStudyResponseSchema, StartStudyResponseSchema, CancelStudyResponseSchema, ListStudiesResponseSchema,
   GetStudyResponseSchema, ListSitesResponseSchema, ExportModelResponseSchema, StudySchema, StudyState as StudyStateMsg,
   IssueEnrollmentTokenResponseSchema, RevokeSiteResponseSchema, SiteSchema, type Site, type Study,
+  SecureAggregationMode,
 } from "../../gen/fedsynth/v1/operator_pb.js";
 import { FedsynthError } from "../../shared/errors.js";
 import { peerIdentity } from "./peer.js";
@@ -37,6 +38,7 @@ function studyToProto(study: StudyRecord, detail?: StudyDetail): Study {
     rounds: study.rounds, sites: study.participants.map((p) => p.siteName), minSitesPerRound: study.minSites,
     roundDeadlineSeconds: study.roundDeadlineSeconds, state: STATES[study.state], completedRounds: study.completedRounds,
     statusMessage: study.statusMessage, createdAtUnixMs: BigInt(study.createdAt), schemaJson: study.schemaJson,
+    secureAggregationThreshold: study.secureThreshold,
     participants: study.participants.map((p) => ({
       siteName: p.siteName, state: p.state, message: p.message,
       epsilonCharged: detail?.charges.get(p.siteName)?.epsilon ?? 0, deltaCharged: detail?.charges.get(p.siteName)?.delta ?? 0,
@@ -50,6 +52,12 @@ function studyToProto(study: StudyRecord, detail?: StudyDetail): Study {
     })),
   });
 }
+
+const SECURE_MODES: Record<SecureAggregationMode, "auto" | "on" | "off"> = {
+  [SecureAggregationMode.UNSPECIFIED]: "auto",
+  [SecureAggregationMode.ON]: "on",
+  [SecureAggregationMode.OFF]: "off",
+};
 
 /** What a call does: auditors may read everything an operator reads, and change nothing. */
 type Access = "read" | "write";
@@ -93,6 +101,7 @@ export function operatorServiceHandlers(coordinator: Coordinator): grpc.UntypedS
       const study = coordinator.createStudy({
         name: req.name, schemaJson: req.schemaJson, engine: req.engine, epsilon: req.epsilon, delta: req.delta,
         rounds: req.rounds, sites: req.sites, minSites: req.minSitesPerRound, roundDeadlineSeconds: req.roundDeadlineSeconds,
+        secureAggregation: SECURE_MODES[req.secureAggregation as SecureAggregationMode] ?? "auto", secureThreshold: req.secureAggregationThreshold,
       });
       return create(CreateStudyResponseSchema, { study: detailed(study.studyId) });
     }),

@@ -116,4 +116,12 @@ export const MIGRATIONS: { version: number; description: string; sql: string }[]
       ALTER TABLE submissions ADD COLUMN signature TEXT NOT NULL DEFAULT '';
     `,
   },
+  {
+    version: 3,
+    description: "secure aggregation: a study's threshold, a round's session nonce",
+    sql: `
+      ALTER TABLE studies ADD COLUMN secure_threshold INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE rounds ADD COLUMN session_nonce TEXT;
+    `,
+  },
 ];

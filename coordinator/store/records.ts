@@ -54,6 +54,8 @@ export interface StudyRecord {
   minSites: number;
   roundDeadlineSeconds: number;
   engineConfig: JsonObject;
+  /** t when the sites' updates are summed under secure aggregation; 0 when each update goes up noised. */
+  secureThreshold: number;
   state: StudyState;
   statusMessage: string;
   completedRounds: number;
@@ -77,6 +79,8 @@ export interface RoundRecord {
   startedAt: number;
   deadlineAt: number;
   finishedAt: number | null;
+  /** The secure-aggregation session's nonce (null for a plaintext round); a new session gets a new one. */
+  sessionNonce: Uint8Array | null;
 }
 
 export interface TaskRecord {

@@ -126,10 +126,10 @@ export class SqliteStore implements CoordinatorStore {
 
   insertStudy(s: StudyRecord): void {
     this.db.prepare(`INSERT INTO studies (study_id, name, schema_json, engine, epsilon, delta, rounds, min_sites,
-        round_deadline_seconds, engine_config_json, state, status_message, completed_rounds, created_at, updated_at)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+        round_deadline_seconds, engine_config_json, secure_threshold, state, status_message, completed_rounds, created_at, updated_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
       .run(s.studyId, s.name, s.schemaJson, s.engine, s.epsilon, s.delta, s.rounds, s.minSites, s.roundDeadlineSeconds,
-        JSON.stringify(s.engineConfig), s.state, s.statusMessage, s.completedRounds, s.createdAt, s.updatedAt);
+        JSON.stringify(s.engineConfig), s.secureThreshold, s.state, s.statusMessage, s.completedRounds, s.createdAt, s.updatedAt);
     const insert = this.db.prepare("INSERT INTO study_sites (study_id, site_name, position, state, message) VALUES (?, ?, ?, ?, ?)");
     s.participants.forEach((p, i) => insert.run(s.studyId, p.siteName, i, p.state, p.message));
   }
@@ -161,16 +161,16 @@ export class SqliteStore implements CoordinatorStore {
     return {
       studyId: r.study_id, name: r.name, schemaJson: r.schema_json, engine: r.engine, epsilon: r.epsilon, delta: r.delta,
       rounds: r.rounds, minSites: r.min_sites, roundDeadlineSeconds: r.round_deadline_seconds,
-      engineConfig: JSON.parse(r.engine_config_json), state: r.state, statusMessage: r.status_message,
+      engineConfig: JSON.parse(r.engine_config_json), secureThreshold: r.secure_threshold ?? 0, state: r.state, statusMessage: r.status_message,
       completedRounds: r.completed_rounds, invitationDeadlineAt: r.invitation_deadline_at, createdAt: r.created_at, updatedAt: r.updated_at, participants,
     };
   }
 
   insertRound(r: RoundRecord): void {
     this.db.prepare(`INSERT INTO rounds (study_id, round, state, round_config_json, mechanisms_json, update_length, model_id,
-        started_at, deadline_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+        started_at, deadline_at, finished_at, session_nonce) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
       .run(r.studyId, r.round, r.state, JSON.stringify(r.roundConfig), JSON.stringify(r.mechanisms), r.updateLength, r.modelId,
-        r.startedAt, r.deadlineAt, r.finishedAt);
+        r.startedAt, r.deadlineAt, r.finishedAt, r.sessionNonce ? Buffer.from(r.sessionNonce).toString("base64") : null);
   }
 
   getRound(studyId: string, round: number): RoundRecord | undefined {
@@ -188,6 +188,10 @@ export class SqliteStore implements CoordinatorStore {
 
   finishRound(studyId: string, round: number, state: RoundState, now: number): void {
     this.db.prepare("UPDATE rounds SET state = ?, finished_at = ? WHERE study_id = ? AND round = ?").run(state, now, studyId, round);
+  }
+
+  setRoundSession(studyId: string, round: number, sessionNonce: Uint8Array): void {
+    this.db.prepare("UPDATE rounds SET session_nonce = ? WHERE study_id = ? AND round = ?").run(Buffer.from(sessionNonce).toString("base64"), studyId, round);
   }
 
   extendRoundDeadline(studyId: string, round: number, deadlineAt: number): void {
@@ -287,6 +291,7 @@ function roundFromRow(r: Row): RoundRecord {
     studyId: r.study_id, round: r.round, state: r.state, roundConfig: JSON.parse(r.round_config_json),
     mechanisms: JSON.parse(r.mechanisms_json), updateLength: r.update_length, modelId: r.model_id,
     startedAt: r.started_at, deadlineAt: r.deadline_at, finishedAt: r.finished_at,
+    sessionNonce: r.session_nonce ? new Uint8Array(Buffer.from(r.session_nonce, "base64")) : null,
   };
 }
 

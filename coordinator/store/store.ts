@@ -41,6 +41,7 @@ export interface CoordinatorStore {
   listRoundsInState(state: RoundState): RoundRecord[];
   finishRound(studyId: string, round: number, state: RoundState, now: number): void;
   extendRoundDeadline(studyId: string, round: number, deadlineAt: number): void;
+  setRoundSession(studyId: string, round: number, sessionNonce: Uint8Array): void;
 
   insertTask(task: TaskRecord): void;
   getTask(taskId: string): TaskRecord | undefined;

@@ -28,7 +28,10 @@ export class StudyContexts {
     if (!ctx) {
       const engine = getEngine(study.engine);
       const schema = parseSchema(study.schemaJson, `study ${study.studyId} schema`);
-      const privacy = { epsilon: study.epsilon, delta: study.delta, rounds: study.rounds };
+      const privacy = {
+        epsilon: study.epsilon, delta: study.delta, rounds: study.rounds,
+        ...(study.secureThreshold > 0 ? { secureAggregation: { threshold: study.secureThreshold, sites: study.participants.length } } : {}),
+      };
       ctx = {
         engine, schema, spec: specOf(study),
         taskContext: (round, roundConfig) => ({ schema, privacy, config: study.engineConfig, round, roundConfig }),

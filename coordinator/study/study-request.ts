@@ -13,6 +13,10 @@ export interface CreateStudyInput {
   minSites: number;
   /** 0: the coordinator's default. */
   roundDeadlineSeconds: number;
+  /** "auto" (the default): on for 3 or more sites when the engine supports it. */
+  secureAggregation?: "auto" | "on" | "off";
+  /** t; 0 or absent: the default ⌈2n/3⌉. */
+  secureThreshold?: number;
 }
 
 const SITE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;

@@ -16,6 +16,33 @@ export interface StudyPrivacy {
   epsilon: number;
   delta: number;
   rounds: number;
+  /**
+   * Present when the study sums the sites' updates under secure aggregation: each site then adds only its
+   * share of the noise, and the charge is the released sum's (see shared/federation/secure-contribution.ts).
+   */
+  secureAggregation?: SecureAggregationSetting;
+}
+
+/** A study's secure aggregation: t of the n invited sites must take part in every unmasked sum. */
+export interface SecureAggregationSetting {
+  threshold: number;
+  sites: number;
+}
+
+/**
+ * How a site's contribution is put on the integer grid of secure aggregation: the engine's plan, fixed
+ * for the study and public. A site sends round(weights ⊙ x / gamma) + N_Z(0, sigma²) per coordinate;
+ * the coordinator decodes the sum as gamma · sum / weights, which is Σ x plus noise of standard deviation
+ * √contributors · sigma · gamma / weight in each coordinate.
+ */
+export interface SecureGrid {
+  gamma: number;
+  /** Each site's discrete Gaussian noise share in grid units. */
+  sigma: number;
+  /** Per-coordinate weights (the engine's relative noise levels: noise on x_i is proportional to 1/w_i). */
+  weights: Float64Array;
+  /** |w_i · x_i| ≤ this for every coordinate (larger values are clamped, and the clamping reported). */
+  coordinateBound: number;
 }
 
 /** Everything public that a site needs to carry out, and charge, one round's task. */
@@ -75,4 +102,19 @@ export interface Engine<M = unknown> {
 
   serialize(model: M): Uint8Array;
   deserialize(bytes: Uint8Array, schema: Schema, config: JsonObject): M;
+
+  /**
+   * Secure aggregation with distributed noise, for engines that support it. When the study's config was
+   * made with `privacy.secureAggregation`, `charge` is the released sum's and a site sends
+   * `secureContribution` through the grid instead of `localUpdate`; `aggregate` receives the decoded sum.
+   */
+  secure?: SecureSupport<M>;
+}
+
+export interface SecureSupport<M> {
+  /** Whether this study's config is for secure aggregation. */
+  enabled(config: JsonObject): boolean;
+  grid(ctx: TaskContext): SecureGrid;
+  /** The site's contribution without noise (the grid adds its noise share), `updateLength` values. */
+  contribution(ctx: TaskContext, model: M | null, table: Table): Float64Array;
 }

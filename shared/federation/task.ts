@@ -27,6 +27,16 @@ export interface TaskAssignment {
   modelBytes: number;
   updateLength: number;
   roundConfig: JsonObject;
+  /** Present when the round is summed under secure aggregation. */
+  secureAggregation?: SecureSessionSpec;
+}
+
+/** One round's secure-aggregation session, as the task announces it. */
+export interface SecureSessionSpec {
+  sessionNonce: Uint8Array;
+  threshold: number;
+  /** Every site of the round with the Ed25519 key it enrolled with. */
+  siteKeys: { siteName: string; publicKey: Uint8Array }[];
 }
 
 export type DeclineReason = "budget-cap" | "data-invalid" | "unsupported" | "charge-mismatch";

@@ -26,6 +26,16 @@ export function mechanismToProto(m: Mechanism): MechanismMsg {
           value: { samplingRate: m.samplingRate, noiseMultiplier: m.noiseMultiplier, steps: m.steps, clipNorm: m.clipNorm },
         },
       });
+    case "distributed-discrete-gaussian":
+      if (!Number.isInteger(m.sites) || m.sites < 0 || m.sites > UINT32_MAX || !Number.isInteger(m.repetitions) || m.repetitions < 0 || m.repetitions > UINT32_MAX) {
+        throw new FedsynthError("invalid-argument", `a distributed discrete Gaussian mechanism's sites (${m.sites}) or repetitions (${m.repetitions}) do not fit the protocol`);
+      }
+      return create(MechanismSchema, {
+        kind: {
+          case: "distributedDiscreteGaussian",
+          value: { l2Sensitivity: m.l2Sensitivity, dimension: BigInt(m.dimension), sigma: m.sigma, sites: m.sites, repetitions: m.repetitions },
+        },
+      });
     default:
       throw new FedsynthError("internal", `no protocol encoding for privacy mechanism kind ${JSON.stringify((m as { kind?: unknown }).kind)}`);
   }
@@ -38,6 +48,10 @@ export function mechanismFromProto(m: MechanismMsg): Mechanism {
     case "subsampledGaussian": {
       const v = m.kind.value;
       return { kind: "subsampled-gaussian", samplingRate: v.samplingRate, noiseMultiplier: v.noiseMultiplier, steps: v.steps, clipNorm: v.clipNorm };
+    }
+    case "distributedDiscreteGaussian": {
+      const v = m.kind.value;
+      return { kind: "distributed-discrete-gaussian", l2Sensitivity: v.l2Sensitivity, dimension: Number(v.dimension), sigma: v.sigma, sites: v.sites, repetitions: v.repetitions };
     }
     default:
       throw new FedsynthError("invalid-argument", "a task carries a privacy mechanism this agent does not know", {
@@ -65,6 +79,12 @@ export function taskToProto(t: TaskAssignment): Task {
     taskId: t.taskId, study: studySpecToProto(t.study), round: t.round, mechanisms: t.mechanisms.map(mechanismToProto),
     modelId: t.modelId, modelSha256: t.modelSha256, modelBytes: BigInt(t.modelBytes), updateLength: BigInt(t.updateLength),
     roundConfigJson: JSON.stringify(t.roundConfig),
+    ...(t.secureAggregation ? {
+      secureAggregation: {
+        sessionNonce: t.secureAggregation.sessionNonce, threshold: t.secureAggregation.threshold,
+        sites: t.secureAggregation.siteKeys.map((k) => ({ siteName: k.siteName, publicKey: k.publicKey })),
+      },
+    } : {}),
   });
 }
 
@@ -74,6 +94,12 @@ export function taskFromProto(t: Task): TaskAssignment {
     taskId: t.taskId, study: studySpecFromProto(t.study), round: t.round, mechanisms: t.mechanisms.map(mechanismFromProto),
     modelId: t.modelId, modelSha256: t.modelSha256, modelBytes: Number(t.modelBytes), updateLength: Number(t.updateLength),
     roundConfig: parseJsonObject(t.roundConfigJson, "round_config_json"),
+    ...(t.secureAggregation ? {
+      secureAggregation: {
+        sessionNonce: t.secureAggregation.sessionNonce, threshold: t.secureAggregation.threshold,
+        siteKeys: t.secureAggregation.sites.map((k) => ({ siteName: k.siteName, publicKey: k.publicKey })),
+      },
+    } : {}),
   };
 }
 

@@ -25,6 +25,7 @@ export type CoordinatorMessage =
   | { kind: "task"; task: TaskAssignment }
   | { kind: "result-ack"; taskId: string; accepted: boolean; message: string }
   | { kind: "study-closed"; studyId: string; state: string; message: string }
+  | { kind: "secagg-relay"; taskId: string; message: Uint8Array }
   /** A message this agent could not decode (e.g. from a newer coordinator). */
   | { kind: "invalid"; taskId: string; message: string };
 
@@ -38,7 +39,15 @@ export interface AgentSession {
   sendFailed(taskId: string, message: string): void;
   sendInvitationAnswer(studyId: string, accepted: boolean, reason: DeclineReason | null, message: string): void;
   sendResult(r: { taskId: string; bytes: Uint8Array; sha256: string; epsilon: number; delta: number; signature: Uint8Array }): Promise<void>;
+  /** A secure-aggregation message, in chunks; `charge` goes with a masked input. */
+  sendSecAgg(taskId: string, bytes: Uint8Array, charge?: SecAggCharge): Promise<void>;
   end(): void;
+}
+
+export interface SecAggCharge {
+  epsilon: number;
+  delta: number;
+  signature: Uint8Array;
 }
 
 export class AgentClient {
@@ -118,6 +127,24 @@ export class AgentClient {
           if (!ok) await new Promise((resolve) => call.once("drain", resolve));
         }
       },
+      sendSecAgg: async (taskId, bytes, charge) => {
+        const total = bytes.byteLength;
+        for (let offset = 0; ; offset += CHUNK_BYTES) {
+          const end = Math.min(offset + CHUNK_BYTES, total);
+          const last = end >= total;
+          const ok = call.write(create(ConnectRequestSchema, {
+            message: {
+              case: "secaggUpload",
+              value: {
+                taskId, offset: BigInt(offset), data: bytes.subarray(offset, end), last, totalBytes: BigInt(last ? total : 0),
+                ...(last && charge ? { epsilonCharged: charge.epsilon, deltaCharged: charge.delta, chargeSignature: charge.signature } : {}),
+              },
+            },
+          }));
+          if (last) break;
+          if (!ok) await new Promise((resolve) => call.once("drain", resolve));
+        }
+      },
       end: () => call.end(),
     };
   }
@@ -155,6 +182,8 @@ function decode(msg: ConnectResponse): CoordinatorMessage | undefined {
       return { kind: "result-ack", taskId: m.value.taskId, accepted: m.value.accepted, message: m.value.message };
     case "studyClosed":
       return { kind: "study-closed", studyId: m.value.studyId, state: m.value.state, message: m.value.message };
+    case "secaggRelay":
+      return { kind: "secagg-relay", taskId: m.value.taskId, message: m.value.message };
     default:
       return undefined;
   }

@@ -21,9 +21,10 @@
  * each column becomes a non-negative histogram summing to N by Norm-Sub; within a bin, the fine counts are
  * shrunk toward a uniform split (James–Stein), so that only clear spikes stand out of the noise.
  */
-import type { Engine, JsonObject, StudyPrivacy, TaskContext } from "../engine.js";
+import type { Engine, JsonObject, SecureGrid, StudyPrivacy, TaskContext } from "../engine.js";
 import type { Schema, Table, OutputRow } from "../../schema/schema.js";
-import type { GaussianMechanism, Mechanism } from "../../privacy/mechanism.js";
+import type { DistributedDiscreteGaussianMechanism, GaussianMechanism, Mechanism } from "../../privacy/mechanism.js";
+import { planDistributedNoise } from "../../privacy/distributed-noise.js";
 import { gaussian, type Rng } from "../../random/rng.js";
 import { calibrateSigma } from "../../privacy/calibrate.js";
 import { FedsynthError } from "../../errors.js";
@@ -49,7 +50,27 @@ export interface IndependentConfig {
   fineL2Sensitivity: number;
   /** α: the noise on every fine cell has standard deviation α·σ. */
   fineNoiseMultiplier: number;
+  /** Under secure aggregation: the grid, and σ above is each site's share in counts (σ_grid · γ). */
+  secure?: IndependentSecureConfig;
 }
+
+/**
+ * The study's secure-aggregation grid. Fine cells are weighted 1/α so that one noise share σ_grid on
+ * every coordinate means α times the noise on fine counts, as in the plaintext release.
+ */
+export interface IndependentSecureConfig {
+  threshold: number;
+  sites: number;
+  /** Public bound on a site's row count: every cell is clamped to it, which bounds the sum on the ring. */
+  maxSiteRows: number;
+  gamma: number;
+  gridSigma: number;
+  /** The charged sensitivity in grid units (c/γ + √d with c = √(columns + fineColumns/α²)). */
+  gridL2Sensitivity: number;
+}
+
+/** Sites with more rows than this have their counts clamped (and told so): hospital cohorts are far smaller. */
+export const DEFAULT_MAX_SITE_ROWS = 100_000;
 
 export interface IndependentModel {
   readonly schema: Schema;
@@ -127,7 +148,29 @@ function readConfig(config: JsonObject, schema: Schema): IndependentConfig {
   ) {
     throw invalid("The independent engine's config does not match the schema", "Configure the engine with the study's schema.");
   }
-  return { sigma, l2Sensitivity, columns: layout.columns, cells: layout.total, fineColumns, fineL2Sensitivity: Math.sqrt(fineColumns), fineNoiseMultiplier: alpha };
+  const base = { sigma, l2Sensitivity, columns: layout.columns, cells: layout.total, fineColumns, fineL2Sensitivity: Math.sqrt(fineColumns), fineNoiseMultiplier: alpha };
+  return config.secure === undefined ? base : { ...base, secure: readSecureConfig(config.secure) };
+}
+
+function readSecureConfig(raw: unknown): IndependentSecureConfig {
+  const c = raw as Partial<IndependentSecureConfig> | null;
+  const fields = ["threshold", "sites", "maxSiteRows", "gamma", "gridSigma", "gridL2Sensitivity"] as const;
+  for (const f of fields) {
+    const v = c?.[f];
+    if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) {
+      throw invalid(`The independent engine's secure-aggregation config has no valid ${f} (${JSON.stringify(v)})`, "Use the config returned by configure().");
+    }
+  }
+  return c as IndependentSecureConfig;
+}
+
+/** Weighted sensitivity of one site's histograms: one coarse cell per column, one fine cell (weight 1/α) per fine column. */
+function weightedSensitivity(columns: number, fineColumns: number, alpha: number): number {
+  return Math.sqrt(columns + fineColumns / (alpha * alpha));
+}
+
+function secureMechanism(cells: number, secure: IndependentSecureConfig): DistributedDiscreteGaussianMechanism {
+  return { kind: "distributed-discrete-gaussian", l2Sensitivity: secure.gridL2Sensitivity, dimension: cells, sigma: secure.gridSigma, sites: secure.threshold, repetitions: 1 };
 }
 
 /**
@@ -142,6 +185,7 @@ export function configureIndependent(schema: Schema, privacy: StudyPrivacy, fine
   }
   const layout = histogramLayout(schema);
   const fineColumns = layout.fine.length;
+  if (privacy.secureAggregation) return configureSecure(layout, privacy, fineNoiseMultiplier);
   const sigma = calibrateSigma({
     epsilon: privacy.epsilon,
     delta: privacy.delta,
@@ -156,6 +200,40 @@ export function configureIndependent(schema: Schema, privacy: StudyPrivacy, fine
     fineL2Sensitivity: Math.sqrt(fineColumns),
     fineNoiseMultiplier,
   };
+}
+
+/**
+ * Under secure aggregation the whole histogram vector is one distributed discrete Gaussian release per
+ * round, its noise calibrated for the sum of `threshold` shares; σ (counts) is each site's share, so the
+ * estimator's noise model below (contributors · σ² per coarse cell) holds unchanged.
+ */
+function configureSecure(layout: HistogramLayout, privacy: StudyPrivacy, alpha: number, maxSiteRows = DEFAULT_MAX_SITE_ROWS): IndependentConfig {
+  const { threshold, sites } = privacy.secureAggregation!;
+  const fineColumns = layout.fine.length;
+  const plan = planDistributedNoise({
+    clipNorm: weightedSensitivity(layout.columns, fineColumns, alpha),
+    // A bound on every coordinate is what the ring's headroom needs (each weighted count is at most the row count).
+    updateNorm: maxSiteRows,
+    dimension: layout.total, sites, threshold, repetitions: privacy.rounds, epsilon: privacy.epsilon, delta: privacy.delta,
+  });
+  return {
+    sigma: plan.noiseStddev,
+    l2Sensitivity: Math.sqrt(layout.columns),
+    columns: layout.columns,
+    cells: layout.total,
+    fineColumns,
+    fineL2Sensitivity: Math.sqrt(fineColumns),
+    fineNoiseMultiplier: alpha,
+    secure: { threshold, sites, maxSiteRows, gamma: plan.gamma, gridSigma: plan.sigma, gridL2Sensitivity: plan.l2Sensitivity },
+  };
+}
+
+function secureGrid(config: IndependentConfig, layout: HistogramLayout): SecureGrid {
+  const secure = config.secure;
+  if (!secure) throw invalid("This study does not use secure aggregation", "Configure the engine with privacy.secureAggregation.");
+  const weights = new Float64Array(layout.total).fill(1);
+  weights.fill(1 / config.fineNoiseMultiplier, layout.coarseTotal);
+  return { gamma: secure.gamma, sigma: secure.gridSigma, weights, coordinateBound: secure.maxSiteRows };
 }
 
 /**
@@ -217,7 +295,8 @@ export const independentEngine: Engine<IndependentModel> = {
   description: "Independent columns: one differentially private histogram per column (missing values included; per-value detail for gridded numeric columns), sampled column by column.",
 
   configure(schema: Schema, privacy: StudyPrivacy): JsonObject {
-    return { ...configureIndependent(schema, privacy) };
+    const { secure, ...config } = configureIndependent(schema, privacy);
+    return secure ? { ...config, secure: { ...secure } } : config;
   },
 
   init(schema: Schema, config: JsonObject): IndependentModel {
@@ -234,7 +313,8 @@ export const independentEngine: Engine<IndependentModel> = {
   },
 
   charge(ctx: TaskContext): Mechanism[] {
-    const { sigma, columns, fineColumns, fineNoiseMultiplier } = readConfig(ctx.config, ctx.schema);
+    const { sigma, columns, fineColumns, fineNoiseMultiplier, cells, secure } = readConfig(ctx.config, ctx.schema);
+    if (secure) return [secureMechanism(cells, secure)];
     return roundMechanisms(columns, fineColumns, sigma, fineNoiseMultiplier);
   },
 
@@ -242,8 +322,15 @@ export const independentEngine: Engine<IndependentModel> = {
     return histogramLayout(ctx.schema).total;
   },
 
+  secure: {
+    enabled: (config) => config?.secure !== undefined,
+    grid: (ctx) => secureGrid(readConfig(ctx.config, ctx.schema), histogramLayout(ctx.schema)),
+    contribution: (ctx, _model, table) => countTable(ctx.schema, histogramLayout(ctx.schema), table),
+  },
+
   localUpdate(ctx: TaskContext, _model: IndependentModel | null, table: Table, noise: Rng): Float64Array {
-    const { sigma, fineNoiseMultiplier } = readConfig(ctx.config, ctx.schema);
+    const { sigma, fineNoiseMultiplier, secure } = readConfig(ctx.config, ctx.schema);
+    if (secure) throw invalid("This study sums updates under secure aggregation: a site sends its secure contribution, not a locally noised update");
     const layout = histogramLayout(ctx.schema);
     const update = countTable(ctx.schema, layout, table);
     const fineSigma = fineNoiseMultiplier * sigma;

@@ -1,0 +1,102 @@
+/**
+ * One task's secure-aggregation session at the site: the SecAggClient state machine driven by what the
+ * coordinator relays. The contribution is computed (with this site's noise share) when the task arrives,
+ * but it leaves only masked, and its charge is recorded in the site's own ledger just before it does.
+ * A session the site finds fault with is aborted for good: the site then simply takes no further part.
+ */
+import { SecAggClient, decodeMessage, encodeMessage, checkThreshold, type ClientMessage } from "../shared/crypto/secagg/index.js";
+import type { SigningKey } from "./identity.js";
+import type { TaskAssignment } from "../shared/federation/task.js";
+import type { Logger } from "../shared/telemetry/log.js";
+import type { SecurePreparation } from "./task-runner.js";
+import type { SecAggCharge } from "./grpc/agent-client.js";
+import { signSubmission } from "../shared/federation/submission-statement.js";
+import { FedsynthError } from "../shared/errors.js";
+
+type Prepared = Extract<SecurePreparation, { kind: "secure" }>;
+
+export interface SecureTaskOptions {
+  task: TaskAssignment;
+  prepared: Prepared;
+  siteName: string;
+  signingKey: SigningKey;
+  log: Logger;
+  /** Writes the charge and the masked words to the site's ledger; returns their SHA-256. */
+  record(masked: Uint8Array): string;
+  send(message: Uint8Array, charge?: SecAggCharge): Promise<void>;
+}
+
+export class SecureTask {
+  private readonly client: SecAggClient;
+
+  constructor(private readonly opts: SecureTaskOptions) {
+    const session = opts.task.secureAggregation!;
+    checkThreshold(session.threshold, session.siteKeys.length);
+    // The charge assumed that every unmasked sum holds at least `sites` noise shares: a session that would
+    // unmask smaller sums is refused, whatever the coordinator asks.
+    for (const m of opts.prepared.mechanisms) {
+      if (m.kind === "distributed-discrete-gaussian" && m.sites > session.threshold) {
+        throw new FedsynthError("failed-precondition", `the session's threshold (${session.threshold}) is below the ${m.sites} noise shares this site's charge assumes; the site takes no part`);
+      }
+    }
+    this.client = new SecAggClient({
+      params: {
+        context: { studyId: opts.task.study.studyId, round: opts.task.round, sessionNonce: session.sessionNonce },
+        threshold: session.threshold,
+        vectorLength: opts.task.updateLength,
+        siteKeys: new Map(session.siteKeys.map((k) => [k.siteName, k.publicKey])),
+      },
+      siteId: opts.siteName,
+      identity: opts.signingKey,
+    });
+  }
+
+  get sessionNonce(): Uint8Array {
+    return this.opts.task.secureAggregation!.sessionNonce;
+  }
+
+  get finished(): boolean {
+    return this.client.phase === "done" || this.client.phase === "aborted";
+  }
+
+  start(): Promise<void> {
+    return this.send(this.client.advertiseKeys());
+  }
+
+  /** One message from the coordinator; the answer goes straight back. */
+  async onRelay(bytes: Uint8Array): Promise<void> {
+    const m = decodeMessage(bytes);
+    switch (m.kind) {
+      case "key-list":
+        return this.send(this.client.shareKeys(m));
+      case "routed-shares": {
+        const masked = this.client.maskInput(m, this.opts.prepared.words);
+        const sha256 = this.opts.record(new Uint8Array(masked.masked.buffer, masked.masked.byteOffset, masked.masked.byteLength));
+        const { task, prepared } = this.opts;
+        const signature = signSubmission({
+          studyId: task.study.studyId, round: task.round, taskId: task.taskId, updateSha256: sha256,
+          epsilon: prepared.epsilonStudyTotal, delta: prepared.delta,
+        }, this.opts.signingKey.secretKey);
+        if (prepared.clamped > 0) this.opts.log.warn(`${prepared.clamped} values of the contribution exceeded the study's public bound and were clamped to it`, { task: task.taskId });
+        return this.send(masked, { epsilon: prepared.epsilonStudyTotal, delta: prepared.delta, signature });
+      }
+      case "survivor-list":
+        return this.send(this.client.signSurvivors(m));
+      case "consistency-proof": {
+        const answer = this.client.unmask(m);
+        this.opts.log.info("secure aggregation: shares revealed for the survivors; the session is done at this site", { task: this.opts.task.taskId, survivors: m.survivors.length });
+        return this.send(answer);
+      }
+      default:
+        throw new FedsynthError("invalid-argument", `the coordinator relayed a ${m.kind} message, which only sites send`);
+    }
+  }
+
+  abort(reason: string): void {
+    this.client.abort(reason);
+  }
+
+  private send(m: ClientMessage, charge?: SecAggCharge): Promise<void> {
+    return this.opts.send(encodeMessage(m), charge);
+  }
+}
