@@ -116,6 +116,7 @@ export class Coordinator {
     const site = this.store.upsertSite(session.siteName, agentVersion, this.now());
     this.sessions.attach(session);
     this.log.info("site connected", { site: session.siteName });
+    for (const secure of this.secureRounds.values()) secure.rejoin(session.siteName);
     for (const study of this.store.listStudies()) {
       if (study.state !== "running" || this.store.listRounds(study.studyId).length > 0) continue;
       if (study.participants.some((p) => p.siteName === session.siteName && p.state === "invited")) this.invite(study, session.siteName);
@@ -131,7 +132,9 @@ export class Coordinator {
     this.store.touchSite(session.siteName, this.now());
     this.log.info("site disconnected", { site: session.siteName });
     // A secure-aggregation phase stops waiting for a site that has gone.
-    for (const key of [...this.secureRounds.keys()]) {
+    for (const [key, secure] of [...this.secureRounds]) {
+      if (!secure.params.siteKeys.has(session.siteName)) continue;
+      secure.depart(session.siteName);
       const [studyId, round] = splitKey(key);
       this.advanceSecureRound(studyId, round);
     }
@@ -723,9 +726,9 @@ export class Coordinator {
     const tasks = this.store.listTasks(studyId, roundNo);
     let step;
     try {
-      // A phase stops waiting for a site that has gone, or that declined or failed its task.
+      // A phase stops waiting for a site that declined or failed its task.
       const gone = new Set(tasks.filter((t) => t.state !== "pending" && t.state !== "submitted").map((t) => t.siteName));
-      step = secure.advance(this.now(), (site) => this.sessions.isConnected(site) && !gone.has(site));
+      step = secure.advance(this.now(), (site) => gone.has(site));
     } catch (err) {
       this.secureRounds.delete(key);
       this.closeStudy(study, "failed", `round ${roundNo}: secure aggregation failed: ${FedsynthError.from(err).message}`);

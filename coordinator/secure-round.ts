@@ -24,6 +24,8 @@ export interface Advance {
 export class SecureRound {
   private readonly server: SecAggServer;
   private phaseStartedAt: number;
+  /** Sites whose stream closed during the session: a phase does not wait for them. */
+  private readonly departed = new Set<string>();
 
   constructor(readonly params: SecAggParams, private readonly phaseTimeoutMs: number, now: number) {
     this.server = new SecAggServer(params);
@@ -32,6 +34,15 @@ export class SecureRound {
 
   get phase(): string {
     return this.server.phase;
+  }
+
+  /** A site's stream closed (it stays departed until it reconnects). */
+  depart(siteName: string): void {
+    this.departed.add(siteName);
+  }
+
+  rejoin(siteName: string): void {
+    this.departed.delete(siteName);
   }
 
   /** Sites the open phase still waits for. */
@@ -59,14 +70,15 @@ export class SecureRound {
   }
 
   /**
-   * Closes the open phase if it can close now: all its sites answered, or the ones left are disconnected,
-   * or its deadline passed. The next phase then waits for the relays to reach its sites.
+   * Closes the open phase if it can close now: all its sites answered, or the ones left departed or have
+   * `given up` their task, or its deadline passed. A site that has not connected yet (after a restart,
+   * say) is waited for until the deadline. The next phase then waits for the relays to reach its sites.
    */
-  advance(now: number, connected: (siteName: string) => boolean): Advance {
+  advance(now: number, givenUp: (siteName: string) => boolean): Advance {
     const relays: Relay[] = [];
     const phase = this.server.phase;
     if (phase === "done" || phase === "failed") return { relays };
-    const waiting = this.server.pending().filter(connected);
+    const waiting = this.server.pending().filter((s) => !this.departed.has(s) && !givenUp(s));
     if (waiting.length > 0 && now < this.phaseStartedAt + this.phaseTimeoutMs) return { relays };
     this.phaseStartedAt = now;
     const toEach = (sites: string[], message: Uint8Array) => sites.forEach((siteName) => relays.push({ siteName, message }));

@@ -47,6 +47,7 @@ export class SiteAgent {
   private readonly signingKey: SigningKey;
   /** Secure-aggregation sessions in progress, by task. */
   private readonly secureTasks = new Map<string, SecureTask>();
+  private playingDead = false;
 
   constructor(private readonly opts: SiteAgentOptions) {
     mkdirSync(opts.dataDir, { recursive: true });
@@ -127,6 +128,7 @@ export class SiteAgent {
 
   private onMessage(session: AgentSession, m: CoordinatorMessage): void {
     const { log } = this.opts;
+    if (this.playingDead) return;
     switch (m.kind) {
       case "invitation":
         this.queue = this.queue.then(() => this.handleInvitation(session, m.study));
@@ -225,8 +227,12 @@ export class SiteAgent {
         record: (masked) => this.runner.recordSecureRelease(task, prepared, masked),
         send: async (bytes, charge) => {
           await session.sendSecAgg(task.taskId, bytes, charge);
-          // Fault injection for the dropout tests: a site that dies right after its masked input left.
-          if (charge && process.env.FEDSYNTH_FAULT_DIE_AFTER_MASKED_INPUT === "1") setTimeout(() => process.kill(process.pid, "SIGKILL"), 300);
+          // Fault injection for the dropout tests: a site that dies right after its masked input left
+          // (it answers nothing more, and its process is killed once the input has been flushed).
+          if (charge && process.env.FEDSYNTH_FAULT_DIE_AFTER_MASKED_INPUT === "1") {
+            this.playingDead = true;
+            setTimeout(() => process.kill(process.pid, "SIGKILL"), 300);
+          }
         },
       });
       this.secureTasks.set(task.taskId, secure);
