@@ -413,7 +413,10 @@ export class Coordinator {
       at: this.now(), kind: "charge", studyId: study.studyId, siteName: task.siteName, round: task.round,
       body: {
         taskId: task.taskId, mechanisms: round.mechanisms as any, delta: study.delta,
-        epsilonTask: Accountant.epsilonOf(round.mechanisms, study.delta), epsilonStudyTotal, updateSha256, accepted,
+        epsilonTask: Accountant.epsilonOf(round.mechanisms, study.delta), epsilonStudyTotal,
+        // What the site keeps should the coordinator collude with every other site (its own noise share alone).
+        epsilonStudyTotalIfColluding: Accountant.collusionEpsilonOf([...this.mechanismsSoFar(study, task.siteName), ...round.mechanisms], study.delta),
+        updateSha256, accepted,
         ...(reason ? { reason } : {}),
       },
     });
@@ -785,12 +788,12 @@ export class Coordinator {
   }
 
   /** The site's charge in a study from the ledger, plus the given mechanisms not yet recorded. */
+  private mechanismsSoFar(study: StudyRecord, siteName: string): Mechanism[] {
+    return this.store.listLedger({ studyId: study.studyId, siteName, kind: "charge" }).flatMap((e) => e.body.mechanisms as unknown as Mechanism[]);
+  }
+
   private chargeSoFar(study: StudyRecord, siteName: string, extra: Mechanism[]): ParticipantCharge {
-    const history: Mechanism[] = [];
-    for (const e of this.store.listLedger({ studyId: study.studyId, siteName, kind: "charge" })) {
-      history.push(...(e.body.mechanisms as unknown as Mechanism[]));
-    }
-    history.push(...extra);
+    const history = [...this.mechanismsSoFar(study, siteName), ...extra];
     if (history.length === 0) return { epsilon: 0, delta: 0 };
     return { epsilon: Accountant.epsilonOf(history, study.delta), delta: study.delta };
   }

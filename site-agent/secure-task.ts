@@ -77,6 +77,9 @@ export class SecureTask {
           studyId: task.study.studyId, round: task.round, taskId: task.taskId, updateSha256: sha256,
           epsilon: prepared.epsilonStudyTotal, delta: prepared.delta,
         }, this.opts.signingKey.secretKey);
+        this.opts.log.info("secure aggregation: masked input sent", {
+          task: task.taskId, epsilon_study_total: prepared.epsilonStudyTotal, epsilon_if_coordinator_colludes: prepared.epsilonIfColluding,
+        });
         if (prepared.clamped > 0) this.opts.log.warn(`${prepared.clamped} values of the contribution exceeded the study's public bound and were clamped to it`, { task: task.taskId });
         return this.send(masked, { epsilon: prepared.epsilonStudyTotal, delta: prepared.delta, signature });
       }

@@ -15,6 +15,7 @@ import { sha256Hex, vectorToBytes } from "../shared/util/vector-bytes.js";
 import type { Logger } from "../shared/telemetry/log.js";
 import type { LocalStore } from "./local-store.js";
 import type { Mechanism } from "../shared/privacy/mechanism.js";
+import { Accountant } from "../shared/privacy/accountant.js";
 import { encodeContribution } from "../shared/federation/secure-contribution.js";
 import { admissionRefusal, sameMechanisms, taskCharge, type BudgetCap } from "./budget.js";
 
@@ -23,7 +24,11 @@ export type TaskOutcome =
   | { kind: "decline"; taskId: string; studyId: string; reason: DeclineReason; message: string };
 
 export type SecurePreparation =
-  | { kind: "secure"; words: Uint32Array; clamped: number; mechanisms: Mechanism[]; epsilonTask: number; epsilonStudyTotal: number; delta: number }
+  | {
+    kind: "secure"; words: Uint32Array; clamped: number; mechanisms: Mechanism[]; epsilonTask: number; epsilonStudyTotal: number; delta: number;
+    /** The study total should the coordinator collude with every other site (this site's noise share alone). */
+    epsilonIfColluding: number;
+  }
   | Extract<TaskOutcome, { kind: "decline" }>;
 
 interface Checked {
@@ -112,7 +117,11 @@ export class TaskRunner {
       throw new FedsynthError("internal", `engine ${task.study.engine} produced ${contribution.length} values instead of ${task.updateLength}`);
     }
     const { words, clamped } = encodeContribution(contribution, engine.secure.grid(ctx));
-    return { kind: "secure", words, clamped, mechanisms: ownCharge, epsilonTask: charge.epsilonTask, epsilonStudyTotal: charge.epsilonStudyTotal, delta: task.study.delta };
+    const history = [...store.charges({ studyId: task.study.studyId }).flatMap((c) => c.mechanisms), ...ownCharge];
+    return {
+      kind: "secure", words, clamped, mechanisms: ownCharge, epsilonTask: charge.epsilonTask, epsilonStudyTotal: charge.epsilonStudyTotal, delta: task.study.delta,
+      epsilonIfColluding: Accountant.collusionEpsilonOf(history, task.study.delta),
+    };
   }
 
   /** Records the charge and the masked words together, before they are sent. */
