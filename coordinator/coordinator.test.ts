@@ -243,7 +243,7 @@ describe("Coordinator", () => {
     const bad: [Partial<Parameters<Coordinator["createStudy"]>[0]>, RegExp][] = [
       [{ epsilon: 0 }, /epsilon must be a positive number/],
       [{ delta: 1 }, /delta must be between 0 and 1/],
-      [{ rounds: 0 }, /rounds must be a whole number/],
+      [{ rounds: -1 }, /rounds must be a whole number/],
       [{ sites: [] }, /invites no sites/],
       [{ sites: ["a", "a"] }, /invited twice/],
       [{ sites: ["bad name"] }, /not valid/],

@@ -7,6 +7,7 @@ import { randomUUID } from "node:crypto";
 import { FedsynthError } from "../shared/errors.js";
 import { Accountant } from "../shared/privacy/accountant.js";
 import type { Mechanism } from "../shared/privacy/mechanism.js";
+import type { JsonObject } from "../shared/engines/engine.js";
 import { getEngine, DEFAULT_ENGINE } from "../shared/engines/registry.js";
 import { parseSchema } from "../shared/schema/parse-schema.js";
 import { encodeModelBundle } from "../shared/engines/model-file.js";
@@ -155,11 +156,19 @@ export class Coordinator {
     const engineName = input.engine || DEFAULT_ENGINE;
     const engine = getEngine(engineName);
     const schema = parseSchema(input.schemaJson, `study '${input.name}' schema`);
-    const secureThreshold = this.chooseSecureThreshold(input, engineName, !!engine.secure);
-    const engineConfig = engine.configure(schema, {
-      epsilon: input.epsilon, delta: input.delta, rounds: input.rounds,
-      ...(secureThreshold > 0 ? { secureAggregation: { threshold: secureThreshold, sites: input.sites.length } } : {}),
-    });
+    let secureThreshold = this.chooseSecureThreshold(input, engineName, !!engine.secure);
+    const rounds = input.rounds || (engine.defaultRounds?.(secureThreshold > 0) ?? 1);
+    const privacy = { epsilon: input.epsilon, delta: input.delta, rounds };
+    let engineConfig: JsonObject;
+    try {
+      engineConfig = engine.configure(schema, secureThreshold > 0 ? { ...privacy, secureAggregation: { threshold: secureThreshold, sites: input.sites.length } } : privacy);
+    } catch (err) {
+      // "auto" falls back to local noise when the engine cannot run this study securely (too few rounds, say).
+      if (secureThreshold === 0 || (input.secureAggregation ?? "auto") !== "auto" || FedsynthError.from(err).code !== "invalid-argument") throw err;
+      this.log.info("secure aggregation is not possible for this study; the sites' updates go up with their own noise", { reason: FedsynthError.from(err).message });
+      secureThreshold = 0;
+      engineConfig = engine.configure(schema, privacy);
+    }
     const now = this.now();
     const study: StudyRecord = {
       studyId: `study-${randomUUID().slice(0, 8)}`,
@@ -168,7 +177,7 @@ export class Coordinator {
       engine: engineName,
       epsilon: input.epsilon,
       delta: input.delta,
-      rounds: input.rounds,
+      rounds,
       // A secure round cannot release a sum of fewer than t sites, so fewer can never be enough.
       minSites: Math.max(input.minSites || input.sites.length, secureThreshold),
       roundDeadlineSeconds: input.roundDeadlineSeconds || DEFAULT_ROUND_DEADLINE_SECONDS,

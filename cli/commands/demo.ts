@@ -38,9 +38,9 @@ export function registerDemoCommand(program: Command): void {
     .option("--workdir <dir>", "where to put the split data, the synthetic CSV, the report and every process's log", "fedsynth-demo")
     .option("--engine <name>", "synthesizer engine (default: the best the project has)")
     .option("--epsilon <e>", "each hospital's privacy budget", parsePositive("--epsilon"), 1)
-    .option("--rounds <n>", "federated rounds", parseCount("--rounds"), 1)
+    .option("--rounds <n>", "federated rounds (default: the engine's)", parseCount("--rounds"))
     .option("--seed <n>", "seed for the holdout split and for sampling", parseCount("--seed", 0), 7)
-    .action(async (opts: { workdir: string; engine?: string; epsilon: number; rounds: number; seed: number }) => {
+    .action(async (opts: { workdir: string; engine?: string; epsilon: number; rounds?: number; seed: number }) => {
       const examples = join(packageRoot(), "examples", "heart-disease");
       const workdir = resolve(opts.workdir);
       const data = join(workdir, "data");
@@ -62,7 +62,7 @@ export function registerDemoCommand(program: Command): void {
       const args = [
         fileURLToPath(new URL("../main.js", import.meta.url)), "simulate", "--schema", schema,
         ...SITES.flatMap((s, i) => ["--site", `${s}=${train[i]}`]),
-        "--epsilon", String(opts.epsilon), "--rounds", String(opts.rounds), "--seed", String(opts.seed),
+        "--epsilon", String(opts.epsilon), ...(opts.rounds ? ["--rounds", String(opts.rounds)] : []), "--seed", String(opts.seed),
         "--out", synthetic, "--summary", summary, "--workdir", join(workdir, "run"),
         ...(opts.engine ? ["--engine", opts.engine] : []),
       ];

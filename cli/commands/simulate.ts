@@ -14,7 +14,7 @@ export function registerSimulateCommand(program: Command): void {
     .option("--engine <name>", "synthesizer engine (default: the best the project has)")
     .option("--epsilon <e>", "each site's total privacy budget for the study", parsePositive("--epsilon"), 1)
     .option("--delta <d>", "each site's delta for the study", parseProbability("--delta"), 1e-5)
-    .option("--rounds <n>", "federated rounds", parseCount("--rounds"), 1)
+    .option("--rounds <n>", "federated rounds (default: the engine's; neural under secure aggregation: 2)", parseCount("--rounds"))
     .option("--rows <n>", "synthetic rows to write (default: as many as the sites hold together)", parseCount("--rows"))
     .option("--seed <n>", "seed for sampling the synthetic rows (DP noise is never seeded)", parseCount("--seed", 0))
     .requiredOption("--out <synthetic.csv>", "where to write the synthetic rows")

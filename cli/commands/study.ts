@@ -19,7 +19,7 @@ export function registerStudyCommands(program: Command): void {
     .option("--engine <name>", "synthesizer engine (default: the coordinator's default)", "")
     .option("--epsilon <e>", "each site's total privacy budget for the study", parsePositive("--epsilon"), 1)
     .option("--delta <d>", "each site's delta for the study", parseProbability("--delta"), 1e-5)
-    .option("--rounds <n>", "number of federated rounds", parseCount("--rounds"), 1)
+    .option("--rounds <n>", "number of federated rounds (default: the engine's; neural under secure aggregation: 2)", parseCount("--rounds"), 0)
     .option("--min-sites <n>", "sites that must submit for a round to count (default: all invited)", parseCount("--min-sites", 0), 0)
     .option("--round-deadline <seconds>", "how long a round waits for the sites", parseCount("--round-deadline", 0), 0)
     .option("--secure-aggregation <mode>", "auto (on for 3 or more sites), on or off: the coordinator sees only the sum of the sites' updates", "auto")

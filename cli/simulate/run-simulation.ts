@@ -139,7 +139,7 @@ export async function runSimulation(opts: SimulationOptions): Promise<Simulation
     const watcher = group.watchForExit();
 
     const created = await client.createStudy({
-      name: "simulate", schemaJson, engine: engineName, epsilon: opts.epsilon, delta: opts.delta, rounds: opts.rounds ?? 1,
+      name: "simulate", schemaJson, engine: engineName, epsilon: opts.epsilon, delta: opts.delta, rounds: opts.rounds ?? 0,
       sites: opts.sites.map((s) => s.name), minSites: 0, roundDeadlineSeconds: 3600,
       secureAggregation: opts.secureAggregation ?? "auto", secureThreshold: opts.secureThreshold,
     });

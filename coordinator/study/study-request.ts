@@ -7,6 +7,7 @@ export interface CreateStudyInput {
   engine: string;
   epsilon: number;
   delta: number;
+  /** 0: the engine's default. */
   rounds: number;
   sites: string[];
   /** 0: all invited sites. */
@@ -39,8 +40,8 @@ export function validateStudyInput(input: CreateStudyInput): void {
   if (!(Number.isFinite(input.delta) && input.delta > 0 && input.delta < 1)) {
     throw bad(`delta must be between 0 and 1 (exclusive), got ${input.delta}`, "use a value well below 1/rows, e.g. --delta 1e-5");
   }
-  if (!(Number.isInteger(input.rounds) && input.rounds >= 1 && input.rounds <= MAX_ROUNDS)) {
-    throw bad(`rounds must be a whole number from 1 to ${MAX_ROUNDS}, got ${input.rounds}`, "e.g. --rounds 3");
+  if (!(Number.isInteger(input.rounds) && input.rounds >= 0 && input.rounds <= MAX_ROUNDS)) {
+    throw bad(`rounds must be a whole number from 1 to ${MAX_ROUNDS} (or 0 for the engine's default), got ${input.rounds}`, "e.g. --rounds 3");
   }
   if (input.sites.length === 0) throw bad("the study invites no sites", "name at least one site");
   const seen = new Set<string>();

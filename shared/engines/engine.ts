@@ -73,6 +73,9 @@ export interface Engine<M = unknown> {
    */
   configure(schema: Schema, privacy: StudyPrivacy): JsonObject;
 
+  /** Rounds a study gets when it does not say (default 1), with or without secure aggregation. */
+  defaultRounds?(secure: boolean): number;
+
   /** The model before round 1. */
   init(schema: Schema, config: JsonObject): M;
 

@@ -11,7 +11,8 @@ import { SeededRng, gaussian } from "../../random/rng.js";
 import type { Schema } from "../../schema/schema.js";
 import type { Mechanism } from "../../privacy/mechanism.js";
 import { calibrateSigma } from "../../privacy/calibrate.js";
-import type { Engine, JsonObject, StudyPrivacy, TaskContext } from "../engine.js";
+import type { Engine, JsonObject, SecureGrid, StudyPrivacy, TaskContext } from "../engine.js";
+import { planNeuralSecure, secureRoundMechanism, type NeuralSecureConfig } from "./secure-plan.js";
 import { columnProbabilities, countTable, histogramLayout, type ColumnDistributions } from "../independent/histogram.js";
 import { encodeInputs, encodeTable, encodingFor, inputEncodingFor, type Encoding, type InputEncoding, type InputKind } from "./encoding.js";
 import { directWidthOf, flattenParams, initParams, inputWidthOf, madeMasks, paramOffsets, parameterCount, type MadeMasks, type MadeShape } from "./made.js";
@@ -70,6 +71,8 @@ export interface NeuralConfig {
    */
   shrinkThreshold?: number;
   initSeed: number;
+  /** Under secure aggregation: the grids of its two kinds of round (secure-plan.ts). */
+  secure?: NeuralSecureConfig;
 }
 
 /**
@@ -150,9 +153,16 @@ function releasesHistograms(c: NeuralConfig): boolean {
   return (c.histogramNoiseRatio ?? 0) > 0;
 }
 
-/** Histogram noise σ_h of each coarse cell (fine cells: fineNoiseMultiplier × σ_h). */
+/** Histogram noise σ_h of each coarse cell (fine cells: fineNoiseMultiplier × σ_h); under secure aggregation, each site's share. */
 function histogramSigma(c: NeuralConfig): number {
-  return (c.histogramNoiseRatio ?? 0) * c.noiseMultiplier;
+  return c.secure ? c.secure.marginals.shareSd : (c.histogramNoiseRatio ?? 0) * c.noiseMultiplier;
+}
+
+/** √(columns + fine columns/α²): one record's change of the histograms with fine cells weighted 1/α. */
+function weightedHistogramSensitivity(schema: Schema, c: NeuralConfig): number {
+  const layout = histogramLayout(schema);
+  const alpha = c.fineNoiseMultiplier ?? 2;
+  return Math.sqrt(layout.columns + layout.fine.length / (alpha * alpha));
 }
 
 /** The mechanisms of `rounds` rounds starting with round `first` (the histograms are released in round 1 only). */
@@ -239,12 +249,67 @@ function modelOf(schema: Schema, c: NeuralConfig, params?: Float32Array, rounds 
  */
 export function configureNeural(schema: Schema, privacy: StudyPrivacy, overrides: Partial<typeof NEURAL_DEFAULTS> = {}): JsonObject {
   const base = { ...NEURAL_DEFAULTS, ...overrides };
+  if (privacy.secureAggregation) return configureSecure(schema, privacy as StudyPrivacy & { secureAggregation: NonNullable<StudyPrivacy["secureAggregation"]> }, base);
   const settings = (sigma: number): NeuralConfig => ({ ...base, noiseMultiplier: sigma, countSigma: base.countNoiseRatio * sigma });
   const noiseMultiplier = calibrateSigma({
     epsilon: privacy.epsilon, delta: privacy.delta,
     mechanismsForSigma: (sigma) => roundMechanisms(schema, settings(sigma), privacy.rounds),
   });
   return settings(noiseMultiplier) as unknown as JsonObject;
+}
+
+/**
+ * Under secure aggregation only the noise plan changes: one full-batch gradient step a round (the step
+ * is the pooled noisy gradient itself, as in the plaintext default), the histograms in round 1.
+ */
+function configureSecure(schema: Schema, privacy: StudyPrivacy & { secureAggregation: NonNullable<StudyPrivacy["secureAggregation"]> }, base: typeof NEURAL_DEFAULTS): JsonObject {
+  if (base.optimizer !== "gd" || base.samplingRate !== 1 || base.stepsPerRound !== 1) {
+    throw new FedsynthError("invalid-argument", "the neural engine under secure aggregation trains by one full-batch gradient step a round", {
+      hint: "use the default settings (optimizer gd, sampling rate 1, one step a round), or turn secure aggregation off",
+    });
+  }
+  const c = { ...base, noiseMultiplier: 0, countSigma: 0 } as NeuralConfig;
+  const secure = planNeuralSecure({
+    privacy, histogramCells: histogramLayout(schema).total, histogramSensitivity: weightedHistogramSensitivity(schema, c),
+    parameters: parameterCount(architecture(schema, c).shape),
+  });
+  return { ...c, secure: { ...secure, marginals: { ...secure.marginals }, gradient: { ...secure.gradient } } } as unknown as JsonObject;
+}
+
+/** The grid of a secure round: the histograms (fine cells weighted 1/α) in round 1, then the gradient weighted 1/C. */
+function secureGrid(ctx: TaskContext): SecureGrid {
+  const c = config(ctx.config);
+  const secure = c.secure!;
+  if (ctx.round === 1) {
+    const layout = histogramLayout(ctx.schema);
+    const weights = new Float64Array(layout.total).fill(1).fill(1 / (c.fineNoiseMultiplier ?? 2), layout.coarseTotal);
+    return { gamma: secure.marginals.gamma, sigma: secure.marginals.gridSigma, weights, coordinateBound: secure.maxSiteRows };
+  }
+  const weights = new Float64Array(parameterCount(architecture(ctx.schema, c).shape)).fill(1 / c.clipNorm);
+  return { gamma: secure.gradient.gamma, sigma: secure.gradient.gridSigma, weights, coordinateBound: secure.maxSiteRows };
+}
+
+/** Under secure aggregation: round 1 sets the pooled marginals, later rounds take one step along the pooled gradient. */
+function aggregateSecure(model: NeuralModel, sum: Float64Array, contributors: number, ctx: TaskContext): NeuralModel {
+  const c = config(ctx.config);
+  const params = Float32Array.from(model.params);
+  if (ctx.round === 1) {
+    setOutputBiases(params, model.shape, model.encoding, distributions(ctx.schema, c, sum, contributors).probabilities);
+    return { ...model, params, rounds: model.rounds + 1, histogram: Float64Array.from(sum), histogramSites: contributors };
+  }
+  if (!model.histogram) throw new FedsynthError("internal", "a secure training round came before the round that measures the marginals");
+  // The pooled row count, from the released histograms (post-processing).
+  const rows = Math.max(1, distributions(ctx.schema, c, model.histogram, model.histogramSites ?? 1).rows);
+  const step = c.learningRate / rows;
+  // The sum's noise on one gradient coordinate: √contributors shares of shareSd in units of C.
+  const threshold = (c.shrinkThreshold ?? 0) * step * Math.sqrt(contributors) * c.secure!.gradient.shareSd * c.clipNorm;
+  const w0 = paramOffsets(model.shape).w0;
+  for (let i = 0; i < params.length; i++) {
+    let d = -step * sum[i];
+    if (threshold > 0 && i >= w0.at && i < w0.at + w0.length) d = Math.sign(d) * Math.max(0, Math.abs(d) - threshold);
+    params[i] += d;
+  }
+  return { ...model, params, rounds: model.rounds + 1 };
 }
 
 export const neuralEngine: Engine<NeuralModel> = {
@@ -261,6 +326,9 @@ export const neuralEngine: Engine<NeuralModel> = {
     return configureNeural(schema, privacy);
   },
 
+  /** Under secure aggregation round 1 measures the marginals and round 2 trains. */
+  defaultRounds: (secure) => (secure ? 2 : 1),
+
   init(schema: Schema, json: JsonObject): NeuralModel {
     return modelOf(schema, config(json));
   },
@@ -269,21 +337,40 @@ export const neuralEngine: Engine<NeuralModel> = {
     return {};
   },
 
-  needsModel(): boolean {
-    return true;
+  needsModel(ctx: TaskContext): boolean {
+    return !(config(ctx.config).secure && ctx.round === 1);
   },
 
   charge(ctx: TaskContext): Mechanism[] {
-    return roundMechanisms(ctx.schema, config(ctx.config), 1, ctx.round);
+    const c = config(ctx.config);
+    if (c.secure) return [secureRoundMechanism(c.secure, ctx.round, histogramLayout(ctx.schema).total, parameterCount(architecture(ctx.schema, c).shape))];
+    return roundMechanisms(ctx.schema, c, 1, ctx.round);
+  },
+
+  secure: {
+    enabled: (json) => config(json).secure !== undefined,
+    grid: secureGrid,
+    contribution(ctx, model, table): Float64Array {
+      if (ctx.round === 1) return countTable(ctx.schema, histogramLayout(ctx.schema), table);
+      if (!model) throw new FedsynthError("internal", "the neural engine needs the pooled model to train from");
+      const { clippedGradientSum } = requireRuntime();
+      const y = encodeTable(model.encoding, table);
+      const x = model.input.kind === "onehot" ? undefined : encodeInputs(model.encoding, model.input, table);
+      return clippedGradientSum(model.shape, model.masks, model.encoding.blocks.length, model.params, y, table.rowCount, config(ctx.config).clipNorm, x);
+    },
   },
 
   updateLength(ctx: TaskContext): number {
     const c = config(ctx.config);
+    if (c.secure) return ctx.round === 1 ? histogramLayout(ctx.schema).total : parameterCount(architecture(ctx.schema, c).shape);
     const histogram = releasesHistograms(c) && ctx.round === 1 ? histogramLayout(ctx.schema).total : 0;
     return parameterCount(architecture(ctx.schema, c).shape) + 1 + histogram;
   },
 
   localUpdate(ctx, model, table, noise): Float64Array {
+    if (config(ctx.config).secure) {
+      throw new FedsynthError("invalid-argument", "This study sums updates under secure aggregation: a site sends its secure contribution, not a locally noised update");
+    }
     const { trainLocal } = requireRuntime();
     if (!model) throw new FedsynthError("internal", "the neural engine needs the pooled model to train from");
     const c = config(ctx.config);
@@ -317,6 +404,7 @@ export const neuralEngine: Engine<NeuralModel> = {
   },
 
   aggregate(model, sum, contributors, ctx): NeuralModel {
+    if (config(ctx.config).secure) return aggregateSecure(model, sum, contributors, ctx);
     const count = model.params.length;
     const weight = sum[count];
     const params = Float32Array.from(model.params);

@@ -154,6 +154,30 @@ export function trainLocal(
 }
 
 /**
+ * Σ over every row of its gradient clipped to L2 norm `clipNorm`, at `params`, without noise: what a site
+ * contributes to a secure-aggregation round (its noise share goes on at the grid, not here).
+ */
+export function clippedGradientSum(
+  shape: MadeShape, masks: MadeMasks, columns: number, params: Float32Array, y: Float32Array, rows: number, clipNorm: number, inputs?: Float32Array,
+): Float64Array {
+  if (rows === 0) return new Float64Array(params.length);
+  const constants = constantTensors(shape, masks, columns);
+  const weights = weightTensors(shape, params);
+  try {
+    const all = Array.from({ length: rows }, (_, i) => i);
+    const yb = batchTensor(y, shape.width, all);
+    const xb = inputs ? batchTensor(inputs, inputWidthOf(shape), all) : yb;
+    const result = gradientSum({ ...constants, ...weights }, yb, clipNorm, xb);
+    if (xb !== yb) xb.dispose();
+    yb.dispose();
+    return Float64Array.from(concat(result.grads, params.length));
+  } finally {
+    disposeTensors(weights);
+    disposeTensors(constants);
+  }
+}
+
+/**
  * Output biases that make the network's column marginals match `targets` (one probability vector per
  * column block, last cell = missing): pure post-processing of released values. Rows are drawn column by
  * column as in sampling; at column j the bias shift d_j is solved so that the mean over the drawn rows of
