@@ -208,20 +208,6 @@ describe("sampleDiscreteGaussian", () => {
     expect(Math.abs(m2 - 0.325)).toBeGreaterThan(0.05);
   });
 
-  it("1,000,000 coordinates take about a second or less on one core for σ in [1, 1e6]", () => {
-    const out = new Int32Array(1_000_000);
-    const timings: Record<string, number> = {};
-    for (const sigma of [1, 1000, 1e6]) {
-      sampleDiscreteGaussian(out.subarray(0, 20_000), sigma); // warm-up (JIT)
-      const start = performance.now();
-      sampleDiscreteGaussian(out, sigma, cryptoByteSource);
-      timings[`sigma=${sigma}`] = Math.round(performance.now() - start);
-    }
-    console.log(`discrete Gaussian, 1e6 samples (ms): ${JSON.stringify(timings)}`);
-    // Generous (shared CI machines); the measured figures are printed above.
-    for (const ms of Object.values(timings)) expect(ms).toBeLessThan(4000);
-  });
-
   it("rejects invalid arguments with FedsynthError('invalid-argument') naming sigma", () => {
     for (const sigma of [0, -1, NaN, Infinity, 2 ** 32, "3" as unknown as number]) {
       let err: unknown;

@@ -407,7 +407,8 @@ describe("independent engine: sampling", () => {
     expect(() => [...engine.sample(model(), 1.5, new SeededRng(1))]).toThrow(FedsynthError);
   });
 
-  it("samples well over a million values per second", () => {
+  // Its speed is measured by `npm run bench` (sampling.rows_per_second), never asserted here: machines are noisy.
+  it("samples 100,000 complete rows of a 14-column schema", () => {
     const privacy = { epsilon: 1, delta: 1e-5, rounds: 1 };
     const config = engine.configure(schema14, privacy);
     const layout = histogramLayout(schema14);
@@ -420,17 +421,12 @@ describe("independent engine: sampling", () => {
       roundConfig: {},
     });
     const n = 100_000;
-    let best = Infinity;
-    for (let rep = 0; rep < 3; rep++) {
-      const t0 = performance.now();
-      let cells = 0;
-      for (const row of engine.sample(m, n, new SeededRng(rep))) cells += row.length;
-      best = Math.min(best, performance.now() - t0);
-      expect(cells).toBe(n * 14);
+    let rows = 0;
+    for (const row of engine.sample(m, n, new SeededRng(1))) {
+      if (row.length !== 14) throw new Error(`row ${rows} has ${row.length} cells`);
+      rows++;
     }
-    const valuesPerSecond = (n * 14) / (best / 1000);
-    // Generous floor so that slow CI machines pass; typical machines do several times more.
-    expect(valuesPerSecond).toBeGreaterThan(1_000_000);
+    expect(rows).toBe(n);
   });
 });
 
