@@ -7,7 +7,7 @@ import {
   ListSitesRequestSchema, ExportModelRequestSchema, IssueEnrollmentTokenRequestSchema, RevokeSiteRequestSchema, SecureAggregationMode,
 } from "../gen/fedsynth/v1/operator_pb.js";
 import { grpcClientConstructor } from "../shared/transport/grpc-service.js";
-import { fromGrpcError } from "../shared/transport/status.js";
+import { fromGrpcError, type ChannelKind } from "../shared/transport/status.js";
 import { FedsynthError } from "../shared/errors.js";
 import { sha256Hex } from "../shared/util/vector-bytes.js";
 
@@ -68,10 +68,13 @@ function siteView(s: Site): SiteView {
 
 export class OperatorClient {
   private client: grpc.Client & Record<string, any>;
+  /** Whether the channel is plaintext: a failed connection means something else then (see fromGrpcError). */
+  private readonly channel: ChannelKind;
 
   constructor(address: string, credentials: grpc.ChannelCredentials) {
     const Ctor = grpcClientConstructor(OperatorService);
     this.client = new Ctor(address, credentials) as any;
+    this.channel = { plaintext: !credentials._isSecure() };
   }
 
   close(): void {
@@ -81,7 +84,7 @@ export class OperatorClient {
   private unary<T>(method: string, request: unknown, what: string): Promise<T> {
     return new Promise((resolve, reject) => {
       this.client[method](request, { deadline: Date.now() + 30_000 }, (err: grpc.ServiceError | null, res: T) =>
-        err ? reject(fromGrpcError(err, what)) : resolve(res));
+        err ? reject(fromGrpcError(err, what, this.channel)) : resolve(res));
     });
   }
 
@@ -119,8 +122,14 @@ export class OperatorClient {
     return res.sites.map(siteView);
   }
 
+  /** `ttlSeconds`: a whole number of seconds, at least 1 (0 on the wire would mean the coordinator's default). */
   async issueEnrollmentToken(siteName: string, ttlSeconds: number): Promise<{ token: string; expiresAt: Date; caFingerprint: string }> {
-    const res = await this.unary<any>("issueEnrollmentToken", create(IssueEnrollmentTokenRequestSchema, { siteName, ttlSeconds: BigInt(Math.round(ttlSeconds)) }), `issue a token for site ${siteName}`);
+    if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1) {
+      throw new FedsynthError("invalid-argument", `a token's lifetime must be a whole number of seconds, at least 1; got ${ttlSeconds}`, {
+        hint: "round a fraction of a second up (fedsynth site token --ttl-hours does)",
+      });
+    }
+    const res = await this.unary<any>("issueEnrollmentToken", create(IssueEnrollmentTokenRequestSchema, { siteName, ttlSeconds: BigInt(ttlSeconds) }), `issue a token for site ${siteName}`);
     return { token: res.token, expiresAt: new Date(Number(res.expiresAtUnixMs)), caFingerprint: res.caFingerprint };
   }
 
@@ -139,7 +148,7 @@ export class OperatorClient {
         parts.push(Buffer.from(chunk.data));
         last = chunk;
       });
-      call.on("error", (err) => reject(fromGrpcError(err, `export the model of study ${studyId}`)));
+      call.on("error", (err) => reject(fromGrpcError(err, `export the model of study ${studyId}`, this.channel)));
       call.on("end", () => {
         const bytes = Buffer.concat(parts);
         if (!last || sha256Hex(bytes) !== last.sha256) {

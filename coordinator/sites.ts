@@ -13,7 +13,7 @@ import { hashEnrollmentToken, newEnrollmentToken } from "../shared/crypto/pki/in
 import type { PeerIdentity } from "../shared/crypto/pki/index.js";
 
 export const DEFAULT_TOKEN_TTL_MS = 24 * 3600 * 1000;
-const MAX_TOKEN_TTL_MS = 30 * 24 * 3600 * 1000;
+export const MAX_TOKEN_TTL_MS = 30 * 24 * 3600 * 1000;
 const ED25519_PUBLIC_KEY_BYTES = 32;
 
 /** The consortium CA as the coordinator uses it (shared/crypto/pki behind it). */
@@ -138,7 +138,7 @@ export class SiteRegistry {
       });
     }
     if (peer.kind !== "site") {
-      throw new FedsynthError("permission-denied", `a ${peer.kind} certificate (${peer.id}) cannot act as a site agent`);
+      throw new FedsynthError("permission-denied", `an ${peer.kind} certificate (${peer.id}) cannot act as a site agent`);
     }
     if (claimedName !== undefined && claimedName !== peer.id) {
       throw new FedsynthError("permission-denied", `the certificate of site ${peer.id} cannot act as site ${claimedName}`, {

@@ -79,6 +79,16 @@ export class SiteAgent {
       } catch (err) {
         const e = FedsynthError.from(err);
         this.lastError = e.message;
+        // A revoked site stays revoked whatever the agent does: retrying would hide that behind "retrying"
+        // forever. It stops, saying what to do, and the command exits non-zero.
+        if ((e.code === "unauthenticated" || e.code === "permission-denied") && /\bhas been revoked\b/.test(e.message)) {
+          log.error(e.describe());
+          this.lastError = e.hint ? `${e.message} (${e.hint})` : e.message;
+          this.connected = false;
+          this.writeStatus();
+          this.stop();
+          throw e;
+        }
         if (e.code === "invalid-argument" || e.code === "failed-precondition") log.error(e.describe());
         else log.warn(`${e.message}; retrying`);
       }

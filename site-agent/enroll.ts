@@ -12,7 +12,7 @@ import { FedsynthError } from "../shared/errors.js";
 import type { Logger } from "../shared/telemetry/log.js";
 import { certificateFingerprint, channelCredentials, createSiteKeyAndCsr, identityOfPeer, verifyIssuedBy } from "../shared/crypto/pki/index.js";
 import { AgentClient } from "./grpc/agent-client.js";
-import { loadOrCreateSigningKey, saveEnrolment, saveTlsKey, type EnrolledIdentity } from "./identity.js";
+import { loadOrCreateSigningKey, saveEnrolment, type EnrolledIdentity } from "./identity.js";
 import { AGENT_VERSION } from "./agent.js";
 import { hostOf } from "../shared/transport/loopback.js";
 
@@ -38,8 +38,9 @@ export async function enrollSite(opts: EnrollOptions): Promise<EnrolledIdentity>
   const leaf = presented[0];
   verifyIssuedBy(leaf.pem, ca.pem);
   const signing = loadOrCreateSigningKey(opts.dataDir);
+  // The new key stays in memory until the coordinator has certified it: a refused re-enrolment must leave
+  // the site's current key and certificate, which still match, in place.
   const { keyPem, csrPem } = await createSiteKeyAndCsr(opts.siteName);
-  saveTlsKey(opts.dataDir, keyPem);
   const client = new AgentClient(opts.coordinator, channelCredentials({ caPem: ca.pem, pinnedFingerprint: certificateFingerprint(leaf.pem) }));
   try {
     const res = await client.enroll({ siteName: opts.siteName, agentVersion: AGENT_VERSION, signingPublicKey: signing.publicKey, token: opts.token, csrPem });
@@ -55,7 +56,7 @@ export async function enrollSite(opts: EnrollOptions): Promise<EnrolledIdentity>
       siteName: opts.siteName, coordinator: opts.coordinator, enrolledAt: new Date().toISOString(),
       caFingerprint: certificateFingerprint(ca.pem), coordinatorFingerprint: certificateFingerprint(leaf.pem),
     };
-    saveEnrolment(opts.dataDir, { caPem: ca.pem, certPem: res.certificatePem }, enrolment);
+    saveEnrolment(opts.dataDir, { caPem: ca.pem, certPem: res.certificatePem, keyPem }, enrolment);
     opts.log.info("site enrolled", { site: opts.siteName, coordinator: opts.coordinator, certificate: certificateFingerprint(res.certificatePem) });
     return enrolment;
   } finally {

@@ -77,14 +77,14 @@ export function loadTlsIdentity(dataDir: string): { tls: SiteTls; enrolment: Enr
   };
 }
 
-/** The TLS private key is written before enrolment (the CSR needs it); the rest once the coordinator certified it. */
-export function saveTlsKey(dataDir: string, keyPem: string): void {
-  writePrivateFile(join(identityDir(dataDir), FILES.key), keyPem);
-}
-
-export function saveEnrolment(dataDir: string, files: { caPem: string; certPem: string }, enrolment: EnrolledIdentity): void {
+/**
+ * Writes an enrolment once the coordinator certified the new key: each file atomically (a temporary name,
+ * then a rename), the key and its certificate one right after the other, and the record last.
+ */
+export function saveEnrolment(dataDir: string, files: { caPem: string; certPem: string; keyPem: string }, enrolment: EnrolledIdentity): void {
   const dir = identityDir(dataDir);
   writeFileAtomic(join(dir, FILES.ca), files.caPem);
+  writePrivateFile(join(dir, FILES.key), files.keyPem);
   writeFileAtomic(join(dir, FILES.cert), files.certPem);
   // Written last: its presence is what says the site is enrolled.
   writeFileAtomic(join(dir, FILES.enrolment), JSON.stringify(enrolment, null, 2) + "\n");

@@ -8,8 +8,8 @@
  * a plain gRPC client built from proto/ alone, as any client in any language could.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createHash, X509Certificate } from "node:crypto";
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { createHash, createPublicKey, X509Certificate } from "node:crypto";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
@@ -106,6 +106,22 @@ function fingerprintOf(pemFile: string): string {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The exit code of a long-running process, once it has exited (or a timeout error). */
+function exitOf(proc: CliProcess, timeoutMs = 15_000): Promise<number | null> {
+  if (!proc.running) return Promise.resolve(proc.child.exitCode);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`still running after ${timeoutMs} ms; output so far:\n${proc.output}`)), timeoutMs);
+    proc.child.once("exit", (code) => { clearTimeout(timer); resolve(code); });
+  });
+}
+
+/** Whether key.pem is the private key of cert.pem (in an identity or credentials directory). */
+function keyMatchesCertificate(dir: string): boolean {
+  const spki = (key: { export(o: { type: "spki"; format: "der" }): Buffer }) => key.export({ type: "spki", format: "der" });
+  const cert = new X509Certificate(readFileSync(join(dir, "cert.pem")));
+  return spki(createPublicKey(readFileSync(join(dir, "key.pem")))).equals(spki(cert.publicKey));
+}
 
 // ---- the consortium ---------------------------------------------------------------------------------------
 
@@ -221,7 +237,7 @@ describe("site identities over mutual TLS", () => {
 
   it("refuses a reused token, an expired token, an unknown token and a token issued for another site", async () => {
     const caFingerprint = tokens.cleveland.caFingerprint;
-    // A token that lives about a second (1.08 s; the wire carries whole seconds).
+    // A token that lives about a second (1.08 s, rounded up to the 2 whole seconds the wire carries).
     const [shortLived, forSwitzerland] = await Promise.all([token("va", ["--ttl-hours", "0.0003"]), token("switzerland")]);
     expect(Date.parse(shortLived.expiresAt) - Date.now()).toBeLessThan(2_500);
 
@@ -261,13 +277,84 @@ describe("site identities over mutual TLS", () => {
     expect(right.stdout).toContain("site switzerland enrolled");
   }, 60_000);
 
-  // Bug (see the report): --ttl-hours below 1/7200 rounds to ttl_seconds 0, which the coordinator reads as
-  // "not set" and turns into its 24-hour default. It should refuse the lifetime (or round it up), never extend it.
-  it.todo("refuses --ttl-hours too small for the coordinator's whole-second lifetimes instead of issuing a 24-hour token");
+  // Was a bug: --ttl-hours below 1/7200 rounded to ttl_seconds 0, which the coordinator reads as "not set"
+  // and turned into its 24-hour default.
+  it("refuses --ttl-hours too small for the coordinator's whole-second lifetimes instead of issuing a 24-hour token", async () => {
+    const [tiny, tooLong, fractional] = await Promise.all([
+      runCli(["site", "token", ...op, "--site", "bern", "--ttl-hours", "0.0001", "--json"]),
+      runCli(["site", "token", ...op, "--site", "bern", "--ttl-hours", "721", "--json"]),
+      token("geneva", ["--ttl-hours", "0.0004"]),
+    ]);
 
-  // Bug (see the report): site-agent/enroll.ts writes the new TLS key before the coordinator has answered,
-  // so a refused enrolment into an enrolled data directory leaves key.pem not matching cert.pem.
-  it.todo("a refused re-enrolment leaves the site's existing identity working");
+    // 0.36 s and 721 hours: refused at the CLI as usage errors, and no token was issued.
+    for (const [r, why] of [[tiny, /--ttl-hours 0\.0001 is 0\.36 s, and a token must stay valid for at least 1 second/],
+      [tooLong, /--ttl-hours 721 is longer than the 30 days a token may stay valid/]] as const) {
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stdout).toBe("");
+      expect(r.stderr).toMatch(why);
+      expect(r.stderr).toMatch(/pass --ttl-hours between 0\.0003 \(about a second\) and 720 \(30 days\)/);
+    }
+    expect(procs[0].output).not.toMatch(/enrolment token issued site=bern/);
+
+    // 1.44 s goes up to 2 s (down, it would be 1 s): measured from the coordinator's own record of the issue.
+    const issued = procs[0].output.match(/^(\S+) INFO\s+coordinator: enrolment token issued site=geneva expires_at=(\S+)/m);
+    expect(issued, procs[0].output).not.toBeNull();
+    expect(issued![2]).toBe(fractional.expiresAt);
+    const lifetime = Date.parse(fractional.expiresAt) - Date.parse(issued![1]);
+    expect(lifetime).toBeGreaterThan(1_900);
+    expect(lifetime).toBeLessThanOrEqual(2_000);
+  }, 60_000);
+
+  // Was a bug: site-agent/enroll.ts wrote the new TLS key before the coordinator had answered, so a refused
+  // enrolment into an enrolled data directory left key.pem not matching cert.pem.
+  it("a refused re-enrolment leaves the site's existing identity working", async () => {
+    const dataDir = siteDir("lausanne");
+    const identity = join(dataDir, "identity");
+    const first = await token("lausanne");
+    ok(await enroll("lausanne", first.token, dataDir), "site enroll lausanne");
+    const files = ["key.pem", "cert.pem", "ca.pem", "enrolment.json", "signing-key"];
+    const read = () => Object.fromEntries(files.map((f) => [f, readFileSync(join(identity, f), "utf8")]));
+    const before = read();
+
+    // Enrolling the same directory again with the spent token, or with one the coordinator never issued.
+    const [reused, unknown] = await Promise.all([
+      enroll("lausanne", first.token, dataDir),
+      enroll("lausanne", `fst_${"B".repeat(43)}`, dataDir),
+    ]);
+    expect(reused.code).not.toBe(0);
+    expect(reused.stderr).toMatch(/enrolment of site lausanne refused: the token was already used at/);
+    expect(unknown.code).not.toBe(0);
+    expect(unknown.stderr).toMatch(/enrolment of site lausanne refused: the token is not one this coordinator issued/);
+
+    // Nothing in the identity changed (no half-written file either), and the agent still connects with it.
+    expect(read()).toEqual(before);
+    expect(readdirSync(identity).filter((f) => f.endsWith(".tmp"))).toEqual([]);
+    expect(keyMatchesCertificate(identity)).toBe(true);
+    const startAgent = () => {
+      const agent = startSecureAgent({ address, name: "lausanne", data: join(EXAMPLES, "va.csv"), dataDir, epsilonCap: 1 });
+      procs.push(agent);
+      return agent;
+    };
+    const agent = startAgent();
+    await agent.waitFor(/connected to the coordinator/, 15_000);
+    await agent.stop();
+    expect(agent.output).not.toMatch(/does not belong to/);
+
+    // A re-enrolment the coordinator accepts replaces the key and the certificate together.
+    const second = await token("lausanne");
+    const again = ok(await enroll("lausanne", second.token, dataDir), "site enroll lausanne (again)");
+    expect(again.stdout).toContain("site lausanne enrolled");
+    const after = read();
+    expect(after["key.pem"]).not.toBe(before["key.pem"]);
+    expect(after["cert.pem"]).not.toBe(before["cert.pem"]);
+    expect(after["signing-key"]).toBe(before["signing-key"]);
+    expect(keyMatchesCertificate(identity)).toBe(true);
+    expect(statSync(join(identity, "key.pem")).mode & 0o077).toBe(0);
+    expect((await knownSites()).find((s) => s.name === "lausanne")?.certificateFingerprint).toBe(fingerprintOf(join(identity, "cert.pem")));
+    const reenrolled = startAgent();
+    await reenrolled.waitFor(/connected to the coordinator/, 15_000);
+    await reenrolled.stop();
+  }, 60_000);
 
   it("refuses client certificates from another consortium, site certificates on the operator API, and clients without one", async () => {
     // A credentials directory that trusts our CA but holds the other consortium's operator certificate.
@@ -298,6 +385,8 @@ describe("site identities over mutual TLS", () => {
     // A site's own certificate opens no operator call.
     expect(siteAsOperator.code).not.toBe(0);
     expect(siteAsOperator.stderr).toMatch(/site cleveland's certificate cannot use the operator API/);
+    // Named once (the CLI says which call), and with what to use instead.
+    expect(siteAsOperator.stderr).toMatch(/error: list sites: site cleveland's certificate cannot use the operator API\n\s+→ a site's identity is for its agent only: pass --credentials with an operator's or auditor's directory/);
 
     // No credentials at all: the CLI says what to pass.
     expect(none.code).not.toBe(0);
@@ -334,15 +423,38 @@ describe("site identities over mutual TLS", () => {
     asSite.close();
     expect(refused?.code).toBe(grpc.status.PERMISSION_DENIED);
     expect(refused?.details).toMatch(/operator certificate \(\S+\) cannot act as a site agent/);
+    expect(refused?.details).toMatch(/^an operator certificate/);
 
     // None of this disturbed the running sites.
     const list = await knownSites();
     for (const name of ["cleveland", "hungary"]) expect(list.find((s) => s.name === name)?.connected, name).toBe(true);
   }, 60_000);
 
-  // Bug (see the report): both say "the coordinator is not reachable" and to check that it is running.
-  it.todo("says that the coordinator's certificate is not from the CA in --credentials (another consortium's credentials), not that it is unreachable");
-  it.todo("says that the coordinator speaks TLS when an operator command uses --insecure against it, not that it is unreachable");
+  // Were bugs: both said "the coordinator is not reachable" and to check that it is running.
+  it("says that the coordinator's certificate is not from the CA in --credentials (another consortium's credentials), not that it is unreachable", async () => {
+    const foreign = await runCli(["site", "list", "--coordinator", address, "--credentials", join(otherConsortiumDir, "operator")]);
+    expect(foreign.code).toBe(1);
+    expect(foreign.stdout).toBe("");
+    expect(foreign.stderr).toMatch(/list sites: the coordinator's certificate is not from the CA in the credentials \(self-signed certificate in certificate chain\)/);
+    expect(foreign.stderr).toMatch(/→ use the credentials of this coordinator's consortium \(their ca\.pem must be the CA that issued its certificate\)/);
+    expect(foreign.stderr).not.toMatch(/not reachable|is running/);
+    expect(foreign.stderr).not.toMatch(/list sites: list sites/);
+  }, 60_000);
+
+  it("says that the coordinator speaks TLS when an operator command uses --insecure against it, not that it is unreachable", async () => {
+    const plaintext = await runCli(["site", "list", "--coordinator", address, "--insecure"]);
+    expect(plaintext.code).toBe(1);
+    expect(plaintext.stdout).toBe("");
+    expect(plaintext.stderr).toMatch(/list sites: the coordinator speaks TLS, and --insecure talks plaintext/);
+    expect(plaintext.stderr).toMatch(/→ drop --insecure and pass --credentials/);
+    expect(plaintext.stderr).not.toMatch(/not reachable|is running/);
+
+    // Still "not reachable" when nothing listens there at all.
+    const nobody = await runCli(["site", "list", "--coordinator", "127.0.0.1:1", "--insecure"]);
+    expect(nobody.code).toBe(1);
+    expect(nobody.stderr).toMatch(/list sites: the coordinator is not reachable \(.*ECONNREFUSED/);
+    expect(nobody.stderr).toMatch(/check the --coordinator address and that the coordinator is running/);
+  }, 60_000);
 
   it("a site outside a study gets nothing from it and cannot act in it, nor in another site's name", async () => {
     // Switzerland is enrolled (previous test) and connected, by hand, for the whole study.
@@ -429,9 +541,21 @@ describe("site identities over mutual TLS", () => {
     expect(agents.hungary.output).not.toContain("after-revocation");
   }, 60_000);
 
-  // Bug (see the report): site-agent/agent.ts logs only the message for an unauthenticated refusal, so the
-  // revoked agent's log never says what to do (the coordinator's hint is dropped).
-  it.todo("the revoked agent's log says what to do (ask the operator, enrol again with a new token)");
+  // Was a bug: site-agent/agent.ts logged only the message ("…; retrying") and retried forever, so the revoked
+  // agent's log never said what to do (the coordinator's hint was dropped).
+  it("the revoked agent's log says what to do (ask the operator, enrol again with a new token)", async () => {
+    const agent = agents.hungary;
+    // It stops instead of retrying, and `site start` exits non-zero with the refusal.
+    expect(await exitOf(agent)).toBe(1);
+    expect(agent.output).toMatch(/ERROR .*connection to the coordinator: site hungary has been revoked \(laptop stolen\)\n\s+→ ask the consortium operator; a revoked site can come back only by enrolling again with a new token/);
+    expect(agent.output).toMatch(/fedsynth: error: connection to the coordinator: site hungary has been revoked \(laptop stolen\)\n\s+→ ask the consortium operator/);
+    expect(agent.output).not.toMatch(/revoked[^\n]*; retrying/);
+
+    // status.json, what the site's own operator reads, says so too.
+    const status = JSON.parse(readFileSync(join(siteDir("hungary"), "status.json"), "utf8"));
+    expect(status.connected).toBe(false);
+    expect(status.lastError).toMatch(/site hungary has been revoked \(laptop stolen\) \(ask the consortium operator; a revoked site can come back only by enrolling again with a new token\)/);
+  }, 60_000);
 });
 
 describe("plaintext is for loopback development only", () => {

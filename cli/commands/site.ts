@@ -7,7 +7,8 @@ import { validateSiteName } from "../../coordinator/study/study-request.js";
 import { createLogger } from "../../shared/telemetry/log.js";
 import { addConnectionOptions, withOperator, type ConnectionOptions } from "../connection.js";
 import { FedsynthError } from "../../shared/errors.js";
-import { parsePositive, parseProbability } from "../options.js";
+import { parsePositive, parseProbability, usage } from "../options.js";
+import { MAX_TOKEN_TTL_MS } from "../../coordinator/sites.js";
 import type * as grpc from "@grpc/grpc-js";
 import { requireLoopbackForPlaintext } from "../../shared/transport/loopback.js";
 import { channelCredentials } from "../../shared/crypto/pki/index.js";
@@ -115,7 +116,8 @@ export function registerSiteIdentityCommands(program: Command): void {
     .option("--json", "print JSON", false)
     .action(async (opts: ConnectionOptions & { site: string; ttlHours: number; json: boolean }) => {
       validateSiteName(opts.site, "--site");
-      const issued = await withOperator(opts, (c) => c.issueEnrollmentToken(opts.site, opts.ttlHours * 3600));
+      const ttlSeconds = tokenTtlSeconds(opts.ttlHours);
+      const issued = await withOperator(opts, (c) => c.issueEnrollmentToken(opts.site, ttlSeconds));
       if (opts.json) {
         process.stdout.write(JSON.stringify({ site: opts.site, token: issued.token, expiresAt: issued.expiresAt.toISOString(), caFingerprint: issued.caFingerprint }) + "\n");
         return;
@@ -133,4 +135,17 @@ export function registerSiteIdentityCommands(program: Command): void {
       const site = await withOperator(opts, (c) => c.revokeSite(name, opts.reason));
       process.stdout.write(`site ${site.name} revoked: ${site.revokedReason}\n`);
     });
+}
+
+/**
+ * --ttl-hours as the whole seconds the wire carries, a fraction of a second rounded up. A lifetime under a
+ * second is refused rather than sent as 0, which the coordinator reads as "not set" (its 24-hour default).
+ */
+export function tokenTtlSeconds(hours: number): number {
+  // Whole milliseconds first, so that float noise (0.1 h is 360.00000000000006 s) does not add a second.
+  const ms = Math.round(hours * 3600 * 1000);
+  const range = `pass --ttl-hours between 0.0003 (about a second) and ${MAX_TOKEN_TTL_MS / 3_600_000} (30 days)`;
+  if (ms < 1000) throw usage(`--ttl-hours ${hours} is ${ms / 1000} s, and a token must stay valid for at least 1 second`, range);
+  if (ms > MAX_TOKEN_TTL_MS) throw usage(`--ttl-hours ${hours} is longer than the 30 days a token may stay valid`, range);
+  return Math.ceil(ms / 1000);
 }

@@ -65,28 +65,33 @@ type Access = "read" | "write";
 /**
  * With mutual TLS every operator call carries an operator or auditor certificate from the consortium CA;
  * a site's certificate opens no operator call. Plaintext development mode has no identities to check.
+ * The refusals do not name the call: the client knows what it asked for (the CLI prefixes it).
  */
-function authorize(coordinator: Coordinator, call: { getAuthContext(): any }, access: Access, what: string): void {
+function authorize(coordinator: Coordinator, call: { getAuthContext(): any }, access: Access): void {
   if (!coordinator.sites.secure) return;
   const peer = peerIdentity(call);
   if (!peer) {
-    throw new FedsynthError("unauthenticated", `${what}: the call carries no operator certificate from this consortium's CA`, {
+    throw new FedsynthError("unauthenticated", "the call carries no operator certificate from this consortium's CA", {
       hint: "pass --credentials with the directory that fedsynth coordinator init (or fedsynth operator issue) wrote",
     });
   }
-  if (peer.kind === "site") throw new FedsynthError("permission-denied", `${what}: site ${peer.id}'s certificate cannot use the operator API`);
+  if (peer.kind === "site") {
+    throw new FedsynthError("permission-denied", `site ${peer.id}'s certificate cannot use the operator API`, {
+      hint: "a site's identity is for its agent only: pass --credentials with an operator's or auditor's directory (fedsynth coordinator init or fedsynth operator issue wrote it)",
+    });
+  }
   if (access === "write" && peer.kind !== "operator") {
-    throw new FedsynthError("permission-denied", `${what}: ${peer.kind} ${peer.id} has read-only access`, {
+    throw new FedsynthError("permission-denied", `${peer.kind} ${peer.id} has read-only access`, {
       hint: "auditors can list and inspect studies, sites and the ledger; an operator certificate is needed to change anything",
     });
   }
 }
 
 export function operatorServiceHandlers(coordinator: Coordinator): grpc.UntypedServiceImplementation {
-  const unary = <Req, Res>(access: Access, what: string, fn: (req: Req) => Res) =>
+  const unary = <Req, Res>(access: Access, fn: (req: Req) => Res) =>
     (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>) => {
       try {
-        authorize(coordinator, call, access, what);
+        authorize(coordinator, call, access);
         callback(null, fn(call.request));
       } catch (err) {
         callback(toGrpcError(err));
@@ -97,7 +102,7 @@ export function operatorServiceHandlers(coordinator: Coordinator): grpc.UntypedS
     return studyToProto(detail.study, detail);
   };
   return {
-    createStudy: unary("write", "create a study", (req: any) => {
+    createStudy: unary("write", (req: any) => {
       const study = coordinator.createStudy({
         name: req.name, schemaJson: req.schemaJson, engine: req.engine, epsilon: req.epsilon, delta: req.delta,
         rounds: req.rounds, sites: req.sites, minSites: req.minSitesPerRound, roundDeadlineSeconds: req.roundDeadlineSeconds,
@@ -105,31 +110,31 @@ export function operatorServiceHandlers(coordinator: Coordinator): grpc.UntypedS
       });
       return create(CreateStudyResponseSchema, { study: detailed(study.studyId) });
     }),
-    startStudy: unary("write", "start a study", (req: any) => {
+    startStudy: unary("write", (req: any) => {
       coordinator.startStudy(req.studyId);
       return create(StartStudyResponseSchema, { study: detailed(req.studyId) });
     }),
-    cancelStudy: unary("write", "cancel a study", (req: any) => {
+    cancelStudy: unary("write", (req: any) => {
       coordinator.cancelStudy(req.studyId, req.reason);
       return create(CancelStudyResponseSchema, { study: detailed(req.studyId) });
     }),
-    listStudies: unary("read", "list studies", () => create(ListStudiesResponseSchema, { studies: coordinator.listStudies().map((s) => detailed(s.studyId)) })),
-    getStudy: unary("read", "get a study", (req: any) => create(GetStudyResponseSchema, { study: detailed(req.studyId) })),
-    listSites: unary("read", "list sites", () => create(ListSitesResponseSchema, {
+    listStudies: unary("read", () => create(ListStudiesResponseSchema, { studies: coordinator.listStudies().map((s) => detailed(s.studyId)) })),
+    getStudy: unary("read", (req: any) => create(GetStudyResponseSchema, { study: detailed(req.studyId) })),
+    listSites: unary("read", () => create(ListSitesResponseSchema, {
       sites: coordinator.listSites().map(({ site, connected }) => siteToProto(site, connected)),
     })),
-    issueEnrollmentToken: unary("write", "issue an enrolment token", (req: any) => {
+    issueEnrollmentToken: unary("write", (req: any) => {
       const ttl = Number(req.ttlSeconds);
       const issued = coordinator.sites.issueToken(req.siteName, ttl > 0 ? ttl * 1000 : undefined);
       return create(IssueEnrollmentTokenResponseSchema, { token: issued.token, expiresAtUnixMs: BigInt(issued.expiresAt), caFingerprint: issued.caFingerprint });
     }),
-    revokeSite: unary("write", "revoke a site", (req: any) => {
+    revokeSite: unary("write", (req: any) => {
       const site = coordinator.revokeSite(req.siteName, req.reason);
       return create(RevokeSiteResponseSchema, { site: siteToProto(site, false) });
     }),
     async exportModel(call: grpc.ServerWritableStream<any, any>) {
       try {
-        authorize(coordinator, call, "read", "export a model");
+        authorize(coordinator, call, "read");
         const { bytes, round, engine } = coordinator.exportModel(call.request.studyId);
         const sha256 = sha256Hex(bytes);
         for (let offset = 0; offset < bytes.byteLength; offset += CHUNK_BYTES) {

@@ -7,7 +7,7 @@ import {
 } from "../../gen/fedsynth/v1/agent_pb.js";
 import { grpcClientConstructor, CHUNK_BYTES } from "../../shared/transport/grpc-service.js";
 import { declineReasonToProto, studySpecFromProto, taskFromProto } from "../../shared/transport/convert.js";
-import { fromGrpcError } from "../../shared/transport/status.js";
+import { fromGrpcError, type ChannelKind } from "../../shared/transport/status.js";
 import { FedsynthError } from "../../shared/errors.js";
 import { sha256Hex } from "../../shared/util/vector-bytes.js";
 import type { DeclineReason, StudySpec, TaskAssignment } from "../../shared/federation/task.js";
@@ -52,11 +52,14 @@ export interface SecAggCharge {
 
 export class AgentClient {
   private client: grpc.Client & Record<string, any>;
+  /** Whether the channel is plaintext: a failed connection means something else then (see fromGrpcError). */
+  private readonly channel: ChannelKind;
 
   /** Without credentials: plaintext (development mode on loopback only; the CLI enforces that). */
   constructor(address: string, credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure()) {
     const Ctor = grpcClientConstructor(AgentService);
     this.client = new Ctor(address, credentials, CLIENT_OPTIONS) as any;
+    this.channel = { plaintext: !credentials._isSecure() };
   }
 
   close(): void {
@@ -72,7 +75,7 @@ export class AgentClient {
         siteName: req.siteName, agentVersion: req.agentVersion, signingPublicKey: req.signingPublicKey,
         enrollmentToken: req.token ?? "", csrPem: req.csrPem ?? "",
       }), { deadline: Date.now() + 10_000 },
-      (err: grpc.ServiceError | null, res: EnrollResponse) => (err ? reject(fromGrpcError(err, "enrolment")) : resolve(res)));
+      (err: grpc.ServiceError | null, res: EnrollResponse) => (err ? reject(fromGrpcError(err, "enrolment", this.channel)) : resolve(res)));
     });
   }
 
@@ -84,7 +87,7 @@ export class AgentClient {
       call.on("error", (err) => {
         const code = (err as grpc.ServiceError).code;
         if (code === grpc.status.CANCELLED) resolve();
-        else reject(fromGrpcError(err, "connection to the coordinator"));
+        else reject(fromGrpcError(err, "connection to the coordinator", this.channel));
       });
     });
     call.on("data", (msg: ConnectResponse) => {
@@ -155,7 +158,7 @@ export class AgentClient {
       const parts: Buffer[] = [];
       const call: grpc.ClientReadableStream<DownloadModelResponse> = this.client.downloadModel(create(DownloadModelRequestSchema, { modelId }));
       call.on("data", (chunk: DownloadModelResponse) => parts.push(Buffer.from(chunk.data)));
-      call.on("error", (err) => reject(fromGrpcError(err, `download of model ${modelId}`)));
+      call.on("error", (err) => reject(fromGrpcError(err, `download of model ${modelId}`, this.channel)));
       call.on("end", () => {
         const bytes = Buffer.concat(parts);
         if (sha256 && sha256Hex(bytes) !== sha256) {
