@@ -13,7 +13,7 @@
  *   npx tsc -p scripts/measure-neural.tsconfig.json && echo '{"type":"module"}' > /tmp/fedsynth-measure/package.json \
  *     && ln -sfn "$PWD/node_modules" /tmp/fedsynth-measure/node_modules \
  *     && FEDSYNTH_ROOT="$PWD" node /tmp/fedsynth-measure/scripts/measure-neural.js
- * Environment: RUNS (3), EPSILON (1), DELTA (1e-5), ROUNDS (1), DATA (heart,cohort), ENGINES
+ * Environment: SECURE (1: under secure aggregation), RUNS (3), EPSILON (1), DELTA (1e-5), ROUNDS (1), DATA (heart,cohort), ENGINES
  * (independent,neural), VARIANTS: a JSON array of neural setting overrides to compare, e.g.
  * '[{}, {"hidden": 32}]' (each is calibrated to the same budget by configureNeural).
  */
@@ -28,6 +28,7 @@ import { independentEngine } from "../shared/engines/independent/engine.js";
 import { configureNeural, neuralEngine, NEURAL_DEFAULTS } from "../shared/engines/neural/engine.js";
 import { evaluate, concatTables } from "../evaluation/index.js";
 import { num, split } from "./holdout-split.js";
+import { decodeSum, encodeContribution } from "../shared/federation/secure-contribution.js";
 import { COHORT_SCHEMA, COHORT_SITE_ROWS, siteCsv } from "./cohort.js";
 
 const here = fileURLToPath(new URL(".", import.meta.url));
@@ -81,10 +82,21 @@ async function synthesize(v: Variant, schema: Schema, privacy: StudyPrivacy, sit
   for (let round = 1; round <= privacy.rounds; round++) {
     const roundConfig = engine.planRound(model, { schema, privacy, config, round });
     const ctx: TaskContext = { schema, privacy, config, round, roundConfig };
-    const sum = new Float64Array(engine.updateLength(ctx));
-    for (const table of sites) {
-      const update = engine.localUpdate(ctx, engine.needsModel(ctx) ? model : null, table, noise);
-      for (let i = 0; i < sum.length; i++) sum[i] += update[i];
+    let sum: Float64Array = new Float64Array(engine.updateLength(ctx));
+    if (engine.secure?.enabled(config)) {
+      // What the coordinator of a secure study gets: the decoded sum of the sites' grid words.
+      const grid = engine.secure.grid(ctx);
+      const words = new Uint32Array(sum.length);
+      for (const table of sites) {
+        const w = encodeContribution(engine.secure.contribution(ctx, engine.needsModel(ctx) ? model : null, table), grid).words;
+        for (let i = 0; i < words.length; i++) words[i] = (words[i] + w[i]) >>> 0;
+      }
+      sum = decodeSum(words, grid);
+    } else {
+      for (const table of sites) {
+        const update = engine.localUpdate(ctx, engine.needsModel(ctx) ? model : null, table, noise);
+        for (let i = 0; i < sum.length; i++) sum[i] += update[i];
+      }
     }
     model = engine.aggregate(model, sum, sites.length, ctx);
   }
@@ -111,6 +123,8 @@ async function main(): Promise<void> {
     const base = { shapes: [] as number[], pairs: [] as number[], auc: [] as number[] };
     for (let r = 0; r < runs; r++) {
       const { train, holdout } = data.sites(r);
+      // SECURE=1: every variant runs under secure aggregation with the default threshold ⌈2n/3⌉.
+      if (process.env.SECURE === "1") privacy.secureAggregation = { threshold: Math.max(2, Math.ceil((2 * train.length) / 3)), sites: train.length };
       const real = concatTables(train);
       for (let v = 0; v < variants.length; v++) {
         const t0 = performance.now();

@@ -5,24 +5,8 @@
  */
 import { afterAll, describe, expect, it } from "vitest";
 import { join } from "node:path";
-import { EXAMPLES, runCli, startAgent, startCoordinator, tempDir, type CliProcess } from "./support/cli.js";
+import { EXAMPLES, runCli, startAgent, startCoordinator, studyStatus, tempDir, until, type CliProcess } from "./support/cli.js";
 import { LocalStore } from "../site-agent/local-store.js";
-
-async function studyStatus(address: string, studyId: string): Promise<any> {
-  const r = await runCli(["study", "status", studyId, "--coordinator", address, "--insecure", "--json"]);
-  expect(r.code, r.stderr).toBe(0);
-  return JSON.parse(r.stdout);
-}
-
-async function until<T>(fn: () => Promise<T | undefined>, what: string, timeoutMs = 60_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe("coordinator crash mid-round", () => {
   const dir = tempDir();

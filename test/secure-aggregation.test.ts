@@ -6,24 +6,8 @@ import { afterAll, describe, expect, it } from "vitest";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import { EXAMPLES, runCli, startAgent, startCoordinator, tempDir, type CliProcess } from "./support/cli.js";
+import { EXAMPLES, runCli, startAgent, startCoordinator, studyStatus, tempDir, until, type CliProcess } from "./support/cli.js";
 import { LocalStore } from "../site-agent/local-store.js";
-
-async function studyStatus(address: string, studyId: string): Promise<any> {
-  const r = await runCli(["study", "status", studyId, "--coordinator", address, "--insecure", "--json"]);
-  expect(r.code, r.stderr).toBe(0);
-  return JSON.parse(r.stdout);
-}
-
-async function until<T>(fn: () => Promise<T | undefined>, what: string, timeoutMs = 90_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 150));
-  }
-}
 
 /** Six sites from the four heart files: Cleveland and Hungary split in halves. */
 function sixSites(dir: string): { name: string; file: string }[] {
@@ -58,7 +42,7 @@ const finished = (address: string, studyId: string) =>
   until(async () => {
     const s = await studyStatus(address, studyId);
     return s.state === "running" || s.state === "created" ? undefined : s;
-  }, "the study to end");
+  }, "the study to end", 90_000);
 
 describe("secure aggregation across processes", () => {
   const procs: CliProcess[] = [];

@@ -101,6 +101,17 @@ export class AgentClient {
       if (decoded) for (const l of listeners) l(decoded);
     });
     const send = (message: MessageInitShape<typeof ConnectRequestSchema>["message"]) => call.write(create(ConnectRequestSchema, { message }));
+    /** A large message in pieces below gRPC's message limit, waiting for the stream to drain as needed. */
+    const writeChunks = async (bytes: Uint8Array, piece: (offset: number, data: Uint8Array, last: boolean, total: number) => MessageInitShape<typeof ConnectRequestSchema>["message"]) => {
+      const total = bytes.byteLength;
+      for (let offset = 0; ; offset += CHUNK_BYTES) {
+        const end = Math.min(offset + CHUNK_BYTES, total);
+        const last = end >= total;
+        const ok = send(piece(offset, bytes.subarray(offset, end), last, total));
+        if (last) break;
+        if (!ok) await new Promise((resolve) => call.once("drain", resolve));
+      }
+    };
     send({ case: "hello", value: { siteName, agentVersion, siteId: "" } });
     return {
       onMessage: (fn) => listeners.push(fn),
@@ -111,43 +122,20 @@ export class AgentClient {
       sendFailed: (taskId, message) => send({ case: "failed", value: { taskId, message } }),
       sendInvitationAnswer: (studyId, accepted, reason, message) =>
         send({ case: "invitationAnswer", value: { studyId, accepted, reason: reason ? declineReasonToProto(reason) : 0, message } }),
-      sendResult: async (r) => {
-        const total = r.bytes.byteLength;
-        for (let offset = 0; ; offset += CHUNK_BYTES) {
-          const end = Math.min(offset + CHUNK_BYTES, total);
-          const last = end >= total;
-          const ok = call.write(create(ConnectRequestSchema, {
-            message: {
-              case: "resultChunk",
-              value: {
-                taskId: r.taskId, offset: BigInt(offset), data: r.bytes.subarray(offset, end), last,
-                updateSha256: last ? r.sha256 : "", totalBytes: BigInt(last ? total : 0),
-                epsilonCharged: last ? r.epsilon : 0, deltaCharged: last ? r.delta : 0, signature: last ? r.signature : new Uint8Array(0),
-              },
-            },
-          }));
-          if (last) break;
-          if (!ok) await new Promise((resolve) => call.once("drain", resolve));
-        }
-      },
-      sendSecAgg: async (taskId, bytes, charge) => {
-        const total = bytes.byteLength;
-        for (let offset = 0; ; offset += CHUNK_BYTES) {
-          const end = Math.min(offset + CHUNK_BYTES, total);
-          const last = end >= total;
-          const ok = call.write(create(ConnectRequestSchema, {
-            message: {
-              case: "secaggUpload",
-              value: {
-                taskId, offset: BigInt(offset), data: bytes.subarray(offset, end), last, totalBytes: BigInt(last ? total : 0),
-                ...(last && charge ? { epsilonCharged: charge.epsilon, deltaCharged: charge.delta, chargeSignature: charge.signature } : {}),
-              },
-            },
-          }));
-          if (last) break;
-          if (!ok) await new Promise((resolve) => call.once("drain", resolve));
-        }
-      },
+      sendResult: (r) => writeChunks(r.bytes, (offset, data, last, total) => ({
+        case: "resultChunk",
+        value: {
+          taskId: r.taskId, offset: BigInt(offset), data, last, updateSha256: last ? r.sha256 : "", totalBytes: BigInt(last ? total : 0),
+          epsilonCharged: last ? r.epsilon : 0, deltaCharged: last ? r.delta : 0, signature: last ? r.signature : new Uint8Array(0),
+        },
+      })),
+      sendSecAgg: (taskId, bytes, charge) => writeChunks(bytes, (offset, data, last, total) => ({
+        case: "secaggUpload",
+        value: {
+          taskId, offset: BigInt(offset), data, last, totalBytes: BigInt(last ? total : 0),
+          ...(last && charge ? { epsilonCharged: charge.epsilon, deltaCharged: charge.delta, chargeSignature: charge.signature } : {}),
+        },
+      })),
       end: () => call.end(),
     };
   }

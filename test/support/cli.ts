@@ -117,3 +117,21 @@ export function startSecureAgent(opts: {
     "--epsilon-cap", String(opts.epsilonCap), "--delta-cap", String(opts.deltaCap ?? 1e-5), "--reconnect-max-seconds", "1",
   ], opts.env);
 }
+
+/** A study's status as the operator CLI prints it (JSON), from a development coordinator on loopback. */
+export async function studyStatus(address: string, studyId: string): Promise<any> {
+  const r = await runCli(["study", "status", studyId, "--coordinator", address, "--insecure", "--json"]);
+  if (r.code !== 0) throw new Error(`study status failed: ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
+/** Polls `fn` until it returns a value, or fails after `timeoutMs` naming what it waited for. */
+export async function until<T>(fn: () => Promise<T | undefined>, what: string, timeoutMs = 60_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

@@ -12,7 +12,7 @@ import type { Schema } from "../../schema/schema.js";
 import type { Mechanism } from "../../privacy/mechanism.js";
 import { calibrateSigma } from "../../privacy/calibrate.js";
 import type { Engine, JsonObject, SecureGrid, StudyPrivacy, TaskContext } from "../engine.js";
-import { planNeuralSecure, secureRoundMechanism, type NeuralSecureConfig } from "./secure-plan.js";
+import { DEFAULT_MARGINAL_SHARE, planNeuralSecure, secureRoundMechanism, type NeuralSecureConfig } from "./secure-plan.js";
 import { columnProbabilities, countTable, histogramLayout, type ColumnDistributions } from "../independent/histogram.js";
 import { encodeInputs, encodeTable, encodingFor, inputEncodingFor, type Encoding, type InputEncoding, type InputKind } from "./encoding.js";
 import { directWidthOf, flattenParams, initParams, inputWidthOf, madeMasks, paramOffsets, parameterCount, type MadeMasks, type MadeShape } from "./made.js";
@@ -71,6 +71,8 @@ export interface NeuralConfig {
    */
   shrinkThreshold?: number;
   initSeed: number;
+  /** Under secure aggregation: the share of the budget (zCDP ρ) that round 1's histograms get. */
+  marginalShare?: number;
   /** Under secure aggregation: the grids of its two kinds of round (secure-plan.ts). */
   secure?: NeuralSecureConfig;
 }
@@ -113,6 +115,7 @@ export const NEURAL_DEFAULTS = {
   outputInitScale: 0,
   optimizer: "gd" as "adam" | "sgd" | "gd",
   shrinkThreshold: 1,
+  marginalShare: DEFAULT_MARGINAL_SHARE,
   initSeed: 20261122,
 };
 
@@ -271,7 +274,7 @@ function configureSecure(schema: Schema, privacy: StudyPrivacy & { secureAggrega
   const c = { ...base, noiseMultiplier: 0, countSigma: 0 } as NeuralConfig;
   const secure = planNeuralSecure({
     privacy, histogramCells: histogramLayout(schema).total, histogramSensitivity: weightedHistogramSensitivity(schema, c),
-    parameters: parameterCount(architecture(schema, c).shape),
+    parameters: parameterCount(architecture(schema, c).shape), marginalShare: base.marginalShare,
   });
   return { ...c, secure: { ...secure, marginals: { ...secure.marginals }, gradient: { ...secure.gradient } } } as unknown as JsonObject;
 }
