@@ -13,6 +13,7 @@ import { registerDemoCommand } from "./commands/demo.js";
 import { registerPrivacyCommands } from "./commands/privacy.js";
 import { registerDoctorCommand } from "./commands/doctor.js";
 import { VERSION } from "./version.js";
+import { registerAuditCommands } from "./commands/audit.js";
 
 // grpc-js sets the TLS server name to the dialled host even when it is an IP address, which Node flags
 // with DEP0123 on every connection; the certificate's IP SAN is still checked, so the warning only adds noise.
@@ -42,6 +43,7 @@ registerSiteIdentityCommands(program);
 registerStudyCommands(program);
 registerModelCommands(program);
 registerPrivacyCommands(program);
+registerAuditCommands(program);
 registerDoctorCommand(program);
 
 try {

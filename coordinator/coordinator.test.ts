@@ -16,7 +16,8 @@ import { sha256Hex, vectorToBytes } from "../shared/util/vector-bytes.js";
 import type { TaskAssignment } from "../shared/federation/task.js";
 import { FedsynthError } from "../shared/errors.js";
 import { Accountant } from "../shared/privacy/accountant.js";
-import { signSubmission } from "../shared/federation/submission-statement.js";
+import { signChargeClaim } from "../shared/federation/charge-statement.js";
+import { verifyLedger } from "../shared/ledger/index.js";
 import nacl from "tweetnacl";
 
 const SCHEMA_JSON = JSON.stringify({
@@ -63,12 +64,18 @@ describe("Coordinator", () => {
     for (const [name, key] of SITE_KEYS) coordinator.sites.enrollInsecure(name, "test", key.publicKey);
   });
 
+  /** A site's signature over its charge statement, as the agent makes it (site-agent/task-runner.ts). */
+  const sign = (task: TaskAssignment, site: string, updateSha256: string, epsilonStudyTotal: number, key = SITE_KEYS.get(site)!.secretKey) =>
+    Buffer.from(signChargeClaim({
+      siteName: site, studyId: task.study.studyId, round: task.round, taskId: task.taskId, mechanisms: task.mechanisms,
+      delta: task.study.delta, epsilonStudyTotal, updateSha256,
+    }, key).signature, "base64");
+
   /** What a well-behaved site sends: its result, signed with its own key. */
   const result = (task: TaskAssignment, epsilonSoFar: number[]) => {
     const r = resultFor(task, epsilonSoFar);
     const site = store.getTask(task.taskId)!.siteName;
-    const signature = signSubmission({ studyId: task.study.studyId, round: task.round, taskId: r.taskId, updateSha256: r.updateSha256, epsilon: r.epsilon, delta: r.delta }, SITE_KEYS.get(site)!.secretKey);
-    return { ...r, signature };
+    return { ...r, signature: sign(task, site, r.updateSha256, r.epsilon) };
   };
   afterEach(() => {
     coordinator.stop();
@@ -116,6 +123,14 @@ describe("Coordinator", () => {
     expect(eps[1]).toBeLessThanOrEqual(1);
     expect(coordinator.studyDetail(study.studyId).charges.get("a")!.epsilon).toBeCloseTo(eps[1], 12);
     expect(store.listLedger({ studyId: study.studyId, kind: "release" })).toHaveLength(1);
+    // The auditor's chain: every charge as the sites signed it, each round's release, ending in a signed head.
+    coordinator.ledger.seal();
+    const chain = [...coordinator.ledger.entries()];
+    const verdict = verifyLedger(chain);
+    expect(verdict.ok, JSON.stringify(verdict)).toBe(true);
+    expect(chain.filter((e) => e.kind === "charge")).toHaveLength(4);
+    expect(chain.filter((e) => e.kind === "release")).toHaveLength(2);
+    expect(chain.filter((e) => e.kind === "enrolment").map((e) => (e.body as { siteName: string }).siteName).sort()).toEqual(["a", "b"]);
     expect(store.listLedger({ studyId: study.studyId, kind: "charge" })).toHaveLength(4);
     expect(a.received.some((m) => m.kind === "study-closed" && m.state === "completed")).toBe(true);
     expect(coordinator.exportModel(study.studyId).round).toBe(2);
@@ -156,7 +171,7 @@ describe("Coordinator", () => {
     expect(coordinator.submitResult("a", { ...good, updateSha256: "00" }).message).toMatch(/SHA-256/);
     expect(coordinator.submitResult("a", { ...good, epsilon: good.epsilon / 2 }).message).toMatch(/the coordinator computes/);
     expect(coordinator.submitResult("b", good).message).toMatch(/not assigned to site b/);
-    const forged = signSubmission({ studyId: study.studyId, round: 1, taskId: good.taskId, updateSha256: good.updateSha256, epsilon: good.epsilon, delta: good.delta }, SITE_KEYS.get("b")!.secretKey);
+    const forged = sign(task, "a", good.updateSha256, good.epsilon, SITE_KEYS.get("b")!.secretKey);
     expect(coordinator.submitResult("a", { ...good, signature: forged }).message).toMatch(/not signed with site a's registered signing key/);
     expect(coordinator.submitResult("a", { ...good, signature: new Uint8Array(64) }).message).toMatch(/not signed/);
     // Malformed results are refused outright; the site's own ledger keeps what it sent.

@@ -20,10 +20,12 @@ import { SessionHub, type SiteSession } from "./sessions.js";
 import { StudyContexts, specOf } from "./study/study-context.js";
 import { validateSiteName, validateStudyInput, type CreateStudyInput } from "./study/study-request.js";
 import { SiteRegistry, type CertificateIssuer } from "./sites.js";
-import { verifySubmission } from "../shared/federation/submission-statement.js";
+import { chargeStatement, verifyChargeClaim, type ChargeClaim } from "../shared/federation/charge-statement.js";
 import { checkThreshold, decodeMessage, defaultThreshold, newSessionNonce, SecAggError } from "../shared/crypto/secagg/index.js";
 import { decodeSum } from "../shared/federation/secure-contribution.js";
 import { SecureRound } from "./secure-round.js";
+import { PrivacyLedger } from "./privacy-ledger.js";
+import type { RefusalBody } from "../shared/ledger/index.js";
 
 export const COORDINATOR_VERSION = "0.1.0";
 export const DEFAULT_ROUND_DEADLINE_SECONDS = 3600;
@@ -65,6 +67,8 @@ export class Coordinator {
   /** Secure-aggregation sessions of open rounds, by `${studyId}/${round}`; lost on restart (see resumeSecureRound). */
   private readonly secureRounds = new Map<string, SecureRound>();
   private readonly securePhaseTimeoutMs: number;
+  /** The auditor's ledger (hash chain, signed); the store's event log beside it is operational. */
+  readonly ledger: PrivacyLedger;
 
   constructor(opts: CoordinatorOptions) {
     this.store = opts.store;
@@ -72,7 +76,10 @@ export class Coordinator {
     this.now = opts.now ?? Date.now;
     this.deadlineCheckMs = opts.deadlineCheckMs ?? 1000;
     this.securePhaseTimeoutMs = (opts.securePhaseTimeoutSeconds ?? DEFAULT_SECURE_PHASE_TIMEOUT_SECONDS) * 1000;
-    this.sites = new SiteRegistry(this.store, this.log, this.now, opts.issuer);
+    this.ledger = PrivacyLedger.open(this.store, { caPem: opts.issuer?.caPem, now: this.now });
+    this.sites = new SiteRegistry(this.store, this.log, this.now, opts.issuer, (siteName, publicKey, certificatePem) =>
+      this.ledger.enrol({ siteName, publicKey, ...(certificatePem ? { certificatePem } : {}) }));
+    this.backfillLedger();
   }
 
   /** Picks up where the last process stopped: open rounds get their full deadline again and are re-checked. */
@@ -99,6 +106,7 @@ export class Coordinator {
 
   stop(): void {
     if (this.deadlineTimer) clearInterval(this.deadlineTimer);
+    this.ledger.close();
     this.sessions.closeAll("the coordinator is shutting down");
   }
 
@@ -109,6 +117,29 @@ export class Coordinator {
     const site = this.sites.revoke(siteName, reason);
     this.sessions.closeSite(siteName, `site ${siteName} has been revoked`);
     return site;
+  }
+
+  /**
+   * Stores made before the privacy ledger existed: their enrolled sites and their studies go on the chain
+   * (marked by the time they are written) before anything else, so later charges have what they need.
+   */
+  private backfillLedger(): void {
+    const entries = this.ledger.entries();
+    const enrolled = new Set(entries.flatMap((e) => (e.kind === "enrolment" ? [e.body.siteName] : [])));
+    const studies = new Set(entries.flatMap((e) => (e.kind === "study-created" ? [e.body.studyId] : [])));
+    this.store.transaction(() => {
+      for (const site of this.store.listSites()) {
+        if (site.signingPublicKey && !enrolled.has(site.name)) this.ledger.enrol({ siteName: site.name, publicKey: site.signingPublicKey });
+      }
+      for (const study of this.store.listStudies()) {
+        if (studies.has(study.studyId)) continue;
+        this.ledger.studyCreated({
+          studyId: study.studyId, name: study.name, schema: JSON.parse(study.schemaJson), engine: study.engine, engineConfig: study.engineConfig,
+          epsilon: study.epsilon, delta: study.delta, rounds: study.rounds, sites: study.participants.map((p) => p.siteName),
+        });
+      }
+    });
+    this.ledger.seal();
   }
 
   /** Registers a live session and hands it every task it has pending. */
@@ -201,7 +232,12 @@ export class Coordinator {
           secureAggregationThreshold: secureThreshold,
         },
       });
+      this.ledger.studyCreated({
+        studyId: study.studyId, name: study.name, schema: JSON.parse(study.schemaJson), engine: study.engine, engineConfig,
+        epsilon: study.epsilon, delta: study.delta, rounds: study.rounds, sites: input.sites,
+      });
     });
+    this.ledger.seal();
     this.log.info("study created", { study: study.studyId, name: study.name, engine: engineName, epsilon: study.epsilon, rounds: study.rounds, secure_threshold: secureThreshold });
     return study;
   }
@@ -258,6 +294,7 @@ export class Coordinator {
           at: now, kind: "refusal", studyId: study.studyId, siteName, round: null,
           body: { stage: "invitation", reason: answer.reason ?? "unsupported", message: answer.message },
         });
+        this.ledger.refusal({ siteName, studyId: study.studyId, round: null, by: "site", reason: answer.reason ?? "unsupported", message: answer.message });
       });
       this.log.warn("site declined the study", { site: siteName, study: study.studyId, reason: answer.reason ?? "", message: answer.message });
     }
@@ -354,12 +391,14 @@ export class Coordinator {
     const actualSha = sha256Hex(vectorToBytes(result.update));
     const reject = (message: string) => {
       this.log.warn("result rejected", { site: siteName, task: task.taskId, reason: message });
+      this.ledgerRefusal({ siteName, studyId: study.studyId, round: task.round, by: "coordinator", reason: "result-rejected", message, taskId: task.taskId });
       return { accepted: false, message };
     };
     // A well-formed update that arrives when its task can no longer take one (the round closed at its
     // deadline, the study failed) has left the site all the same: its charge goes on the ledger, once.
+    const claim = { epsilon: result.epsilon, signature: result.signature };
     const tooLate = (message: string) => {
-      if (round) this.recordRejectedRelease(study, task, round, actualSha, message);
+      if (round) this.recordRejectedRelease(study, task, round, actualSha, message, claim);
       return reject(message);
     };
     if (task.state === "submitted") {
@@ -388,7 +427,7 @@ export class Coordinator {
       });
       this.store.updateTask(task.taskId, "submitted", "");
       this.store.setParticipant(task.studyId, siteName, "active", "");
-      this.appendCharge(study, task, round, result.updateSha256, charge.epsilon, true, "");
+      this.appendCharge(study, task, round, result.updateSha256, charge.epsilon, true, "", claim);
     });
     this.log.info("result accepted", { site: siteName, study: task.studyId, round: task.round, epsilon_total: charge.epsilon });
     this.tryCompleteRound(task.studyId, task.round);
@@ -410,14 +449,36 @@ export class Coordinator {
     }
     // The signature binds the site to this update and this charge: what goes on the ledger is what it signed.
     const signingKey = this.store.getSite(siteName)?.signingPublicKey;
-    const statement = { studyId: task.studyId, round: task.round, taskId: task.taskId, updateSha256: claim.updateSha256, epsilon: claim.epsilon, delta: claim.delta };
-    if (!signingKey || !verifySubmission(statement, claim.signature, Buffer.from(signingKey, "base64"))) {
+    if (!signingKey || !verifyChargeClaim(this.chargeClaim(study, task, round, claim), claim.signature, signingKey)) {
       return `the submission is not signed with site ${siteName}'s registered signing key`;
     }
     return undefined;
   }
 
-  private appendCharge(study: StudyRecord, task: TaskRecord, round: RoundRecord, updateSha256: string, epsilonStudyTotal: number, accepted: boolean, reason: string): void {
+  /** The charge statement of a submission as the site must have signed it (its claimed total, our mechanisms). */
+  private chargeClaim(study: StudyRecord, task: TaskRecord, round: RoundRecord, claim: { updateSha256: string; epsilon: number }): ChargeClaim {
+    return {
+      siteName: task.siteName, studyId: study.studyId, round: task.round, taskId: task.taskId, mechanisms: round.mechanisms,
+      delta: study.delta, epsilonStudyTotal: claim.epsilon, updateSha256: claim.updateSha256,
+    };
+  }
+
+  /**
+   * A charge in both ledgers: the operational log, and the auditor's chain with the statement as the site
+   * signed it. A charge the chain cannot take (an unverifiable signature on an update that came too late,
+   * say) goes on it as the coordinator's refusal instead, with the reason.
+   */
+  private appendCharge(study: StudyRecord, task: TaskRecord, round: RoundRecord, updateSha256: string, epsilonStudyTotal: number, accepted: boolean, reason: string,
+    claim: { epsilon: number; signature: Uint8Array }): void {
+    const statement = chargeStatement(this.chargeClaim(study, task, round, { updateSha256, epsilon: claim.epsilon }));
+    try {
+      this.ledger.charge({ charge: statement, siteSignature: Buffer.from(claim.signature).toString("base64") }, accepted ? { accepted } : { accepted, reason });
+    } catch (err) {
+      this.ledgerRefusal({
+        siteName: task.siteName, studyId: study.studyId, round: task.round, by: "coordinator", reason: "charge-not-recorded",
+        message: `${reason ? reason + "; " : ""}${FedsynthError.from(err).message}`, taskId: task.taskId,
+      });
+    }
     this.store.appendLedger({
       at: this.now(), kind: "charge", studyId: study.studyId, siteName: task.siteName, round: task.round,
       body: {
@@ -431,11 +492,20 @@ export class Coordinator {
     });
   }
 
-  private recordRejectedRelease(study: StudyRecord, task: TaskRecord, round: RoundRecord, updateSha256: string, reason: string): void {
+  /** A refusal on the auditor's chain; one the chain cannot take (a study it never saw) is logged instead. */
+  private ledgerRefusal(body: RefusalBody): void {
+    try {
+      this.ledger.refusal(body);
+    } catch (err) {
+      this.log.warn("refusal not recorded on the privacy ledger", { site: body.siteName, study: body.studyId, reason: FedsynthError.from(err).message });
+    }
+  }
+
+  private recordRejectedRelease(study: StudyRecord, task: TaskRecord, round: RoundRecord, updateSha256: string, reason: string, claim: { epsilon: number; signature: Uint8Array }): void {
     const known = this.store.listLedger({ studyId: study.studyId, siteName: task.siteName, kind: "charge" })
       .some((e) => e.body.updateSha256 === updateSha256);
     if (known) return;
-    this.appendCharge(study, task, round, updateSha256, this.chargeSoFar(study, task.siteName, round.mechanisms).epsilon, false, reason);
+    this.appendCharge(study, task, round, updateSha256, this.chargeSoFar(study, task.siteName, round.mechanisms).epsilon, false, reason, claim);
   }
 
   /** Size in bytes of the update a pending task of this site expects, or undefined if it expects none. */
@@ -466,6 +536,7 @@ export class Coordinator {
         at: now, kind: "refusal", studyId: task.studyId, siteName, round: task.round,
         body: { taskId: task.taskId, reason: decline.reason, message: decline.message },
       });
+      this.ledgerRefusal({ siteName, studyId: task.studyId, round: task.round, by: "site", reason: decline.reason, message: decline.message, taskId: task.taskId });
     });
     this.log.warn("site declined its task", { site: siteName, study: task.studyId, round: task.round, reason: decline.reason, message: decline.message });
     this.tryCompleteRound(task.studyId, task.round);
@@ -560,6 +631,8 @@ export class Coordinator {
       this.store.finishRound(study.studyId, round.round, "aggregated", now);
       this.store.purgeSubmissionUpdates(study.studyId, round.round);
       for (const t of expired) this.store.updateTask(t.taskId, "expired", "the round closed at its deadline without this site");
+      // Every round's pooled model is released: the sites download it to start the next round from.
+      this.ledger.release({ studyId: study.studyId, round: round.round, modelId, modelSha256: sha, contributors });
       if (last) {
         this.store.updateStudy(study.studyId, {
           state: "completed", completedRounds: round.round,
@@ -576,6 +649,7 @@ export class Coordinator {
       }, now);
       return this.planRound(this.requireStudy(study.studyId), round.round + 1);
     });
+    this.ledger.seal();
     this.log.info("round aggregated", { study: study.studyId, round: round.round, sites: contributors.length });
     if (last) {
       this.log.info("study completed", { study: study.studyId, model: modelId });
@@ -679,6 +753,9 @@ export class Coordinator {
   receiveSecAgg(siteName: string, taskId: string, bytes: Uint8Array, charge?: { epsilon: number; delta: number; signature: Uint8Array }): { accepted: boolean; message: string } {
     const refuse = (message: string) => {
       this.log.warn("secure-aggregation message refused", { site: siteName, task: taskId, reason: message });
+      if (task && task.siteName === siteName) {
+        this.ledgerRefusal({ siteName, studyId: task.studyId, round: task.round, by: "coordinator", reason: "secure-aggregation-message-refused", message, taskId });
+      }
       return { accepted: false, message };
     };
     const task = this.store.getTask(taskId);
@@ -717,7 +794,7 @@ export class Coordinator {
           });
           this.store.updateTask(taskId, "submitted", "");
           this.store.setParticipant(task.studyId, siteName, "active", "");
-          this.appendCharge(study, task, round, sha, spent.epsilon, true, "");
+          this.appendCharge(study, task, round, sha, spent.epsilon, true, "", charge);
         });
         this.log.info("masked input accepted", { site: siteName, study: task.studyId, round: task.round, epsilon_total: spent.epsilon });
       }
@@ -788,6 +865,7 @@ export class Coordinator {
       this.store.updateStudy(study.studyId, { state, statusMessage: message }, now);
       this.store.appendLedger({ at: now, kind: "study-closed", studyId: study.studyId, siteName: null, round: null, body: { state, message } });
     });
+    this.ledger.seal();
     this.log.warn(`study ${state}`, { study: study.studyId, message });
     this.notifyClosed(study, state, message);
   }

@@ -48,6 +48,8 @@ export class SiteRegistry {
     private readonly log: Logger,
     private readonly now: () => number,
     private readonly issuer?: CertificateIssuer,
+    /** Called inside the store transaction whenever a site's signing key is new or replaced (the ledger records it). */
+    private readonly onNewKey: (siteName: string, publicKeyBase64: string, certificatePem?: string) => void = () => undefined,
   ) {}
 
   /** Whether the coordinator runs with mutual TLS (an issuer) or in plaintext development mode. */
@@ -80,9 +82,9 @@ export class SiteRegistry {
       // Checked again inside the transaction: two enrolments racing with one token must not both win.
       this.checkToken(tokenHash, req.siteName);
       this.store.markEnrollmentTokenUsed(tokenHash, this.now());
-      return this.store.setSiteIdentity(req.siteName, {
-        certSerial: cert.serialHex, certFingerprint: cert.fingerprint, signingPublicKey: Buffer.from(req.signingPublicKey).toString("base64"),
-      }, req.agentVersion, this.now());
+      const key = Buffer.from(req.signingPublicKey).toString("base64");
+      this.onNewKey(req.siteName, key, cert.certPem);
+      return this.store.setSiteIdentity(req.siteName, { certSerial: cert.serialHex, certFingerprint: cert.fingerprint, signingPublicKey: key }, req.agentVersion, this.now());
     });
     this.log.info("site enrolled", { site: req.siteName, certificate: cert.fingerprint });
     return { site, certPem: cert.certPem, caPem: issuer.caPem, coordinatorFingerprint: issuer.coordinatorFingerprint };
@@ -108,7 +110,10 @@ export class SiteRegistry {
       });
     }
     if (existing?.revokedAt) throw revoked(existing);
-    return this.store.setSiteIdentity(siteName, { certSerial: null, certFingerprint: null, signingPublicKey: key }, agentVersion, this.now());
+    return this.store.transaction(() => {
+      if (!existing?.signingPublicKey) this.onNewKey(siteName, key);
+      return this.store.setSiteIdentity(siteName, { certSerial: null, certFingerprint: null, signingPublicKey: key }, agentVersion, this.now());
+    });
   }
 
   revoke(siteName: string, reason: string): SiteRecord {

@@ -14,7 +14,6 @@ import { committed, type BudgetCap } from "./budget.js";
 import { Backoff } from "./backoff.js";
 import { lockDataDir, type DirLock } from "../shared/util/dir-lock.js";
 import { loadOrCreateSigningKey, type SigningKey } from "./identity.js";
-import { signSubmission } from "../shared/federation/submission-statement.js";
 import type * as grpc from "@grpc/grpc-js";
 import { SecureTask } from "./secure-task.js";
 import { bytesEqual } from "../shared/crypto/identity.js";
@@ -57,7 +56,7 @@ export class SiteAgent {
     this.client = new AgentClient(opts.coordinator, opts.credentials);
     this.backoff = new Backoff(250, opts.reconnectMaxMs ?? 10_000);
     this.runner = new TaskRunner({
-      store: this.store, cap: opts.cap, dataFile: opts.dataFile, log: opts.log,
+      store: this.store, cap: opts.cap, dataFile: opts.dataFile, log: opts.log, siteName: opts.siteName, signingSecretKey: this.signingKey.secretKey,
       fetchModel: (id, sha) => this.client.downloadModel(id, sha),
       progress: (taskId, fraction, message) => this.session?.sendProgress(taskId, fraction, message),
     });
@@ -206,11 +205,9 @@ export class SiteAgent {
       if (outcome.kind === "decline") {
         session.sendDecline(outcome.taskId, outcome.studyId, outcome.reason, outcome.message);
       } else {
-        const signature = signSubmission({
-          studyId: task.study.studyId, round: task.round, taskId: outcome.taskId, updateSha256: outcome.sha256,
-          epsilon: outcome.epsilonStudyTotal, delta: outcome.delta,
-        }, this.signingKey.secretKey);
-        await session.sendResult({ taskId: outcome.taskId, bytes: outcome.bytes, sha256: outcome.sha256, epsilon: outcome.epsilonStudyTotal, delta: outcome.delta, signature });
+        await session.sendResult({
+          taskId: outcome.taskId, bytes: outcome.bytes, sha256: outcome.sha256, epsilon: outcome.epsilonStudyTotal, delta: outcome.delta, signature: outcome.signature,
+        });
       }
     } catch (err) {
       const e = FedsynthError.from(err);

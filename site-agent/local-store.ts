@@ -8,6 +8,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Mechanism } from "../shared/privacy/mechanism.js";
 import { FedsynthError } from "../shared/errors.js";
+import { canonicalize, type SignedCharge } from "../shared/ledger/index.js";
 
 export interface LocalCharge {
   taskId: string;
@@ -56,6 +57,8 @@ export class LocalStore {
         mechanisms_json TEXT NOT NULL, delta REAL NOT NULL, epsilon_task REAL NOT NULL, epsilon_study_total REAL NOT NULL,
         update_sha256 TEXT NOT NULL, at INTEGER NOT NULL);
       CREATE TABLE IF NOT EXISTS results (task_id TEXT PRIMARY KEY, update_blob BLOB NOT NULL, sha256 TEXT NOT NULL, acknowledged INTEGER NOT NULL DEFAULT 0);
+      -- The site's own copy of its ledger entries: each charge statement exactly as signed, and the signature.
+      CREATE TABLE IF NOT EXISTS signed_charges (task_id TEXT PRIMARY KEY, statement_json TEXT NOT NULL, signature TEXT NOT NULL);
     `);
   }
 
@@ -83,9 +86,12 @@ export class LocalStore {
     this.db.prepare("UPDATE studies SET state = ?, message = ? WHERE study_id = ?").run(state, message, studyId);
   }
 
-  /** Records the charge and keeps the released update, atomically. */
-  recordRelease(charge: LocalCharge, update: Uint8Array): void {
+  /** Records the charge, its signed statement and the released update, atomically. */
+  recordRelease(charge: LocalCharge, update: Uint8Array, signed?: SignedCharge): void {
     this.db.transaction(() => {
+      if (signed) {
+        this.db.prepare("INSERT INTO signed_charges (task_id, statement_json, signature) VALUES (?, ?, ?)").run(charge.taskId, canonicalize(signed.charge), signed.siteSignature);
+      }
       this.db.prepare(`INSERT INTO charges (task_id, study_id, study_name, round, mechanisms_json, delta, epsilon_task, epsilon_study_total, update_sha256, at)
           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
         .run(charge.taskId, charge.studyId, charge.studyName, charge.round, JSON.stringify(charge.mechanisms), charge.delta,
@@ -98,11 +104,18 @@ export class LocalStore {
     this.db.prepare("UPDATE results SET acknowledged = 1 WHERE task_id = ?").run(taskId);
   }
 
-  getRelease(taskId: string): { charge: LocalCharge; update: Uint8Array } | undefined {
+  getRelease(taskId: string): { charge: LocalCharge; update: Uint8Array; signature?: string } | undefined {
     const c = this.db.prepare("SELECT * FROM charges WHERE task_id = ?").get(taskId) as Row | undefined;
     const r = this.db.prepare("SELECT * FROM results WHERE task_id = ?").get(taskId) as Row | undefined;
     if (!c || !r) return undefined;
-    return { charge: chargeFromRow(c), update: new Uint8Array(r.update_blob) };
+    const s = this.db.prepare("SELECT signature FROM signed_charges WHERE task_id = ?").get(taskId) as Row | undefined;
+    return { charge: chargeFromRow(c), update: new Uint8Array(r.update_blob), ...(s ? { signature: s.signature } : {}) };
+  }
+
+  /** Every charge statement this site signed, oldest first: what it can hold the coordinator's ledger to. */
+  signedCharges(): SignedCharge[] {
+    const rows = this.db.prepare("SELECT s.* FROM signed_charges s JOIN charges c ON c.task_id = s.task_id ORDER BY c.at, c.round").all() as Row[];
+    return rows.map((r) => ({ charge: JSON.parse(r.statement_json), siteSignature: r.signature }));
   }
 
   charges(filter: { studyId?: string } = {}): LocalCharge[] {

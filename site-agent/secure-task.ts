@@ -10,7 +10,6 @@ import type { TaskAssignment } from "../shared/federation/task.js";
 import type { Logger } from "../shared/telemetry/log.js";
 import type { SecurePreparation } from "./task-runner.js";
 import type { SecAggCharge } from "./grpc/agent-client.js";
-import { signSubmission } from "../shared/federation/submission-statement.js";
 import { FedsynthError } from "../shared/errors.js";
 
 type Prepared = Extract<SecurePreparation, { kind: "secure" }>;
@@ -21,8 +20,8 @@ export interface SecureTaskOptions {
   siteName: string;
   signingKey: SigningKey;
   log: Logger;
-  /** Writes the charge and the masked words to the site's ledger; returns their SHA-256. */
-  record(masked: Uint8Array): string;
+  /** Writes the charge, its signed statement and the masked words to the site's ledger. */
+  record(masked: Uint8Array): { sha256: string; signature: Uint8Array };
   send(message: Uint8Array, charge?: SecAggCharge): Promise<void>;
 }
 
@@ -71,12 +70,8 @@ export class SecureTask {
         return this.send(this.client.shareKeys(m));
       case "routed-shares": {
         const masked = this.client.maskInput(m, this.opts.prepared.words);
-        const sha256 = this.opts.record(new Uint8Array(masked.masked.buffer, masked.masked.byteOffset, masked.masked.byteLength));
+        const { signature } = this.opts.record(new Uint8Array(masked.masked.buffer, masked.masked.byteOffset, masked.masked.byteLength));
         const { task, prepared } = this.opts;
-        const signature = signSubmission({
-          studyId: task.study.studyId, round: task.round, taskId: task.taskId, updateSha256: sha256,
-          epsilon: prepared.epsilonStudyTotal, delta: prepared.delta,
-        }, this.opts.signingKey.secretKey);
         this.opts.log.info("secure aggregation: masked input sent", {
           task: task.taskId, epsilon_study_total: prepared.epsilonStudyTotal, epsilon_if_coordinator_colludes: prepared.epsilonIfColluding,
         });

@@ -1,5 +1,6 @@
 /** The site's own checks, over a real local store and a real CSV: the coordinator cannot talk it into overspending. */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import nacl from "tweetnacl";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -39,6 +40,7 @@ describe("TaskRunner", () => {
   const runner = (cap = 3, file = "data.csv") =>
     new TaskRunner({
       store, cap: { epsilon: cap, delta: 1e-4 }, dataFile: join(dir, file), log: createLogger("site", { write: (l) => lines.push(l) }),
+      siteName: "test-site", signingSecretKey: nacl.sign.keyPair().secretKey,
       fetchModel: async () => { throw new Error("no model needed"); },
     });
 

@@ -17,10 +17,12 @@ import type { LocalStore } from "./local-store.js";
 import type { Mechanism } from "../shared/privacy/mechanism.js";
 import { Accountant } from "../shared/privacy/accountant.js";
 import { encodeContribution } from "../shared/federation/secure-contribution.js";
+import { signChargeClaim } from "../shared/federation/charge-statement.js";
+import type { SignedCharge } from "../shared/ledger/index.js";
 import { admissionRefusal, sameMechanisms, taskCharge, type BudgetCap } from "./budget.js";
 
 export type TaskOutcome =
-  | { kind: "result"; taskId: string; bytes: Uint8Array; sha256: string; epsilonStudyTotal: number; delta: number; resent: boolean }
+  | { kind: "result"; taskId: string; bytes: Uint8Array; sha256: string; epsilonStudyTotal: number; delta: number; resent: boolean; signature: Uint8Array }
   | { kind: "decline"; taskId: string; studyId: string; reason: DeclineReason; message: string };
 
 export type SecurePreparation =
@@ -52,6 +54,9 @@ export interface DataSummary {
 
 export interface TaskRunnerOptions {
   store: LocalStore;
+  siteName: string;
+  /** The site's Ed25519 secret key: every charge statement is signed with it before the update leaves. */
+  signingSecretKey: Uint8Array;
   cap: BudgetCap;
   dataFile: string;
   log: Logger;
@@ -71,9 +76,11 @@ export class TaskRunner {
     const released = store.getRelease(task.taskId);
     if (released) {
       log.info("resending an update already released for this task (no new charge)", { study: spec.studyId, round: task.round });
+      // Stores written before charges were signed have no statement: sign the one this release made.
+      const signature = released.signature ?? this.sign(task, released.charge.epsilonStudyTotal, released.charge.updateSha256).siteSignature;
       return {
         kind: "result", taskId: task.taskId, bytes: released.update, sha256: released.charge.updateSha256,
-        epsilonStudyTotal: released.charge.epsilonStudyTotal, delta: released.charge.delta, resent: true,
+        epsilonStudyTotal: released.charge.epsilonStudyTotal, delta: released.charge.delta, resent: true, signature: Buffer.from(signature, "base64"),
       };
     }
     const checked = await this.check(task);
@@ -89,9 +96,9 @@ export class TaskRunner {
     }
     const bytes = vectorToBytes(update);
     const sha256 = sha256Hex(bytes);
-    this.record(task, ownCharge, charge, sha256, bytes);
+    const signature = this.record(task, ownCharge, charge, sha256, bytes);
     this.opts.progress?.(task.taskId, 0.9, "update charged; sending");
-    return { kind: "result", taskId: task.taskId, bytes, sha256, epsilonStudyTotal: charge.epsilonStudyTotal, delta: spec.delta, resent: false };
+    return { kind: "result", taskId: task.taskId, bytes, sha256, epsilonStudyTotal: charge.epsilonStudyTotal, delta: spec.delta, resent: false, signature };
   }
 
   /**
@@ -124,22 +131,33 @@ export class TaskRunner {
     };
   }
 
-  /** Records the charge and the masked words together, before they are sent. */
-  recordSecureRelease(task: TaskAssignment, prepared: Extract<SecurePreparation, { kind: "secure" }>, masked: Uint8Array): string {
+  /** Records the charge and the masked words together, before they are sent; returns their hash and the signature. */
+  recordSecureRelease(task: TaskAssignment, prepared: Extract<SecurePreparation, { kind: "secure" }>, masked: Uint8Array): { sha256: string; signature: Uint8Array } {
     const sha256 = sha256Hex(masked);
-    this.record(task, prepared.mechanisms, prepared, sha256, masked);
-    return sha256;
+    return { sha256, signature: this.record(task, prepared.mechanisms, prepared, sha256, masked) };
   }
 
-  private record(task: TaskAssignment, mechanisms: Mechanism[], charge: { epsilonTask: number; epsilonStudyTotal: number }, sha256: string, bytes: Uint8Array): void {
+  /** The signed charge statement of a release (ledger form; see shared/federation/charge-statement.ts). */
+  private sign(task: TaskAssignment, epsilonStudyTotal: number, updateSha256: string): SignedCharge {
+    const { statement, signature } = signChargeClaim({
+      siteName: this.opts.siteName, studyId: task.study.studyId, round: task.round, taskId: task.taskId, mechanisms: task.mechanisms,
+      delta: task.study.delta, epsilonStudyTotal, updateSha256,
+    }, this.opts.signingSecretKey);
+    return { charge: statement, siteSignature: signature };
+  }
+
+  /** The charge, its signed statement and the bytes that will leave, in one transaction; returns the signature. */
+  private record(task: TaskAssignment, mechanisms: Mechanism[], charge: { epsilonTask: number; epsilonStudyTotal: number }, sha256: string, bytes: Uint8Array): Uint8Array {
     const spec = task.study;
+    const signed = this.sign(task, charge.epsilonStudyTotal, sha256);
     this.opts.store.recordRelease({
       taskId: task.taskId, studyId: spec.studyId, studyName: spec.name, round: task.round, mechanisms, delta: spec.delta,
       epsilonTask: charge.epsilonTask, epsilonStudyTotal: charge.epsilonStudyTotal, updateSha256: sha256, at: Date.now(),
-    }, bytes);
+    }, bytes, signed);
     this.opts.log.info(`round ${task.round} of study '${spec.name}': update computed and charged`, {
       study: spec.studyId, epsilon_round: round6(charge.epsilonTask), epsilon_study_total: round6(charge.epsilonStudyTotal), delta: spec.delta,
     });
+    return Buffer.from(signed.siteSignature, "base64");
   }
 
   private decline(task: TaskAssignment, reason: DeclineReason, message: string): Extract<TaskOutcome, { kind: "decline" }> {

@@ -124,4 +124,12 @@ export const MIGRATIONS: { version: number; description: string; sql: string }[]
       ALTER TABLE rounds ADD COLUMN session_nonce TEXT;
     `,
   },
+  {
+    version: 4,
+    description: "the privacy ledger's hash chain (one canonical entry per row) and the coordinator's ledger signing key",
+    sql: `
+      CREATE TABLE ledger_chain (seq INTEGER PRIMARY KEY, entry_json TEXT NOT NULL);
+      CREATE TABLE secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+    `,
+  },
 ];

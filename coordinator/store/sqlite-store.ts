@@ -124,6 +124,23 @@ export class SqliteStore implements CoordinatorStore {
     return (this.db.prepare("SELECT * FROM sites ORDER BY name").all() as Row[]).map(siteFromRow);
   }
 
+  appendChainEntry(seq: number, entryJson: string): void {
+    this.db.prepare("INSERT INTO ledger_chain (seq, entry_json) VALUES (?, ?)").run(seq, entryJson);
+  }
+
+  listChainEntries(): string[] {
+    return (this.db.prepare("SELECT entry_json FROM ledger_chain ORDER BY seq").all() as Row[]).map((r) => r.entry_json);
+  }
+
+  getSecret(name: string): Uint8Array | undefined {
+    const row = this.db.prepare("SELECT value FROM secrets WHERE name = ?").get(name) as Row | undefined;
+    return row && new Uint8Array(row.value);
+  }
+
+  putSecret(name: string, value: Uint8Array): void {
+    this.db.prepare("INSERT INTO secrets (name, value) VALUES (?, ?)").run(name, Buffer.from(value));
+  }
+
   insertStudy(s: StudyRecord): void {
     this.db.prepare(`INSERT INTO studies (study_id, name, schema_json, engine, epsilon, delta, rounds, min_sites,
         round_deadline_seconds, engine_config_json, secure_threshold, state, status_message, completed_rounds, created_at, updated_at)

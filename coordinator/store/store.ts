@@ -59,6 +59,13 @@ export interface CoordinatorStore {
   getModel(modelId: string): ModelRecord | undefined;
   latestModel(studyId: string): ModelRecord | undefined;
 
+  /** The privacy ledger's chain: entries as canonical JSON, in seq order. */
+  appendChainEntry(seq: number, entryJson: string): void;
+  listChainEntries(): string[];
+  /** Key material kept with the state it protects (the ledger signing key). */
+  getSecret(name: string): Uint8Array | undefined;
+  putSecret(name: string, value: Uint8Array): void;
+
   appendLedger(entry: { at: number; kind: LedgerKind; studyId: string | null; siteName: string | null; round: number | null; body: LedgerRecord["body"] }): LedgerRecord;
   listLedger(filter?: { studyId?: string; siteName?: string; kind?: LedgerKind }): LedgerRecord[];
 }

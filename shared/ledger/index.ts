@@ -9,6 +9,6 @@ export { EPSILON_TOLERANCE } from "./charge-audit.js";
 export { CLOCK_SKEW_MS, LedgerAudit, type AuditOptions, type LedgerSummary } from "./ledger-audit.js";
 export { verifyLedger, describeVerification, type LedgerVerification, type VerifyOptions } from "./verify-ledger.js";
 export { LedgerWriter, type LedgerWriterOptions } from "./ledger-writer.js";
-export { exportJsonl, importJsonl, verifyJsonl } from "./jsonl.js";
+export { exportJsonl, importJsonl, readLedgerLines, verifyJsonl } from "./jsonl.js";
 export { compareAgentCopy, type AgentCharge, type AgentCopyComparison, type ChargeRef } from "./agent-copy.js";
 export { verifyLedgerInParallel, type ParallelVerifyOptions } from "./verify-ledger-parallel.js";

@@ -21,7 +21,7 @@ export function exportJsonl(entries: readonly LedgerEntry[]): string {
  * verifyLedger's job). Throws FedsynthError("invalid-data") naming the first bad line.
  */
 export function importJsonl(text: string | Uint8Array, file?: string): LedgerEntry[] {
-  return readLines(text).map((value, index) => {
+  return readLedgerLines(text).map((value, index) => {
     const problem = entryShapeProblem(value);
     if (problem) {
       throw new FedsynthError("invalid-data", `${file ?? "ledger"}:${index + 1}: ${problem}`, {
@@ -35,11 +35,11 @@ export function importJsonl(text: string | Uint8Array, file?: string): LedgerEnt
 
 /** verifyLedger over an export; a line that cannot be read fails as that entry (index = line number − 1). */
 export function verifyJsonl(text: string | Uint8Array, options: VerifyOptions = {}): LedgerVerification {
-  return verifyLedger(readLines(text), options);
+  return verifyLedger(readLedgerLines(text), options);
 }
 
-/** Each line's value, or an UnreadableEntry saying why there is none. A final "\n" ends the last line. */
-function readLines(text: string | Uint8Array): unknown[] {
+/** Each line's value, or an UnreadableEntry saying why there is none (for the verifiers). A final "\n" ends the last line. */
+export function readLedgerLines(text: string | Uint8Array): unknown[] {
   const lines = typeof text === "string" ? text.split("\n") : splitBytes(text);
   if (lines.length > 0 && lines[lines.length - 1] === "") lines.pop();
   return lines.map((line) => (line instanceof UnreadableEntry ? line : readLine(line)));

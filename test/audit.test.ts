@@ -1,0 +1,96 @@
+/**
+ * The auditor's path as a user runs it: a full simulate run, `audit export` of the coordinator's and each
+ * site's data directory, `audit verify` of the files alone — and every kind of tampering caught.
+ */
+import { beforeAll, describe, expect, it } from "vitest";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { EXAMPLES, HEART_SITES, heartSiteArgs, runCli, tempDir } from "./support/cli.js";
+
+describe("audit export and verify after a simulate run", () => {
+  const dir = tempDir();
+  const work = join(dir, "work");
+  const ledger = join(dir, "ledger.jsonl");
+  const copy = (site: string) => join(dir, `${site}.jsonl`);
+  let lines: string[] = [];
+
+  beforeAll(async () => {
+    const sim = await runCli(["simulate", "--schema", join(EXAMPLES, "schema.json"), ...heartSiteArgs(), "--rounds", "2", "--out", join(dir, "out.csv"), "--workdir", work, "--quiet"]);
+    expect(sim.code, sim.stderr).toBe(0);
+    const exported = await runCli(["audit", "export", "--data-dir", join(work, "coordinator"), "--out", ledger]);
+    expect(exported.code, exported.stderr).toBe(0);
+    for (const site of HEART_SITES) {
+      const r = await runCli(["audit", "export", "--data-dir", join(work, "sites", site), "--out", copy(site)]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/wrote the 2 charges this site signed/);
+    }
+    lines = readFileSync(ledger, "utf8").trim().split("\n");
+  }, 180_000);
+
+  it("verifies the coordinator's ledger with the consortium CA, and every site's own copy agrees entry for entry", async () => {
+    const r = await runCli(["audit", "verify", ledger, "--ca", join(work, "coordinator", "pki", "ca.pem"), ...HEART_SITES.flatMap((s) => ["--site-copy", `${s}=${copy(s)}`]), "--json"]);
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout);
+    expect(report.ok).toBe(true);
+    expect(report.summary.kinds.charge).toBe(8);
+    expect(report.summary.kinds.release).toBe(2);
+    expect(report.summary.sites.sort()).toEqual([...HEART_SITES].sort());
+    for (const c of report.siteCopies) expect(c, c.siteName).toMatchObject({ ok: true, matched: 2, dropped: [], altered: [], unexpected: [] });
+    for (const s of report.summary.spend) expect(s.epsilon).toBeLessThanOrEqual(1 + 1e-9);
+    const text = await runCli(["audit", "verify", ledger]);
+    expect(text.stdout).toMatch(/ok: \d+ entries, head seq/);
+  });
+
+  const tampered = async (edit: (lines: string[]) => string[]) => {
+    const file = join(dir, `tampered-${Math.random().toString(36).slice(2)}.jsonl`);
+    writeFileSync(file, edit([...lines]).join("\n") + "\n");
+    return runCli(["audit", "verify", file]);
+  };
+  const firstCharge = () => lines.findIndex((l) => l.includes('"kind":"charge"'));
+
+  it("fails, naming the entry, when a recorded epsilon is lowered", async () => {
+    const i = firstCharge();
+    const r = await tampered((ls) => {
+      const entry = JSON.parse(ls[i]);
+      entry.body.charge.epsilonTask /= 2;
+      ls[i] = JSON.stringify(entry);
+      return ls;
+    });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`FAILED at entry ${i}\\b`));
+  });
+
+  it("fails when an entry is dropped, duplicated or two are swapped", async () => {
+    const i = firstCharge();
+    for (const edit of [
+      (ls: string[]) => ls.filter((_, k) => k !== i),
+      (ls: string[]) => [...ls.slice(0, i + 1), ls[i], ...ls.slice(i + 1)],
+      (ls: string[]) => [...ls.slice(0, i), ls[i + 1], ls[i], ...ls.slice(i + 2)],
+    ]) {
+      const r = await tampered(edit);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/FAILED at entry \d+/);
+    }
+  });
+
+  it("fails when any byte of a line changes, even one that keeps the value", async () => {
+    const i = firstCharge();
+    const r = await tampered((ls) => {
+      ls[i] = ls[i].replace('"delta":0.00001', '"delta":1e-5');
+      return ls;
+    });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`FAILED at entry ${i}: .*canonical`));
+  });
+
+  it("shows a site's charge the ledger does not hold", async () => {
+    const site = HEART_SITES[0];
+    const extra = JSON.parse(readFileSync(copy(site), "utf8").trim().split("\n")[0]);
+    extra.charge.taskId = "task-the-coordinator-never-recorded";
+    const file = join(dir, "copy-with-extra.jsonl");
+    writeFileSync(file, readFileSync(copy(site), "utf8") + JSON.stringify(extra) + "\n");
+    const r = await runCli(["audit", "verify", ledger, "--site-copy", `${site}=${file}`]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(new RegExp(`site copy of ${site}: MISMATCH — dropped \\[\\{"studyId":"study-[0-9a-f]+","taskId":"task-the-coordinator-never-recorded"`));
+  });
+});
