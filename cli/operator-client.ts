@@ -4,7 +4,7 @@ import { create } from "@bufbuild/protobuf";
 import {
   OperatorService, StudyState, type Study, type Site, type ExportModelResponse,
   CreateStudyRequestSchema, StartStudyRequestSchema, CancelStudyRequestSchema, ListStudiesRequestSchema, GetStudyRequestSchema,
-  ListSitesRequestSchema, ExportModelRequestSchema, IssueEnrollmentTokenRequestSchema, RevokeSiteRequestSchema, SecureAggregationMode,
+  ListSitesRequestSchema, ExportModelRequestSchema, IssueEnrollmentTokenRequestSchema, RevokeSiteRequestSchema, SecureAggregationMode, ExportLedgerRequestSchema, type ExportLedgerResponse,
 } from "../gen/fedsynth/v1/operator_pb.js";
 import { grpcClientConstructor } from "../shared/transport/grpc-service.js";
 import { fromGrpcError, type ChannelKind } from "../shared/transport/status.js";
@@ -139,6 +139,28 @@ export class OperatorClient {
   }
 
   /** The study's latest pooled model file, reassembled from its chunks and checked against its hash. */
+  /** The coordinator's privacy ledger as JSONL, checked against the hash it announced. */
+  exportLedger(): Promise<Uint8Array> {
+    return new Promise((resolve, reject) => {
+      const parts: Buffer[] = [];
+      let sha = "";
+      const call: grpc.ClientReadableStream<ExportLedgerResponse> = this.client.exportLedger(create(ExportLedgerRequestSchema, {}));
+      call.on("data", (chunk: ExportLedgerResponse) => {
+        parts.push(Buffer.from(chunk.data));
+        sha = chunk.sha256;
+      });
+      call.on("error", (err) => reject(fromGrpcError(err, "export the ledger", this.channel)));
+      call.on("end", () => {
+        const bytes = Buffer.concat(parts);
+        if (sha256Hex(bytes) !== sha) {
+          reject(new FedsynthError("unavailable", "the ledger arrived incomplete", { hint: "run the export again" }));
+          return;
+        }
+        resolve(new Uint8Array(bytes));
+      });
+    });
+  }
+
   exportModel(studyId: string): Promise<{ bytes: Uint8Array; round: number; engine: string }> {
     return new Promise((resolve, reject) => {
       const parts: Buffer[] = [];

@@ -5,7 +5,8 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { EXAMPLES, HEART_SITES, heartSiteArgs, runCli, tempDir } from "./support/cli.js";
+import { afterAll } from "vitest";
+import { EXAMPLES, HEART_SITES, heartSiteArgs, runCli, startSecureCoordinator, tempDir, type CliProcess } from "./support/cli.js";
 
 describe("audit export and verify after a simulate run", () => {
   const dir = tempDir();
@@ -92,5 +93,53 @@ describe("audit export and verify after a simulate run", () => {
     const r = await runCli(["audit", "verify", ledger, "--site-copy", `${site}=${file}`]);
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(new RegExp(`site copy of ${site}: MISMATCH — dropped \\[\\{"studyId":"study-[0-9a-f]+","taskId":"task-the-coordinator-never-recorded"`));
+  });
+
+  describe("the auditor role", () => {
+    let coordinator: CliProcess | undefined;
+    afterAll(async () => {
+      await coordinator?.stop();
+    });
+
+    it("reads studies and the ledger over the operator API, changes nothing, and gets a report that opens without a server", async () => {
+      const dataDir = join(work, "coordinator");
+      const started = await startSecureCoordinator(dataDir);
+      coordinator = started.proc;
+      const auditor = join(dir, "auditor");
+      const issued = await runCli(["operator", "issue", "--data-dir", dataDir, "--name", "dpo@cleveland.example", "--role", "auditor", "--out", auditor]);
+      expect(issued.code, issued.stderr).toBe(0);
+      const as = ["--coordinator", started.address, "--credentials", auditor];
+
+      const listed = await runCli(["study", "list", ...as, "--json"]);
+      expect(listed.code, listed.stderr).toBe(0);
+      expect(JSON.parse(listed.stdout)).toHaveLength(1);
+      const studyId = JSON.parse(listed.stdout)[0].studyId;
+      const remote = join(dir, "remote-ledger.jsonl");
+      const exported = await runCli(["audit", "export", ...as, "--out", remote]);
+      expect(exported.code, exported.stderr).toBe(0);
+      expect((await runCli(["audit", "verify", remote, "--ca", join(dataDir, "pki", "ca.pem")])).code).toBe(0);
+      // The remote export is the stored ledger (and whatever heads were signed since), entry for entry.
+      expect(readFileSync(remote, "utf8").startsWith(readFileSync(ledger, "utf8").split("\n").slice(0, -2).join("\n"))).toBe(true);
+
+      const readOnly = /auditor dpo@cleveland\.example has read-only access/;
+      for (const args of [
+        ["study", "create", ...as, "--name", "x", "--schema", join(EXAMPLES, "schema.json"), "--site", "cleveland"],
+        ["study", "cancel", studyId, ...as],
+        ["site", "token", ...as, "--site", "basel"],
+        ["site", "revoke", "va", ...as],
+      ]) {
+        const r = await runCli(args);
+        expect(r.code, args.join(" ")).not.toBe(0);
+        expect(r.stderr, args.join(" ")).toMatch(readOnly);
+      }
+
+      const html = join(dir, "report.html");
+      const report = await runCli(["audit", "report", remote, "--out", html]);
+      expect(report.code, report.stderr).toBe(0);
+      const page = readFileSync(html, "utf8");
+      expect(page).toMatch(/Verified/);
+      for (const site of HEART_SITES) expect(page).toContain(site);
+      expect(page).not.toMatch(/<script|https?:\/\//);
+    }, 120_000);
   });
 });

@@ -1,5 +1,5 @@
 /**
- * `fedsynth audit export|verify`: the auditor's commands. Export reads a data directory (a coordinator's:
+ * `fedsynth audit export|verify|report`: the auditor's commands. Export reads a data directory (a coordinator's:
  * the privacy ledger up to its last signed head; a site agent's: every charge statement the site signed)
  * and writes JSONL. Verify needs nothing but the file (and, optionally, the consortium CA and sites' own
  * copies): it recomputes every hash, signature and epsilon itself and exits 0 only when all hold.
@@ -10,9 +10,12 @@ import { join, resolve } from "node:path";
 import Database from "better-sqlite3";
 import { FedsynthError } from "../../shared/errors.js";
 import {
-  canonicalize, compareAgentCopy, describeVerification, exportJsonl, importJsonl, readLedgerLines, verifyLedgerInParallel, type AgentCharge, type LedgerEntry,
+  canonicalize, compareAgentCopy, describeVerification, exportJsonl, importJsonl, isWellFormedEntry, readLedgerLines, verifyLedgerInParallel, type AgentCharge,
+  type LedgerEntry,
 } from "../../shared/ledger/index.js";
+import { renderAuditReport } from "../../shared/ledger/report/index.js";
 import { collect } from "../options.js";
+import { CREDENTIALS_ENV, withOperator } from "../connection.js";
 
 /** The coordinator's chain up to its last head (entries after it are not yet signed), read without locking the store. */
 function readCoordinatorLedger(path: string): { entries: LedgerEntry[]; unsigned: number } {
@@ -47,12 +50,26 @@ export function registerAuditCommands(program: Command): void {
 
   audit
     .command("export")
-    .description("write the ledger of a coordinator's data directory, or a site agent's own signed charges, as JSONL")
-    .requiredOption("--data-dir <dir>", "a coordinator's or a site agent's data directory")
+    .description("write the ledger of a coordinator (its data directory, or over the operator API with auditor credentials), or a site agent's own signed charges, as JSONL")
+    .option("--data-dir <dir>", "a coordinator's or a site agent's data directory")
+    .option("--coordinator <host:port>", "instead of --data-dir: a running coordinator (with --credentials of an auditor or operator)")
+    .option("--credentials <dir>", `with --coordinator: auditor or operator credentials (default: $${CREDENTIALS_ENV})`)
+    .option("--insecure", "with --coordinator: plaintext to a development coordinator on loopback", false)
     .requiredOption("--out <file.jsonl>", "where to write it")
-    .action((opts: { dataDir: string; out: string }) => {
-      const dir = resolve(opts.dataDir);
+    .action(async (opts: { dataDir?: string; coordinator?: string; credentials?: string; insecure: boolean; out: string }) => {
       const out = resolve(opts.out);
+      if (!!opts.dataDir === !!opts.coordinator) {
+        throw new FedsynthError("invalid-argument", "audit export needs either --data-dir or --coordinator", {
+          hint: "--data-dir DIR on the coordinator's or a site's host, or --coordinator HOST:PORT --credentials DIR from anywhere",
+        });
+      }
+      if (opts.coordinator) {
+        const bytes = await withOperator({ coordinator: opts.coordinator, credentials: opts.credentials, insecure: opts.insecure }, (c) => c.exportLedger());
+        writeFileSync(out, bytes);
+        process.stdout.write(`wrote the ledger of ${opts.coordinator} (${bytes.byteLength} bytes) to ${out}\n`);
+        return;
+      }
+      const dir = resolve(opts.dataDir!);
       if (existsSync(join(dir, "coordinator.sqlite"))) {
         const { entries, unsigned } = readCoordinatorLedger(join(dir, "coordinator.sqlite"));
         writeFileSync(out, exportJsonl(entries));
@@ -106,5 +123,23 @@ export function registerAuditCommands(program: Command): void {
         }
       }
       if (!copiesOk) process.exitCode = 1;
+    });
+
+  audit
+    .command("report")
+    .description("write a self-contained HTML page of a ledger export for people: each site's budget over time, every charge, release and refusal, and the verdict")
+    .argument("<ledger.jsonl>")
+    .requiredOption("--out <report.html>", "where to write the page (it opens in a browser from the file, with no server)")
+    .option("--ca <ca.pem>", "the consortium CA, as for audit verify")
+    .option("--title <text>", "the page's title")
+    .action(async (file: string, opts: { out: string; ca?: string; title?: string }) => {
+      const text = readFileSync(resolve(file));
+      const lines = readLedgerLines(text);
+      const verification = await verifyLedgerInParallel(lines, { caPem: opts.ca ? readFileSync(resolve(opts.ca), "utf8") : undefined });
+      // A failed ledger is still shown, entry by entry up to where it can be read, under a FAILED verdict.
+      const entries = lines.filter(isWellFormedEntry) as LedgerEntry[];
+      writeFileSync(resolve(opts.out), renderAuditReport(entries, verification, { ...(opts.title ? { title: opts.title } : {}) }));
+      process.stdout.write(`wrote ${resolve(opts.out)}: ${verification.ok ? "verified" : `verification FAILED at ${describeVerification(verification)}`}\n`);
+      if (!verification.ok) process.exitCode = 1;
     });
 }

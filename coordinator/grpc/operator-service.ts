@@ -5,8 +5,9 @@ import {
   CreateStudyResponseSchema, StartStudyResponseSchema, CancelStudyResponseSchema, ListStudiesResponseSchema,
   GetStudyResponseSchema, ListSitesResponseSchema, ExportModelResponseSchema, StudySchema, StudyState as StudyStateMsg,
   IssueEnrollmentTokenResponseSchema, RevokeSiteResponseSchema, SiteSchema, type Site, type Study,
-  SecureAggregationMode,
+  SecureAggregationMode, ExportLedgerResponseSchema,
 } from "../../gen/fedsynth/v1/operator_pb.js";
+import { exportJsonl } from "../../shared/ledger/index.js";
 import { FedsynthError } from "../../shared/errors.js";
 import { peerIdentity } from "./peer.js";
 import type { SiteRecord } from "../store/records.js";
@@ -132,6 +133,22 @@ export function operatorServiceHandlers(coordinator: Coordinator): grpc.UntypedS
       const site = coordinator.revokeSite(req.siteName, req.reason);
       return create(RevokeSiteResponseSchema, { site: siteToProto(site, false) });
     }),
+    async exportLedger(call: grpc.ServerWritableStream<any, any>) {
+      try {
+        authorize(coordinator, call, "read");
+        coordinator.ledger.seal();
+        const bytes = Buffer.from(exportJsonl(coordinator.ledger.entries()));
+        const sha256 = sha256Hex(bytes);
+        for (let offset = 0; offset < bytes.byteLength; offset += CHUNK_BYTES) {
+          const ok = call.write(create(ExportLedgerResponseSchema, { offset: BigInt(offset), data: bytes.subarray(offset, offset + CHUNK_BYTES), totalBytes: BigInt(bytes.byteLength), sha256 }));
+          if (!ok) await new Promise((resolve) => call.once("drain", resolve));
+        }
+        call.end();
+      } catch (err) {
+        call.destroy(Object.assign(new Error((err as Error).message), toGrpcError(err)));
+      }
+    },
+
     async exportModel(call: grpc.ServerWritableStream<any, any>) {
       try {
         authorize(coordinator, call, "read");
