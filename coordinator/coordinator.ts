@@ -142,10 +142,28 @@ export class Coordinator {
     this.ledger.seal();
   }
 
+  /**
+   * A site's own budget cap, as its agent declares it, goes on the ledger with the site's key (and
+   * certificate) whenever it is new or changed, so that auditors can check every spend against it.
+   */
+  private recordCap(siteName: string, cap: { epsilon: number; delta: number }): void {
+    if (!(Number.isFinite(cap.epsilon) && cap.epsilon > 0 && Number.isFinite(cap.delta) && cap.delta >= 0 && cap.delta < 1)) return;
+    const last = [...this.ledger.entries()].reverse().find((e) => e.kind === "enrolment" && e.body.siteName === siteName);
+    if (!last || last.kind !== "enrolment") return;
+    if (last.body.cap?.epsilon === cap.epsilon && last.body.cap?.delta === cap.delta) return;
+    try {
+      this.ledger.enrol({ ...last.body, cap: { epsilon: cap.epsilon, delta: cap.delta } });
+    } catch (err) {
+      // A cap below what the site has spent already cannot be recorded; the site's own agent refuses further work.
+      this.log.warn("the site's declared budget cap was not recorded on the privacy ledger", { site: siteName, reason: FedsynthError.from(err).message });
+    }
+  }
+
   /** Registers a live session and hands it every task it has pending. */
-  attachSession(session: SiteSession, agentVersion: string): SiteRecord {
+  attachSession(session: SiteSession, agentVersion: string, cap?: { epsilon: number; delta: number }): SiteRecord {
     validateSiteName(session.siteName);
     const site = this.store.upsertSite(session.siteName, agentVersion, this.now());
+    if (cap) this.recordCap(session.siteName, cap);
     this.sessions.attach(session);
     this.log.info("site connected", { site: session.siteName });
     for (const secure of this.secureRounds.values()) secure.rejoin(session.siteName);

@@ -112,7 +112,7 @@ export class SiteAgent {
   }
 
   private async serveSession(): Promise<void> {
-    const session = this.client.openSession(this.opts.siteName, AGENT_VERSION);
+    const session = this.client.openSession(this.opts.siteName, AGENT_VERSION, this.opts.cap);
     this.session = session;
     let heartbeat: NodeJS.Timeout | undefined;
     session.onMessage((m) => {

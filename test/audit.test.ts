@@ -38,6 +38,10 @@ describe("audit export and verify after a simulate run", () => {
     expect(report.summary.sites.sort()).toEqual([...HEART_SITES].sort());
     for (const c of report.siteCopies) expect(c, c.siteName).toMatchObject({ ok: true, matched: 2, dropped: [], altered: [], unexpected: [] });
     for (const s of report.summary.spend) expect(s.epsilon).toBeLessThanOrEqual(1 + 1e-9);
+    // Each site's own cap (simulate gives every agent the study's epsilon) is on the ledger with its key.
+    const caps = lines.map((l) => JSON.parse(l)).filter((e) => e.kind === "enrolment" && e.body.cap);
+    expect(new Set(caps.map((e) => e.body.siteName))).toEqual(new Set(HEART_SITES));
+    for (const e of caps) expect(e.body.cap).toEqual({ epsilon: 1, delta: 1e-5 });
     const text = await runCli(["audit", "verify", ledger]);
     expect(text.stdout).toMatch(/ok: \d+ entries, head seq/);
   });

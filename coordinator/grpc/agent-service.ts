@@ -109,7 +109,7 @@ class AgentStream {
       // Who the site is comes from its certificate (or, in development mode, its registration); Hello only
       // names it, and a certificate may act only as its own site.
       this.coordinator.sites.authenticateSite(peerIdentity(this.call), m.value.siteName);
-      this.open(m.value.siteName, m.value.agentVersion);
+      this.open(m.value.siteName, m.value.agentVersion, m.value.epsilonCap > 0 ? { epsilon: m.value.epsilonCap, delta: m.value.deltaCap } : undefined);
       return;
     }
     const site = this.session.siteName;
@@ -146,7 +146,7 @@ class AgentStream {
     }
   }
 
-  private open(siteName: string, agentVersion: string): void {
+  private open(siteName: string, agentVersion: string, cap?: { epsilon: number; delta: number }): void {
     const call = this.call;
     const session: SiteSession = {
       siteName,
@@ -163,7 +163,7 @@ class AgentStream {
     call.write(create(ConnectResponseSchema, {
       message: { case: "welcome", value: { siteId: "", heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS, coordinatorVersion: COORDINATOR_VERSION } },
     }));
-    this.coordinator.attachSession(session, agentVersion);
+    this.coordinator.attachSession(session, agentVersion, cap);
   }
 
   private onChunk(site: string, chunk: ResultChunk): void {

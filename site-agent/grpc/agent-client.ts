@@ -79,7 +79,7 @@ export class AgentClient {
     });
   }
 
-  openSession(siteName: string, agentVersion: string): AgentSession {
+  openSession(siteName: string, agentVersion: string, cap?: { epsilon: number; delta: number }): AgentSession {
     const call: grpc.ClientDuplexStream<ConnectRequest, ConnectResponse> = this.client.connect();
     const listeners: ((m: CoordinatorMessage) => void)[] = [];
     const closed = new Promise<void>((resolve, reject) => {
@@ -112,7 +112,7 @@ export class AgentClient {
         if (!ok) await new Promise((resolve) => call.once("drain", resolve));
       }
     };
-    send({ case: "hello", value: { siteName, agentVersion, siteId: "" } });
+    send({ case: "hello", value: { siteName, agentVersion, siteId: "", epsilonCap: cap?.epsilon ?? 0, deltaCap: cap?.delta ?? 0 } });
     return {
       onMessage: (fn) => listeners.push(fn),
       closed,
