@@ -6,22 +6,14 @@
  * statement into the ledger as signed, so an auditor can hold the site to it and the site can hold the
  * coordinator to it. Both sides build it here, so the two never drift apart.
  */
-import type { Mechanism } from "../privacy/mechanism.js";
 import { Accountant } from "../privacy/accountant.js";
 import { signCharge, verifyChargeSignature, type ChargeStatement } from "../ledger/index.js";
 
-export interface ChargeClaim {
-  siteName: string;
-  studyId: string;
-  round: number;
-  taskId: string;
-  /** As the task announced them (the coordinator's round record): both sides sign the same numbers. */
-  mechanisms: Mechanism[];
-  delta: number;
-  /** The site's total epsilon in the study once this charge is counted. */
-  epsilonStudyTotal: number;
-  updateSha256: string;
-}
+/**
+ * A charge statement before its epsilon is computed: the mechanisms as the task announced them (the
+ * coordinator's round record, so both sides sign the same numbers) and the site's claimed study total.
+ */
+export type ChargeClaim = Omit<ChargeStatement, "epsilonTask">;
 
 export function chargeStatement(c: ChargeClaim): ChargeStatement {
   return {
