@@ -24,7 +24,12 @@ const HEAD_DELAY_MS = 2000;
 export class PrivacyLedger {
   private timer?: NodeJS.Timeout;
 
-  private constructor(private readonly store: CoordinatorStore, private writer: LedgerWriter, private readonly now: () => number) {}
+  private constructor(
+    private readonly store: CoordinatorStore,
+    private writer: LedgerWriter,
+    private readonly now: () => number,
+    private readonly reopen: () => LedgerWriter,
+  ) {}
 
   /** Opens the stored chain (or starts one), checking every stored entry as an auditor would. */
   static open(store: CoordinatorStore, opts: { caPem?: string; now?: () => number } = {}): PrivacyLedger {
@@ -34,46 +39,42 @@ export class PrivacyLedger {
       key = nacl.sign.keyPair().secretKey;
       store.putSecret(KEY_NAME, key);
     }
-    const stored = store.listChainEntries().map((json, i) => {
-      try {
-        return JSON.parse(json) as LedgerEntry;
-      } catch {
-        throw new FedsynthError("failed-precondition", `the stored privacy ledger is damaged at entry ${i}: not JSON`, {
-          hint: "keep the store as evidence and restore it from a backup",
-        });
-      }
-    });
-    const writer = stored.length > 0 ? LedgerWriter.resume(stored, key, { caPem: opts.caPem }) : LedgerWriter.start(key, { caPem: opts.caPem, at: now() });
-    const ledger = new PrivacyLedger(store, writer, now);
-    if (stored.length === 0) ledger.persist(writer.entries()[0]);
+    const secretKey = key;
+    const reopen = () => {
+      const stored = readStored(store);
+      return stored.length > 0 ? LedgerWriter.resume(stored, secretKey, { caPem: opts.caPem }) : LedgerWriter.start(secretKey, { caPem: opts.caPem, at: now() });
+    };
+    const writer = reopen();
+    const ledger = new PrivacyLedger(store, writer, now, reopen);
+    if (store.lastChainSeq() < 0) ledger.persist(writer.entries()[0]);
     if (writer.unsignedCount > 0) ledger.seal();
     return ledger;
   }
 
   entries(): readonly LedgerEntry[] {
-    return this.writer.entries();
+    return this.synced().entries();
   }
 
   enrol(body: EnrolmentBody): void {
-    this.persist(this.writer.enrolSite(body, this.now()));
+    this.persist(this.synced().enrolSite(body, this.now()));
     this.soon();
   }
 
   studyCreated(body: StudyCreatedBody): void {
-    this.persist(this.writer.createStudy(body, this.now()));
+    this.persist(this.synced().createStudy(body, this.now()));
   }
 
   charge(signed: SignedCharge, verdict: { accepted: boolean; reason?: string }): void {
-    this.persist(this.writer.appendCharge(signed, verdict, this.now()));
+    this.persist(this.synced().appendCharge(signed, verdict, this.now()));
     this.soon();
   }
 
   release(body: ReleaseBody): void {
-    this.persist(this.writer.appendRelease(body, this.now()));
+    this.persist(this.synced().appendRelease(body, this.now()));
   }
 
   refusal(body: RefusalBody): void {
-    this.persist(this.writer.appendRefusal(body, this.now()));
+    this.persist(this.synced().appendRefusal(body, this.now()));
     this.soon();
   }
 
@@ -81,8 +82,9 @@ export class PrivacyLedger {
   seal(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.writer.unsignedCount === 0) return;
-    this.persist(this.writer.signHead(this.now()));
+    const writer = this.synced();
+    if (writer.unsignedCount === 0) return;
+    this.persist(writer.signHead(this.now()));
   }
 
   close(): void {
@@ -95,7 +97,29 @@ export class PrivacyLedger {
     this.timer.unref();
   }
 
+  /**
+   * The writer, re-read from the store if the two differ: a store transaction that rolled back after the
+   * writer had appended to it leaves entries in memory that were never kept.
+   */
+  private synced(): LedgerWriter {
+    const entries = this.writer.entries();
+    if (entries[entries.length - 1]?.seq !== this.store.lastChainSeq()) this.writer = this.reopen();
+    return this.writer;
+  }
+
   private persist(entry: LedgerEntry): void {
     this.store.appendChainEntry(entry.seq, canonicalize(entry));
   }
+}
+
+function readStored(store: CoordinatorStore): LedgerEntry[] {
+  return store.listChainEntries().map((json, i) => {
+    try {
+      return JSON.parse(json) as LedgerEntry;
+    } catch {
+      throw new FedsynthError("failed-precondition", `the stored privacy ledger is damaged at entry ${i}: not JSON`, {
+        hint: "keep the store as evidence and restore it from a backup",
+      });
+    }
+  });
 }

@@ -132,6 +132,11 @@ export class SqliteStore implements CoordinatorStore {
     return (this.db.prepare("SELECT entry_json FROM ledger_chain ORDER BY seq").all() as Row[]).map((r) => r.entry_json);
   }
 
+  lastChainSeq(): number {
+    const row = this.db.prepare("SELECT MAX(seq) AS seq FROM ledger_chain").get() as Row;
+    return row.seq ?? -1;
+  }
+
   getSecret(name: string): Uint8Array | undefined {
     const row = this.db.prepare("SELECT value FROM secrets WHERE name = ?").get(name) as Row | undefined;
     return row && new Uint8Array(row.value);

@@ -62,6 +62,8 @@ export interface CoordinatorStore {
   /** The privacy ledger's chain: entries as canonical JSON, in seq order. */
   appendChainEntry(seq: number, entryJson: string): void;
   listChainEntries(): string[];
+  /** The seq of the last stored chain entry (-1 when there is none). */
+  lastChainSeq(): number;
   /** Key material kept with the state it protects (the ledger signing key). */
   getSecret(name: string): Uint8Array | undefined;
   putSecret(name: string, value: Uint8Array): void;
