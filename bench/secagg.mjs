@@ -1,6 +1,8 @@
 // `node bench/secagg.mjs [--quick]` (after `npx tsc -p tsconfig.json`): secure aggregation throughput as
 // one JSON object, every figure measured in this run on this machine. Not a test: nothing passes or fails.
-// --quick runs the same code on 10 sites × 100k parameters only.
+// bench/run.mjs puts it under "secure_aggregation". The full matrix takes about 6 minutes on 2 cores;
+// --quick (or FEDSYNTH_BENCH_QUICK=1, as for bench/neural.mjs) runs the same code on 10 sites × 100k
+// parameters only.
 //
 // Every site runs the real client and every message goes through the real wire encoding; the sites are
 // simulated in worker threads (one per core, up to 4) so that a 100-site round fits in a few minutes. The
@@ -28,7 +30,7 @@ const root = fileURLToPath(new URL("..", import.meta.url));
 const load = (p) => import(pathToFileURL(join(root, "dist", p)).href);
 const { SecAggClient } = await load("shared/crypto/secagg/client.js");
 const { SecAggServer } = await load("shared/crypto/secagg/server.js");
-const { decodeMessage, encodeMessage, encodedSize, maskedInputDigest } = await load("shared/crypto/secagg/messages.js");
+const { decodeMessage, encodeMessage, maskedInputDigest } = await load("shared/crypto/secagg/messages.js");
 const { newSessionNonce } = await load("shared/crypto/secagg/session.js");
 const { defaultThreshold } = await load("shared/crypto/secagg/threshold.js");
 const { generateSigningKeyPair } = await load("shared/crypto/identity.js");
@@ -239,10 +241,10 @@ if (!isMainThread) {
   }
 
   const started = performance.now();
-  const results = { machine: { node: process.version, cpus: cpus().length, site_workers: workerCount }, runs: [] };
-
   // --quick: a smoke run of the same code on small sizes.
-  const quick = process.argv.includes("--quick");
+  const quick = process.argv.includes("--quick") || process.env.FEDSYNTH_BENCH_QUICK === "1";
+  const results = { machine: { node: process.version, cpus: cpus().length, site_workers: workerCount }, quick, runs: [] };
+
   const [siteCounts, sizes, big] = quick ? [[10], [100_000], { sites: 10, parameters: 100_000 }] : [[10, 50, 100], [100_000, 1_000_000], { sites: 100, parameters: 1_000_000 }];
   for (const sites of siteCounts) {
     for (const parameters of sizes) results.runs.push(await run({ sites, parameters }));

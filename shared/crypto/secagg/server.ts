@@ -85,6 +85,10 @@ export class SecAggServer {
   private survivors: string[] = [];
   private survivorsHash?: Uint8Array;
   private readonly consistency = new Map<string, Uint8Array>();
+  /** U2 \ U3, fixed when MaskedInput closes. */
+  private droppedBeforeInput: string[] = [];
+  /** U4 in protocol order, fixed when ConsistencyCheck closes: the sites whose unmasking answers are taken. */
+  private consistencySigners: string[] = [];
   private readonly unmasked = new Map<string, RevealedBy>();
   private readonly reconstructedKinds = new Map<string, ShareKind>();
 
@@ -282,6 +286,7 @@ export class SecAggServer {
     this.closePhase("MaskedInput", this.masked.size, "sent a masked input");
     this.survivors = sortSites(this.masked);
     this.survivorsHash = siteListDigest(this.session, "survivors", this.survivors);
+    this.droppedBeforeInput = this.shareHolders.filter((s) => !this.masked.has(s));
     this.state = "ConsistencyCheck";
     return { kind: "survivor-list", context: this.session.params.context, survivors: [...this.survivors] };
   }
@@ -295,7 +300,8 @@ export class SecAggServer {
 
   closeConsistency(): ConsistencyProof {
     this.closePhase("ConsistencyCheck", this.consistency.size, "signed the survivor list");
-    const signatures = sortSites(this.consistency.keys()).map((siteId) => ({ siteId, signature: this.consistency.get(siteId)! }));
+    this.consistencySigners = sortSites(this.consistency.keys());
+    const signatures = this.consistencySigners.map((siteId) => ({ siteId, signature: this.consistency.get(siteId)! }));
     this.state = "Unmasking";
     return { kind: "consistency-proof", context: this.session.params.context, survivors: [...this.survivors], signatures };
   }
@@ -304,14 +310,13 @@ export class SecAggServer {
 
   receiveUnmask(m: UnmaskShares): void {
     const phase = "Unmasking";
-    const signers = sortSites(this.consistency.keys());
-    this.admit(phase, m, "unmask-shares", signers, new Set(this.unmasked.keys()), () => unmaskSharesPayload(this.session, m));
+    // Both lists were fixed when their phases closed; sorting them again for each of n answers was a
+    // measurable part of unmasking.
+    this.admit(phase, m, "unmask-shares", this.consistencySigners, new Set(this.unmasked.keys()), () => unmaskSharesPayload(this.session, m));
     const holder = m.siteId;
     if (!bytesEqual(m.survivorsDigest, this.survivorsHash!)) this.refuse(phase, holder, `${quoteSite(holder)} answered for a different survivor list`);
-    const inSum = new Set(this.survivors);
-    const dropped = this.shareHolders.filter((s) => !inSum.has(s));
     const selfMask = this.checkRevealed(phase, holder, "self-mask", m.selfMaskShares, this.survivors);
-    const key = this.checkRevealed(phase, holder, "key", m.keyShares, dropped);
+    const key = this.checkRevealed(phase, holder, "key", m.keyShares, this.droppedBeforeInput);
     this.unmasked.set(holder, { selfMask, key });
   }
 
