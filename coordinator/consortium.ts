@@ -73,8 +73,8 @@ export function certificateIssuer(c: Consortium, validityDays?: number): Certifi
     caPem: c.ca.certPem,
     caFingerprint: certificateFingerprint(c.ca.certPem),
     coordinatorFingerprint: certificateFingerprint(c.serverCertPem),
-    async issueSiteCertificate(csrPem: string, siteName: string) {
-      const issued = await issueSiteCertificate(c.ca, csrPem, { siteId: siteName, validityDays });
+    async issueSiteCertificate(csrPem: string, siteName: string, signingPublicKey: Uint8Array) {
+      const issued = await issueSiteCertificate(c.ca, csrPem, { siteId: siteName, validityDays, signingPublicKey });
       return { certPem: issued.certPem, serialHex: issued.serialHex, fingerprint: issued.fingerprintSha256 };
     },
   };

@@ -21,7 +21,8 @@ export interface CertificateIssuer {
   caPem: string;
   caFingerprint: string;
   coordinatorFingerprint: string;
-  issueSiteCertificate(csrPem: string, siteName: string): Promise<{ certPem: string; serialHex: string; fingerprint: string }>;
+  /** Certifies the CSR's TLS key and the site's Ed25519 signing key for `siteName`. */
+  issueSiteCertificate(csrPem: string, siteName: string, signingPublicKey: Uint8Array): Promise<{ certPem: string; serialHex: string; fingerprint: string }>;
 }
 
 /** Who is calling, as the TLS layer proved it (null: no verified client certificate). */
@@ -77,7 +78,7 @@ export class SiteRegistry {
     checkSigningKey(req.signingPublicKey);
     const tokenHash = hashEnrollmentToken(req.token);
     this.checkToken(tokenHash, req.siteName);
-    const cert = await issuer.issueSiteCertificate(req.csrPem, req.siteName);
+    const cert = await issuer.issueSiteCertificate(req.csrPem, req.siteName, req.signingPublicKey);
     const site = this.store.transaction(() => {
       // Checked again inside the transaction: two enrolments racing with one token must not both win.
       this.checkToken(tokenHash, req.siteName);

@@ -9,15 +9,18 @@ describe("enrolment certificates, checked when a CA is given", () => {
   let ca: Awaited<ReturnType<typeof createConsortiumCa>>;
   let other: Awaited<ReturnType<typeof createConsortiumCa>>;
   let alphaPem: string;
+  let uncertifiedPem: string;
+  const alphaKey = generateSigningKeyPair();
   beforeAll(async () => {
     ca = await createConsortiumCa({ name: "Ledger Test CA" });
     other = await createConsortiumCa({ name: "Ledger Test CA" }); // same name, another key
-    alphaPem = (await issueSiteCertificate(ca, (await createSiteKeyAndCsr("alpha")).csrPem, { siteId: "alpha" })).certPem;
+    alphaPem = (await issueSiteCertificate(ca, (await createSiteKeyAndCsr("alpha")).csrPem, { siteId: "alpha", signingPublicKey: alphaKey.publicKey })).certPem;
+    uncertifiedPem = (await issueSiteCertificate(ca, (await createSiteKeyAndCsr("alpha")).csrPem, { siteId: "alpha" })).certPem;
   });
 
-  const ledgerWith = (siteName: string, certificatePem: string, at = Date.now()) => {
+  const ledgerWith = (siteName: string, certificatePem: string, at = Date.now(), publicKey = alphaKey.publicKey) => {
     const w = LedgerWriter.start(generateSigningKeyPair().secretKey, { at });
-    w.enrolSite({ siteName, publicKey: encodeBase64(generateSigningKeyPair().publicKey), certificatePem }, at);
+    w.enrolSite({ siteName, publicKey: encodeBase64(publicKey), certificatePem }, at);
     w.signHead(at);
     return w.entries();
   };
@@ -33,6 +36,9 @@ describe("enrolment certificates, checked when a CA is given", () => {
       [ledgerWith("beta", alphaPem), /enrolling site "beta" identifies site "alpha"/],
       [ledgerWith("alpha", "garbage"), /does not hold under the given CA/],
       [ledgerWith("alpha", alphaPem, Date.UTC(2020, 0, 1)), /not valid before/],
+      // A real certificate, but the ledger records another signing key in its name.
+      [ledgerWith("alpha", alphaPem, Date.now(), generateSigningKeyPair().publicKey), /not the one its certificate certifies/],
+      [ledgerWith("alpha", uncertifiedPem), /certifies no signing key/],
     ];
     for (const [entries, reason] of cases) {
       const result = verifyLedger(entries, { caPem: ca.certPem });
@@ -44,7 +50,7 @@ describe("enrolment certificates, checked when a CA is given", () => {
   it("makes the writer refuse such an enrolment when it is given the CA", () => {
     const w = LedgerWriter.start(generateSigningKeyPair().secretKey, { caPem: ca.certPem });
     expect(() => w.enrolSite({ siteName: "beta", publicKey: encodeBase64(generateSigningKeyPair().publicKey), certificatePem: alphaPem })).toThrow(/identifies site "alpha"/);
-    w.enrolSite({ siteName: "alpha", publicKey: encodeBase64(generateSigningKeyPair().publicKey), certificatePem: alphaPem });
+    w.enrolSite({ siteName: "alpha", publicKey: encodeBase64(alphaKey.publicKey), certificatePem: alphaPem });
     expect(w.entries()).toHaveLength(2);
   });
 });

@@ -132,9 +132,11 @@ export async function createSiteKeyAndCsr(siteId: string): Promise<{ keyPem: str
  * Runs at the coordinator, once the enrolment token has been checked: certifies the CSR's key for
  * `siteId`. Everything the CSR asks for besides its key — subject, extensions — is ignored; the
  * coordinator writes CN = siteId and SAN URI `fedsynth:site:<siteId>` itself, so a site cannot obtain
- * another site's identity by asking for it.
+ * another site's identity by asking for it. With `signingPublicKey`, the site's Ed25519 key (which signs
+ * its ledger charges) is certified too, as a second SAN URI `fedsynth-key:ed25519:<hex>`: an auditor
+ * holding the consortium CA can then check that the key a ledger records is the one the CA certified.
  */
-export async function issueSiteCertificate(ca: ConsortiumCa, csrPem: string, opts: { siteId: string; serial?: string } & Validity): Promise<IssuedCertificate> {
+export async function issueSiteCertificate(ca: ConsortiumCa, csrPem: string, opts: { siteId: string; serial?: string; signingPublicKey?: Uint8Array } & Validity): Promise<IssuedCertificate> {
   validateIdentityId("site", opts.siteId);
   if (csrPem.length > MAX_CSR_PEM_CHARS) {
     throw invalidArgument(`the certificate request is ${csrPem.length} characters; a fedsynth CSR is under 1,000`, "send the CSR that `fedsynth site enroll` creates");
@@ -165,11 +167,29 @@ export async function issueSiteCertificate(ca: ConsortiumCa, csrPem: string, opt
   return issueLeaf(ca, {
     subjectCn: opts.siteId,
     publicKey,
-    sans: [{ type: "url", value: identityUri("site", opts.siteId) }],
+    sans: [
+      { type: "url", value: identityUri("site", opts.siteId) },
+      ...(opts.signingPublicKey ? [{ type: "url" as const, value: signingKeyUri(opts.signingPublicKey) }] : []),
+    ],
     usage: x509.ExtendedKeyUsage.clientAuth,
     validity: opts,
     serial: opts.serial,
   });
+}
+
+const SIGNING_KEY_URI = "fedsynth-key:ed25519:";
+
+export function signingKeyUri(publicKey: Uint8Array): string {
+  if (publicKey.length !== 32) throw invalidArgument(`an Ed25519 public key has 32 bytes, not ${publicKey.length}`, "pass the site's signing public key");
+  return SIGNING_KEY_URI + Buffer.from(publicKey).toString("hex");
+}
+
+/** The Ed25519 signing key a site certificate certifies (hex), or undefined if it certifies none. */
+export function certifiedSigningKeyHex(certPem: string): string | undefined {
+  const cert = new x509.X509Certificate(certPem);
+  const names = cert.getExtension(x509.SubjectAlternativeNameExtension)?.names.items ?? [];
+  const uri = names.find((n) => n.type === "url" && n.value.startsWith(SIGNING_KEY_URI));
+  return uri?.value.slice(SIGNING_KEY_URI.length);
 }
 
 /**

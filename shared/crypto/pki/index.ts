@@ -1,7 +1,7 @@
 /** The consortium's PKI: keys, the CA and what it issues, peer identities, TLS credentials, enrolment tokens. */
 export { generateKeyPair, readPrivateKey, type KeyPairPem, type GeneratedKeyPair } from "./keys.js";
 export {
-  createConsortiumCa, issueServerCertificate, createSiteKeyAndCsr, issueSiteCertificate, issueOperatorCertificate, randomSerial,
+  createConsortiumCa, issueServerCertificate, createSiteKeyAndCsr, issueSiteCertificate, issueOperatorCertificate, randomSerial, certifiedSigningKeyHex,
   LOOPBACK_NAMES, DEFAULT_CA_VALIDITY_DAYS, DEFAULT_LEAF_VALIDITY_DAYS,
   type ConsortiumCa, type IssuedCertificate, type IssuedCertificateAndKey, type Validity, type ServerCertificateOptions,
 } from "./certificates.js";
