@@ -21,7 +21,7 @@ import { StudyContexts, specOf } from "./study/study-context.js";
 import { validateSiteName, validateStudyInput, type CreateStudyInput } from "./study/study-request.js";
 import { SiteRegistry, type CertificateIssuer } from "./sites.js";
 import { chargeStatement, verifyChargeClaim, type ChargeClaim } from "../shared/federation/charge-statement.js";
-import { checkThreshold, decodeMessage, defaultThreshold, newSessionNonce, SecAggError } from "../shared/crypto/secagg/index.js";
+import { checkThreshold, decodeMessage, defaultThreshold, maskedInputDigest, newSessionNonce, SecAggError } from "../shared/crypto/secagg/index.js";
 import { decodeSum } from "../shared/federation/secure-contribution.js";
 import { SecureRound } from "./secure-round.js";
 import { PrivacyLedger } from "./privacy-ledger.js";
@@ -799,11 +799,11 @@ export class Coordinator {
       } else {
         if (task.state !== "pending") return refuse(`task ${taskId} is ${task.state} and takes no masked input`);
         if (!charge) return refuse("a masked input must carry the site's signed charge");
-        const masked = message.masked;
-        const sha = sha256Hex(new Uint8Array(masked.buffer, masked.byteOffset, masked.byteLength));
+        const digest = maskedInputDigest(message.masked);
+        const sha = Buffer.from(digest).toString("hex");
         const verdict = this.checkCharge(study, task, round, { updateSha256: sha, ...charge });
         if (verdict) return refuse(verdict);
-        secure.receive(siteName, message);
+        secure.receive(siteName, message, digest);
         const spent = this.chargeSoFar(study, siteName, round.mechanisms);
         this.store.transaction(() => {
           this.store.insertSubmission({

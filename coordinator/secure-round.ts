@@ -51,7 +51,7 @@ export class SecureRound {
   }
 
   /** Checks and takes one site's message; throws (SecAggError) if the server refuses it, changing nothing. */
-  receive(siteName: string, m: ClientMessage): void {
+  receive(siteName: string, m: ClientMessage, maskedDigest?: Uint8Array): void {
     if (m.siteId !== siteName) {
       throw new FedsynthError("permission-denied", `site ${siteName} sent a secure-aggregation message in the name of ${m.siteId}`);
     }
@@ -61,7 +61,7 @@ export class SecureRound {
       case "share-keys":
         return this.server.receiveShareKeys(m);
       case "masked-input":
-        return this.server.receiveMaskedInput(m);
+        return this.server.receiveMaskedInput(m, maskedDigest);
       case "consistency-signature":
         return this.server.receiveConsistency(m);
       case "unmask-shares":

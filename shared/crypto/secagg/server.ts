@@ -264,16 +264,15 @@ export class SecAggServer {
 
   // --- Round 2: MaskedInput ----------------------------------------------------------------------------
 
-  receiveMaskedInput(m: MaskedInput): void {
+  /** `digest`, when the caller has hashed `m.masked` already (maskedInputDigest), saves hashing it twice. */
+  receiveMaskedInput(m: MaskedInput, digest?: Uint8Array): void {
     const phase = "MaskedInput";
     const length = this.session.params.vectorLength;
-    let digest: Uint8Array | undefined;
     this.admit(phase, m, "masked-input", this.shareHolders, this.masked, () => {
       if (!(m.masked instanceof Uint32Array) || m.masked.length !== length) {
         this.refuse(phase, m.siteId, `the masked input of ${quoteSite(m.siteId)} has ${m.masked?.length} words; this session sums vectors of ${length}`);
       }
-      digest = maskedInputDigest(m.masked);
-      return maskedInputPayload(this.session, { siteId: m.siteId, shareHoldersDigest: m.shareHoldersDigest, length, digest });
+      return maskedInputPayload(this.session, { siteId: m.siteId, shareHoldersDigest: m.shareHoldersDigest, length, digest: digest ?? maskedInputDigest(m.masked) });
     });
     if (!bytesEqual(m.shareHoldersDigest, this.shareHoldersHash!)) {
       this.refuse(phase, m.siteId, `${quoteSite(m.siteId)} masked its input against a different set of share holders than the coordinator routed shares from`);
