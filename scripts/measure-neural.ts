@@ -1,5 +1,5 @@
 /**
- * Fidelity and speed of the neural engine against the independent baseline, in process, on the bundled
+ * Fidelity and speed of the neural and marginal engines against the independent baseline, in process, on the bundled
  * heart-disease federation (4 sites, 80/20 split per run) and on a larger generated cohort (scripts/
  * cohort.ts: 5 sites of 600–5,000 rows, 16 mixed columns, 80/20 split).
  *
@@ -14,7 +14,7 @@
  *     && ln -sfn "$PWD/node_modules" /tmp/fedsynth-measure/node_modules \
  *     && FEDSYNTH_ROOT="$PWD" node /tmp/fedsynth-measure/scripts/measure-neural.js
  * Environment: SECURE (1: under secure aggregation), RUNS (3), EPSILON (1), DELTA (1e-5), ROUNDS (1), DATA (heart,cohort), ENGINES
- * (independent,neural), VARIANTS: a JSON array of neural setting overrides to compare, e.g.
+ * (independent,neural; also: marginal), VARIANTS: a JSON array of neural setting overrides to compare, e.g.
  * '[{}, {"hidden": 32}]' (each is calibrated to the same budget by configureNeural).
  */
 import { resolve } from "node:path";
@@ -26,6 +26,7 @@ import { SecureRng, SeededRng, type Rng } from "../shared/random/rng.js";
 import type { Engine, JsonObject, StudyPrivacy, TaskContext } from "../shared/engines/engine.js";
 import { independentEngine } from "../shared/engines/independent/engine.js";
 import { configureNeural, neuralEngine, NEURAL_DEFAULTS } from "../shared/engines/neural/engine.js";
+import { marginalEngine } from "../shared/engines/marginal/engine.js";
 import { evaluate, concatTables } from "../evaluation/index.js";
 import { num, split } from "./holdout-split.js";
 import { decodeSum, encodeContribution } from "../shared/federation/secure-contribution.js";
@@ -113,6 +114,7 @@ async function main(): Promise<void> {
   const overrides: Partial<typeof NEURAL_DEFAULTS>[] = process.env.VARIANTS ? JSON.parse(process.env.VARIANTS) : [{}];
   const variants: Variant[] = [];
   if (engineNames.includes("independent")) variants.push({ label: "independent", engine: independentEngine as Engine, configure: (s, p) => independentEngine.configure(s, p) });
+  if (engineNames.includes("marginal")) variants.push({ label: "marginal", engine: marginalEngine as Engine, configure: (s, p) => marginalEngine.configure(s, p) });
   if (engineNames.includes("neural")) {
     for (const o of overrides) variants.push({ label: `neural ${JSON.stringify(o)}`, engine: neuralEngine as Engine, configure: (s, p) => configureNeural(s, p, o) });
   }

@@ -14,7 +14,7 @@ describe("simulate flags", () => {
     ["a negative epsilon", [...heartSiteArgs(), "--epsilon", "-1"], /--epsilon must be a positive number, got "-1"/],
     ["a delta of 1", [...heartSiteArgs(), "--delta", "1"], /--delta must be a number between 0 and 1/],
     ["zero rounds", [...heartSiteArgs(), "--rounds", "0"], /--rounds must be a whole number of at least 1/],
-    ["an unknown engine", [...heartSiteArgs(), "--engine", "gan"], /Unknown engine "gan"[\s\S]*independent, neural/],
+    ["an unknown engine", [...heartSiteArgs(), "--engine", "gan"], /Unknown engine "gan"[\s\S]*independent, marginal, neural/],
   ];
   for (const [what, args, message] of cases) {
     it(`refuses ${what}`, async () => {

@@ -4,6 +4,7 @@
 import type { Engine } from "./engine.js";
 import { independentEngine } from "./independent/engine.js";
 import { neuralEngine } from "./neural/engine.js";
+import { marginalEngine } from "./marginal/engine.js";
 import { FedsynthError } from "../errors.js";
 
 /** The best engine the project has; used when a study does not name one. */
@@ -12,6 +13,7 @@ export const DEFAULT_ENGINE = "independent";
 const ENGINES: ReadonlyMap<string, Engine> = new Map<string, Engine>([
   [independentEngine.name, independentEngine],
   [neuralEngine.name, neuralEngine as Engine],
+  [marginalEngine.name, marginalEngine as Engine],
 ]);
 
 /** Names of all known engines, sorted. */

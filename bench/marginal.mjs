@@ -1,0 +1,88 @@
+// Marginal engine throughput, as JSON on stdout (`node bench/marginal.mjs` after the build). Not a test:
+// nothing passes or fails; compare runs on the same machine.
+//
+// - fit: a whole 2-round plaintext study of 20 columns (8 integer, 4 continuous, 2 stepped, 6 categorical;
+//   correlated through a latent factor) over 10 sites of 2,000 rows: every site's two updates and the
+//   coordinator's aggregations and round planning, in seconds (and the sites' and coordinator's shares);
+// - sampling: rows/s of `sample` over 1,000,000 rows (consumed, not stored), SeededRng;
+// - model: the size of the serialized model in bytes.
+// Env: FEDSYNTH_BENCH_QUICK=1 for a short run (200,000 sampled rows).
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const dist = (p) => join(root, "dist", p);
+const { marginalEngine: engine } = await import(dist("shared/engines/marginal/engine.js"));
+const { parseSchema } = await import(dist("shared/schema/parse-schema.js"));
+const { SeededRng, SecureRng, gaussian } = await import(dist("shared/random/rng.js"));
+
+const columns = [
+  ...Array.from({ length: 8 }, (_, k) => ({ name: `int${k}`, type: "numeric", min: 0, max: 200, integer: true })),
+  ...Array.from({ length: 4 }, (_, k) => ({ name: `real${k}`, type: "numeric", min: -5, max: 5, integer: false })),
+  ...Array.from({ length: 2 }, (_, k) => ({ name: `step${k}`, type: "numeric", min: 0, max: 10, integer: false, step: 0.1 })),
+  ...Array.from({ length: 6 }, (_, k) => ({ name: `cat${k}`, type: "categorical", values: ["a", "b", "c", "d"].slice(0, 2 + (k % 3)) })),
+];
+const schema = parseSchema(JSON.stringify({ columns, missing: ["", "NA"] }), "bench schema");
+const SITES = 10;
+const ROWS = 2000;
+
+function siteTable(s) {
+  const rng = new SeededRng(100 + s);
+  const cols = schema.columns.map(() => []);
+  for (let i = 0; i < ROWS; i++) {
+    const z = gaussian(rng) + 0.2 * s;
+    schema.columns.forEach((c, j) => {
+      if (rng.next() < 0.03) return cols[j].push(null);
+      const x = 0.7 * z + 0.7 * gaussian(rng);
+      if (c.type === "categorical") cols[j].push(Math.min(c.values.length - 1, Math.max(0, Math.floor((x + 1.5) * c.values.length / 3))));
+      else if (c.integer) cols[j].push(Math.min(c.max, Math.max(c.min, Math.round(100 + 30 * x))));
+      else if (c.step) cols[j].push(Math.min(c.max, Math.max(c.min, Math.round((5 + 2 * x) * 10) / 10)));
+      else cols[j].push(Math.min(c.max, Math.max(c.min, x * 1.5)));
+    });
+  }
+  return { schema, rowCount: ROWS, columns: cols };
+}
+
+const tables = Array.from({ length: SITES }, (_, s) => siteTable(s));
+const privacy = { epsilon: 1, delta: 1e-5, rounds: 2 };
+let siteSeconds = 0;
+let coordinatorSeconds = 0;
+const t0 = performance.now();
+let t = performance.now();
+const config = engine.configure(schema, privacy);
+let model = engine.init(schema, config);
+coordinatorSeconds += (performance.now() - t) / 1000;
+for (let round = 1; round <= privacy.rounds; round++) {
+  t = performance.now();
+  const roundConfig = engine.planRound(model, { schema, privacy, config, round });
+  const ctx = { schema, privacy, config, round, roundConfig };
+  const sum = new Float64Array(engine.updateLength(ctx));
+  coordinatorSeconds += (performance.now() - t) / 1000;
+  const noise = new SecureRng();
+  for (const table of tables) {
+    t = performance.now();
+    const update = engine.localUpdate(ctx, null, table, noise);
+    siteSeconds += (performance.now() - t) / 1000;
+    for (let i = 0; i < sum.length; i++) sum[i] += update[i];
+  }
+  t = performance.now();
+  model = engine.aggregate(model, sum, SITES, ctx);
+  coordinatorSeconds += (performance.now() - t) / 1000;
+}
+const fitSeconds = (performance.now() - t0) / 1000;
+
+const sampleRows = process.env.FEDSYNTH_BENCH_QUICK === "1" ? 200_000 : 1_000_000;
+// Warm-up, then the timed run.
+for (const _ of engine.sample(model, 20_000, new SeededRng(1)));
+t = performance.now();
+let n = 0;
+for (const row of engine.sample(model, sampleRows, new SeededRng(2))) n += row.length > 0 ? 1 : 0;
+const sampleSeconds = (performance.now() - t) / 1000;
+
+console.log(JSON.stringify({
+  machine: { node: process.version },
+  study: { columns: schema.columns.length, sites: SITES, rows_per_site: ROWS, rounds: privacy.rounds, tree_edges: model.tree.edges.length },
+  fit: { seconds: +fitSeconds.toFixed(3), site_seconds_total: +siteSeconds.toFixed(3), coordinator_seconds: +coordinatorSeconds.toFixed(3) },
+  sampling: { rows: n, rows_per_second: Math.round(n / sampleSeconds) },
+  model: { bytes: engine.serialize(model).length },
+}, null, 2));

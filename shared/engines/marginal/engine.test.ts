@@ -1,0 +1,117 @@
+/**
+ * The marginal engine passes the conformance suite in plaintext and under secure aggregation, and spends
+ * exactly its budget. The secure run drives the suite through `secureStudyEngine`: the same engine with
+ * secure aggregation switched on in its config, and each site's "update" its grid words decoded — so the
+ * sum the suite forms is the sum the coordinator decodes (decoding is linear while nothing wraps).
+ */
+import { describe, expect, it } from "vitest";
+import { configureMarginal, marginalEngine as engine, type MarginalModel } from "./engine.js";
+import { conformanceSchema, conformanceSites, describeEngineConformance, runFederation } from "../conformance.js";
+import type { Engine, SecureAggregationSetting, TaskContext } from "../engine.js";
+import type { Schema, Table } from "../../schema/schema.js";
+import { decodeSum, encodeContribution } from "../../federation/secure-contribution.js";
+import { Accountant } from "../../privacy/accountant.js";
+import { getEngine } from "../registry.js";
+import { SeededRng } from "../../random/rng.js";
+
+function secureStudyEngine(base: Engine<MarginalModel>, setting: SecureAggregationSetting): Engine<MarginalModel> {
+  const withSecure = <T extends { privacy: object }>(ctx: T): T => ({ ...ctx, privacy: { ...ctx.privacy, secureAggregation: setting } });
+  return {
+    ...base,
+    configure: (schema, privacy) => base.configure(schema, { ...privacy, secureAggregation: setting }),
+    planRound: (model, ctx) => base.planRound(model, withSecure(ctx)),
+    charge: (ctx) => base.charge(withSecure(ctx)),
+    updateLength: (ctx) => base.updateLength(withSecure(ctx)),
+    localUpdate: (ctx, model, table) => {
+      const c = withSecure(ctx);
+      return decodeSum(encodeContribution(base.secure!.contribution(c, model, table), base.secure!.grid(c)).words, base.secure!.grid(c));
+    },
+  };
+}
+
+describeEngineConformance(engine);
+describeEngineConformance(secureStudyEngine(engine, { threshold: 2, sites: 3 }));
+
+describe("marginal engine", () => {
+  it("is registered but not the default", () => {
+    expect(getEngine("marginal")).toBe(engine);
+    expect(engine.defaultRounds!(false)).toBe(2);
+  });
+
+  for (const secure of [undefined, { threshold: 3, sites: 4 }]) {
+    for (const [epsilon, rounds] of [[1, 2], [0.5, 3], [4, 2], [1, 1]] as const) {
+      it(`spends within [0.99ε, ε] over its rounds (ε=${epsilon}, ${rounds} rounds, ${secure ? "secure" : "plaintext"})`, () => {
+        const privacy = { epsilon, delta: 1e-5, rounds, ...(secure ? { secureAggregation: secure } : {}) };
+        const config = engine.configure(conformanceSchema, privacy);
+        const charges = Array.from({ length: rounds }, (_, r) => engine.charge({ schema: conformanceSchema, privacy, config, round: r + 1, roundConfig: {} })).flat();
+        const spent = Accountant.epsilonOf(charges, 1e-5);
+        expect(spent).toBeLessThanOrEqual(epsilon);
+        expect(spent).toBeGreaterThanOrEqual(0.99 * epsilon);
+        if (secure) expect(charges.every((m) => m.kind === "distributed-discrete-gaussian")).toBe(true);
+      });
+    }
+  }
+
+  it("charges the marginals and the scores in round 1 and the tree's tables later, from public values only", () => {
+    const privacy = { epsilon: 1, delta: 1e-5, rounds: 2 };
+    const config = configureMarginal(conformanceSchema, privacy);
+    const columns = conformanceSchema.columns.length;
+    const ctx = (round: number): TaskContext => ({ schema: conformanceSchema, privacy, config: config as never, round, roundConfig: {} });
+    // The conformance schema has two fine columns (age: 73 integers; score: a 0.1 grid): their per-value histograms at 2σ.
+    expect(config.fineColumns).toBe(2);
+    expect(engine.charge(ctx(1))).toEqual([
+      { kind: "gaussian", l2Sensitivity: Math.sqrt(columns), sigma: config.sigmaMarginals, repetitions: 1 },
+      { kind: "gaussian", l2Sensitivity: Math.SQRT2, sigma: 2 * config.sigmaMarginals, repetitions: 1 },
+      { kind: "gaussian", l2Sensitivity: 4 * Math.sqrt((columns * (columns - 1)) / 2), sigma: config.sigmaScores, repetitions: 1 },
+    ]);
+    expect(engine.charge(ctx(2))).toEqual([{ kind: "gaussian", l2Sensitivity: Math.sqrt(columns - 1), sigma: config.sigmaPairs, repetitions: 1 }]);
+    expect(() => engine.charge(ctx(3))).toThrow(/outside the study/);
+  });
+
+  it("learns a pair: a column that copies another keeps the dependence in its samples", () => {
+    const schema: Schema = {
+      columns: [
+        { name: "x", type: "categorical", values: ["a", "b", "c"] },
+        { name: "noise", type: "numeric", min: 0, max: 10, integer: false },
+        { name: "y", type: "categorical", values: ["a", "b", "c"] },
+      ],
+      missing: [""],
+    };
+    const rng = new SeededRng(21);
+    const sites: Table[] = [800, 1200, 1000].map((rows) => {
+      const x = Array.from({ length: rows }, () => Math.floor(rng.next() * 3));
+      const y = x.map((v) => (rng.next() < 0.8 ? v : Math.floor(rng.next() * 3)));
+      return { schema, rowCount: rows, columns: [x, x.map(() => rng.next() * 10), y] };
+    });
+    const { model } = runFederation(engine, schema, { epsilon: 1e4, delta: 1e-5, rounds: 2 }, sites, new SeededRng(3));
+    const linked = model.tree.edges.map(([a, b]) => [a, b].sort().join("-"));
+    expect(linked).toContain("0-2");
+    const rows = [...engine.sample(model, 20_000, new SeededRng(5))];
+    const same = rows.filter((r) => r[0] === r[2]).length / rows.length;
+    expect(same).toBeGreaterThan(0.8); // 0.8 + 0.2/3 in the data, 1/3 without the edge
+    expect(same).toBeLessThan(0.93);
+  });
+
+  it("a secure contribution is the un-noised counts and scores (the grid adds the noise)", () => {
+    const privacy = { epsilon: 1, delta: 1e-5, rounds: 2, secureAggregation: { threshold: 2, sites: 3 } };
+    const config = engine.configure(conformanceSchema, privacy);
+    const ctx: TaskContext = { schema: conformanceSchema, privacy, config, round: 1, roundConfig: {} };
+    const [site] = conformanceSites(6, [500]);
+    const x = engine.secure!.contribution(ctx, null, site);
+    expect(x).toEqual(engine.secure!.contribution(ctx, null, site));
+    const columns = conformanceSchema.columns.length;
+    const coarse = (config as { coarseCells: number }).coarseCells;
+    expect(x.subarray(0, coarse).reduce((a, b) => a + b, 0)).toBe(500 * columns);
+    expect(x.every((v) => Number.isFinite(v) && v >= 0)).toBe(true);
+    expect(() => engine.localUpdate(ctx, null, site, new SeededRng(1))).toThrow(/secure contribution/);
+  });
+
+  it("refuses a one-column schema with several rounds, and a model of another schema", () => {
+    const one = { ...conformanceSchema, columns: [conformanceSchema.columns[4]] };
+    expect(() => engine.configure(one, { epsilon: 1, delta: 1e-5, rounds: 2 })).toThrow(/no pairs/);
+    const privacy = { epsilon: 1, delta: 1e-5, rounds: 2 };
+    const { model, config } = runFederation(engine, conformanceSchema, privacy, conformanceSites(2));
+    const renamed = { ...conformanceSchema, columns: conformanceSchema.columns.map((c, j) => (j === 0 ? { ...c, name: "years" } : c)) };
+    expect(() => engine.deserialize(engine.serialize(model), renamed, config)).toThrow(/another schema/);
+  });
+});
