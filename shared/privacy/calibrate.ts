@@ -224,3 +224,21 @@ export function calibrateDistributedDiscreteGaussian(opts: CalibrateDistributedD
   const sigma = calibrateSigma({ epsilon, delta, mechanismsForSigma, minSigma: sites >= 2 ? 0.5 : 0 });
   return roundUpChecked(sigma, epsilon, delta, mechanismsForSigma);
 }
+
+/**
+ * The smallest noise scale whose whole charge stays within `epsilon`, for plans whose spend falls as one
+ * common scale grows (every release's noise proportional to it): bracket, then bisect in log space. The
+ * scale returned is always one whose spend was checked to be within the budget.
+ */
+export function calibrateScale(epsilon: number, spentAt: (scale: number) => number): number {
+  let lo = 1e-3;
+  let hi = 1;
+  while (spentAt(hi) > epsilon) hi *= 2;
+  while (spentAt(lo) <= epsilon && lo > 1e-9) lo /= 2;
+  for (let i = 0; i < 60; i++) {
+    const mid = Math.sqrt(lo * hi);
+    if (spentAt(mid) > epsilon) lo = mid;
+    else hi = mid;
+  }
+  return hi;
+}

@@ -18,7 +18,7 @@
  * bisection over planDistributedNoise's grids) so the study's total charge is its ε, never more.
  */
 import type { DistributedDiscreteGaussianMechanism, GaussianMechanism } from "../../privacy/mechanism.js";
-import { calibrateSigma } from "../../privacy/calibrate.js";
+import { calibrateScale, calibrateSigma } from "../../privacy/calibrate.js";
 import { planDistributedNoise, type DistributedNoisePlan } from "../../privacy/distributed-noise.js";
 import { Accountant } from "../../privacy/accountant.js";
 import type { StudyPrivacy } from "../engine.js";
@@ -133,17 +133,7 @@ export function planSecure(shape: BudgetShape, privacy: StudyPrivacy, maxSiteRow
     return [first, next];
   };
   const spent = (p: DistributedNoisePlan[]) => Accountant.epsilonOf(p.map((x) => x.mechanism), privacy.delta);
-  // ε falls as the scale grows: bracket the budget, then bisect to the smallest scale within it.
-  let lo = 1e-3;
-  let hi = 1;
-  while (spent(plans(hi)) > privacy.epsilon) hi *= 2;
-  while (spent(plans(lo)) <= privacy.epsilon && lo > 1e-9) lo /= 2;
-  for (let i = 0; i < 60; i++) {
-    const mid = Math.sqrt(lo * hi);
-    if (spent(plans(mid)) > privacy.epsilon) lo = mid;
-    else hi = mid;
-  }
-  const [first, next] = plans(hi);
+  const [first, next] = plans(calibrateScale(privacy.epsilon, (scale) => spent(plans(scale))));
   const grid = (p: DistributedNoisePlan, bound: number): GridPlan => ({
     gamma: p.gamma, gridSigma: p.sigma, gridL2Sensitivity: p.l2Sensitivity, dimension: p.mechanism.dimension, coordinateBound: bound,
   });

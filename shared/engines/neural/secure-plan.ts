@@ -12,6 +12,7 @@
  */
 import { planDistributedNoise, type DistributedNoisePlan } from "../../privacy/distributed-noise.js";
 import { Accountant } from "../../privacy/accountant.js";
+import { calibrateScale } from "../../privacy/calibrate.js";
 import type { DistributedDiscreteGaussianMechanism } from "../../privacy/mechanism.js";
 import type { SecureAggregationSetting, StudyPrivacy } from "../engine.js";
 import { FedsynthError } from "../../errors.js";
@@ -70,17 +71,7 @@ export function planNeuralSecure(input: SecurePlanInput): NeuralSecureConfig {
     }),
   ];
   const spent = (p: [DistributedNoisePlan, DistributedNoisePlan]) => Accountant.epsilonOf([p[0].mechanism, p[1].mechanism], privacy.delta);
-  // ε falls as the scale grows: bracket the budget, then bisect to the smallest scale that stays within it.
-  let lo = 1e-3;
-  let hi = 1;
-  while (spent(plans(hi)) > privacy.epsilon) hi *= 2;
-  while (spent(plans(lo)) <= privacy.epsilon && lo > 1e-9) lo /= 2;
-  for (let i = 0; i < 60; i++) {
-    const mid = Math.sqrt(lo * hi);
-    if (spent(plans(mid)) > privacy.epsilon) lo = mid;
-    else hi = mid;
-  }
-  const [m, g] = plans(hi);
+  const [m, g] = plans(calibrateScale(privacy.epsilon, (scale) => spent(plans(scale))));
   return {
     threshold, sites, maxSiteRows,
     marginals: { gamma: m.gamma, gridSigma: m.sigma, gridL2Sensitivity: m.l2Sensitivity, shareSd: m.noiseStddev },
