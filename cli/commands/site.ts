@@ -14,6 +14,7 @@ import { requireLoopbackForPlaintext } from "../../shared/transport/loopback.js"
 import { channelCredentials } from "../../shared/crypto/pki/index.js";
 import { hasTlsIdentity, loadTlsIdentity } from "../../site-agent/identity.js";
 import { enrollSite } from "../../site-agent/enroll.js";
+import { PROXY_OPTION, useProxy } from "../proxy.js";
 
 export function registerSiteCommands(program: Command): void {
   const site = program.command("site").description("run a hospital's site agent");
@@ -28,9 +29,10 @@ export function registerSiteCommands(program: Command): void {
     .option("--delta-cap <d>", "the most delta this site spends over all studies", parseProbability("--delta-cap"), 1e-5)
     .option("--insecure", "talk plaintext gRPC to a development coordinator on loopback (no enrolment needed)", false)
     .option("--reconnect-max-seconds <s>", "longest wait between reconnection attempts", parsePositive("--reconnect-max-seconds"), 10)
+    .option(...PROXY_OPTION)
     .action(async (opts: {
       coordinator: string; name: string; data: string; dataDir: string; epsilonCap: number; deltaCap: number; insecure: boolean;
-      reconnectMaxSeconds: number;
+      reconnectMaxSeconds: number; proxy?: string;
     }) => {
       validateSiteName(opts.name, "--name");
       const dataFile = resolve(opts.data);
@@ -39,6 +41,7 @@ export function registerSiteCommands(program: Command): void {
       }
       const dataDir = resolve(opts.dataDir);
       const log = createLogger(`site ${opts.name}`);
+      useProxy(opts.proxy, log);
       let credentials: grpc.ChannelCredentials | undefined;
       if (opts.insecure) {
         requireLoopbackForPlaintext(opts.coordinator, "--coordinator");
@@ -100,9 +103,11 @@ export function registerSiteIdentityCommands(program: Command): void {
     .requiredOption("--token <token>", "the one-time enrolment token from the consortium operator")
     .requiredOption("--ca-fingerprint <sha256>", "the consortium CA's fingerprint, as the operator gave it with the token")
     .requiredOption("--data-dir <dir>", "the agent's data directory (its keys go to DIR/identity, readable by its owner only)")
-    .action(async (opts: { coordinator: string; name: string; token: string; caFingerprint: string; dataDir: string }) => {
+    .option(...PROXY_OPTION)
+    .action(async (opts: { coordinator: string; name: string; token: string; caFingerprint: string; dataDir: string; proxy?: string }) => {
       validateSiteName(opts.name, "--name");
       const log = createLogger(`site ${opts.name}`);
+      useProxy(opts.proxy, log);
       const dataDir = resolve(opts.dataDir);
       const enrolment = await enrollSite({ coordinator: opts.coordinator, siteName: opts.name, token: opts.token, caFingerprint: opts.caFingerprint, dataDir, log });
       process.stdout.write(`site ${opts.name} enrolled with ${opts.coordinator}; its identity is in ${dataDir}/identity\n` +
