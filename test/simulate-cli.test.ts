@@ -15,6 +15,9 @@ describe("simulate flags", () => {
     ["a delta of 1", [...heartSiteArgs(), "--delta", "1"], /--delta must be a number between 0 and 1/],
     ["zero rounds", [...heartSiteArgs(), "--rounds", "0"], /--rounds must be a whole number of at least 1/],
     ["an unknown engine", [...heartSiteArgs(), "--engine", "gan"], /Unknown engine "gan"[\s\S]*independent, marginal, neural/],
+    ["an unknown secure-aggregation mode", [...heartSiteArgs(), "--secure-aggregation", "maybe"], /--secure-aggregation must be auto, on or off, not "maybe"/],
+    ["an unsafe secure-aggregation threshold", [...heartSiteArgs(), "--secure-threshold", "2"], /threshold of 2 for 4 sites is unsafe[\s\S]*more than half the sites[\s\S]*use the default ⌈2n\/3⌉ = 3 for 4 sites/],
+    ["a threshold without secure aggregation", [...heartSiteArgs(), "--secure-aggregation", "off", "--secure-threshold", "3"], /a secure-aggregation threshold was given for a study without secure aggregation/],
   ];
   for (const [what, args, message] of cases) {
     it(`refuses ${what}`, async () => {

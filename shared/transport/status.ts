@@ -21,7 +21,9 @@ export function toGrpcError(err: unknown): Partial<grpc.StatusObject> {
   const e = FedsynthError.from(err);
   const metadata = new grpc.Metadata();
   metadata.set("fedsynth-code", e.code);
-  if (e.hint) metadata.set("fedsynth-hint", e.hint);
+  // A "-bin" key carries any bytes (base64 on the wire): hints hold text such as "⌈2n/3⌉" or "ε", which
+  // an ASCII metadata value cannot, and grpc-js would drop the whole answer as "Unknown error".
+  if (e.hint) metadata.set("fedsynth-hint-bin", Buffer.from(e.hint, "utf8"));
   return { code: TO_STATUS[e.code], details: e.hint ? `${e.message} (${e.hint})` : e.message, metadata };
 }
 
@@ -35,7 +37,8 @@ export function fromGrpcError(err: unknown, what: string, channel: ChannelKind =
   const se = err as grpc.ServiceError;
   if (typeof se?.code !== "number") return FedsynthError.from(err);
   const code = (se.metadata?.get("fedsynth-code")[0] as ErrorCode | undefined) ?? undefined;
-  const hint = se.metadata?.get("fedsynth-hint")[0] as string | undefined;
+  const rawHint = se.metadata?.get("fedsynth-hint-bin")[0];
+  const hint = rawHint === undefined ? undefined : Buffer.isBuffer(rawHint) ? rawHint.toString("utf8") : String(rawHint);
   if (se.code === grpc.status.UNAVAILABLE || se.code === grpc.status.DEADLINE_EXCEEDED) {
     // A coordinator that answered says so with its own code; without one, the channel never got that far.
     const failure = code ? null : explainConnectionFailure(se.details ?? "", channel.plaintext ?? false);

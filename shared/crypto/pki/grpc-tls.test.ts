@@ -163,7 +163,7 @@ describe("one TLS port, client certificates optional at TLS and enforced per met
     expect(err.code).toBe(grpc.status.UNAUTHENTICATED);
     expect(err.details).toMatch(/no verified client certificate: none was presented/);
     expect(err.metadata.get("fedsynth-code")).toEqual(["unauthenticated"]);
-    expect(String(err.metadata.get("fedsynth-hint")[0])).toMatch(/enrolling/);
+    expect(String(err.metadata.get("fedsynth-hint-bin")[0])).toMatch(/enrolling/);
 
     const streamErr = await failure(chat(c));
     expect(streamErr.code).toBe(grpc.status.UNAUTHENTICATED);

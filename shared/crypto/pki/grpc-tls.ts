@@ -116,7 +116,8 @@ export function clientCertificateInterceptor(policy: ClientCertificatePolicy): g
     const refuse = (code: grpc.status, err: FedsynthError) => {
       const metadata = new grpc.Metadata();
       metadata.set("fedsynth-code", err.code);
-      if (err.hint) metadata.set("fedsynth-hint", err.hint);
+      // Binary ("-bin") so that any text survives; shared/transport/status.ts reads it back.
+      if (err.hint) metadata.set("fedsynth-hint-bin", Buffer.from(err.hint, "utf8"));
       call.sendStatus({ code, details: err.hint ? `${err.message} (${err.hint})` : err.message, metadata });
     };
     const listener = new grpc.ServerListenerBuilder()
