@@ -30,6 +30,9 @@ import { calibrateSigma } from "../../privacy/calibrate.js";
 import { FedsynthError } from "../../errors.js";
 import { columnProbabilities, countTable, histogramLayout, type EstimateNoise, type HistogramLayout } from "./histogram.js";
 import { cellSampler, type CellSampler } from "./sampler.js";
+import { checkPrivacy, checkSchema } from "../study-checks.js";
+
+const INDEPENDENT_ROUNDS = { max: 100_000, hint: "One round is enough for this engine." };
 
 export const INDEPENDENT_ENGINE_NAME = "independent";
 
@@ -95,24 +98,6 @@ function invalid(message: string, hint?: string): FedsynthError {
   return new FedsynthError("invalid-argument", message, { hint });
 }
 
-function checkPrivacy(privacy: StudyPrivacy): void {
-  const { epsilon, delta, rounds } = privacy ?? ({} as StudyPrivacy);
-  if (typeof epsilon !== "number" || !Number.isFinite(epsilon) || epsilon <= 0) {
-    throw invalid(`The study's epsilon must be a finite number > 0, got ${String(epsilon)}`, "Choose an epsilon such as 1.");
-  }
-  if (typeof delta !== "number" || !Number.isFinite(delta) || delta <= 0 || delta >= 1) {
-    throw invalid(`The study's delta must lie strictly between 0 and 1, got ${String(delta)}`, "Choose a small delta such as 1e-5.");
-  }
-  if (typeof rounds !== "number" || !Number.isSafeInteger(rounds) || rounds < 1 || rounds > 100_000) {
-    throw invalid(`The number of rounds must be a whole number from 1 to 100000, got ${String(rounds)}`, "One round is enough for this engine.");
-  }
-}
-
-function checkSchema(schema: Schema): void {
-  if (!schema || !Array.isArray(schema.columns) || schema.columns.length === 0) {
-    throw new FedsynthError("invalid-schema", "The schema has no columns", { hint: "Describe at least one column." });
-  }
-}
 
 function mechanism(columns: number, sigma: number): GaussianMechanism {
   return { kind: "gaussian", l2Sensitivity: Math.sqrt(columns), sigma, repetitions: 1 };
@@ -179,7 +164,7 @@ function secureMechanism(cells: number, secure: IndependentSecureConfig): Distri
  */
 export function configureIndependent(schema: Schema, privacy: StudyPrivacy, fineNoiseMultiplier = FINE_NOISE_MULTIPLIER): IndependentConfig {
   checkSchema(schema);
-  checkPrivacy(privacy);
+  checkPrivacy(privacy, INDEPENDENT_ROUNDS);
   if (typeof fineNoiseMultiplier !== "number" || !Number.isFinite(fineNoiseMultiplier) || fineNoiseMultiplier <= 0) {
     throw invalid(`The fine noise multiplier must be a finite number > 0, got ${String(fineNoiseMultiplier)}`);
   }

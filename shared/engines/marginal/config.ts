@@ -2,9 +2,12 @@
  * The marginal engine's public study settings: the shape of its releases (from the schema) and the noise
  * calibrated for them (budget.ts), checked whenever a site or the coordinator reads them back from JSON.
  */
-import type { JsonObject, StudyPrivacy } from "../engine.js";
+import type { JsonObject } from "../engine.js";
 import type { Schema } from "../../schema/schema.js";
 import { FedsynthError } from "../../errors.js";
+import { checkSchema } from "../study-checks.js";
+
+export { checkSchema };
 import { coarseLayout, maxGroups } from "./discretise.js";
 import type { BudgetShape, GridPlan, MarginalBudget } from "./budget.js";
 
@@ -19,24 +22,9 @@ export function invalid(message: string, hint?: string): FedsynthError {
   return new FedsynthError("invalid-argument", message, { hint });
 }
 
-export function checkSchema(schema: Schema): void {
-  if (!schema || !Array.isArray(schema.columns) || schema.columns.length === 0) {
-    throw new FedsynthError("invalid-schema", "The schema has no columns", { hint: "Describe at least one column." });
-  }
-}
 
-export function checkPrivacy(privacy: StudyPrivacy): void {
-  const { epsilon, delta, rounds } = privacy ?? ({} as StudyPrivacy);
-  if (typeof epsilon !== "number" || !Number.isFinite(epsilon) || epsilon <= 0) {
-    throw invalid(`The study's epsilon must be a finite number > 0, got ${String(epsilon)}`, "Choose an epsilon such as 1.");
-  }
-  if (typeof delta !== "number" || !Number.isFinite(delta) || delta <= 0 || delta >= 1) {
-    throw invalid(`The study's delta must lie strictly between 0 and 1, got ${String(delta)}`, "Choose a small delta such as 1e-5.");
-  }
-  if (typeof rounds !== "number" || !Number.isSafeInteger(rounds) || rounds < 1 || rounds > 1000) {
-    throw invalid(`The number of rounds must be a whole number from 1 to 1000, got ${String(rounds)}`, "The marginal engine needs 2 rounds: selection, then measurement.");
-  }
-}
+/** The marginal engine's limit on rounds, for checkPrivacy (study-checks.ts). */
+export const MARGINAL_ROUNDS = { max: 1000, hint: "The marginal engine needs 2 rounds: selection, then measurement." };
 
 /** The release shape of a study, from the schema and the number of rounds alone. */
 export function budgetShape(schema: Schema, rounds: number): BudgetShape {

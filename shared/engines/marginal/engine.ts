@@ -21,7 +21,8 @@ import { columnProbabilities, type HistogramLayout } from "../independent/histog
 import { coarseLayout } from "./discretise.js";
 import { checkRound, contribution, roundLength, secureGrid } from "./site-update.js";
 import { FINE_NOISE_MULTIPLIER, planPlain, planSecure, plainRoundMechanisms, secureRoundMechanism } from "./budget.js";
-import { budgetShape, checkPrivacy, checkSchema, CONFIG_VERSION, invalid, readConfig, type MarginalConfig } from "./config.js";
+import { budgetShape, checkSchema, CONFIG_VERSION, invalid, MARGINAL_ROUNDS, readConfig, type MarginalConfig } from "./config.js";
+import { checkPrivacy } from "../study-checks.js";
 import { fitTree, tableOffsets, type TreeModel } from "./estimate.js";
 import { planTree, readTreePlan, treePlanJson } from "./round-plan.js";
 import { treeSampler, type TreeSampler } from "./tree-sampler.js";
@@ -40,7 +41,7 @@ export interface MarginalModel {
 
 export function configureMarginal(schema: Schema, privacy: StudyPrivacy): MarginalConfig {
   checkSchema(schema);
-  checkPrivacy(privacy);
+  checkPrivacy(privacy, MARGINAL_ROUNDS);
   if (schema.columns.length === 1 && privacy.rounds > 1) {
     throw invalid("The marginal engine has no pairs to measure in a one-column schema", "Use one round, or the independent engine.");
   }
