@@ -210,9 +210,7 @@ export class SiteAgent {
         });
       }
     } catch (err) {
-      const e = FedsynthError.from(err);
-      log.error(`task failed: ${e.describe()}`, { study: task.study.studyId, task: task.taskId });
-      session.sendFailed(task.taskId, e.code === "internal" ? "the site agent hit an internal error; see its log" : e.message);
+      this.reportTaskFailure(session, task, "task failed", err);
     }
     this.writeStatus();
   }
@@ -246,9 +244,7 @@ export class SiteAgent {
       log.info(`secure aggregation: round ${task.round} of study '${task.study.name}', threshold ${task.secureAggregation!.threshold} of ${task.secureAggregation!.siteKeys.length} sites`, { study: task.study.studyId, task: task.taskId });
       await secure.start();
     } catch (err) {
-      const e = FedsynthError.from(err);
-      log.error(`secure-aggregation task failed: ${e.describe()}`, { study: task.study.studyId, task: task.taskId });
-      session.sendFailed(task.taskId, e.code === "internal" ? "the site agent hit an internal error; see its log" : e.message);
+      this.reportTaskFailure(session, task, "secure-aggregation task failed", err);
     }
     this.writeStatus();
   }
@@ -271,6 +267,13 @@ export class SiteAgent {
       session.sendFailed(taskId, `the site aborted secure aggregation: ${e.message}`);
     }
     this.writeStatus();
+  }
+
+  /** The full error goes to the site's log; the coordinator is told what failed, never an internal detail. */
+  private reportTaskFailure(session: AgentSession, task: TaskAssignment, what: string, err: unknown): void {
+    const e = FedsynthError.from(err);
+    this.opts.log.error(`${what}: ${e.describe()}`, { study: task.study.studyId, task: task.taskId });
+    session.sendFailed(task.taskId, e.code === "internal" ? "the site agent hit an internal error; see its log" : e.message);
   }
 
   /** status.json in the data directory: what the site's own operator (or `simulate`) reads. Never sent. */
