@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Coordinator } from "./coordinator.js";
-import { openSqliteStore, type SqliteStore } from "./store/sqlite-store.js";
+import { openSqliteStore, type SqliteStore } from "./store/sql-store.js";
 import { MIGRATIONS } from "./store/migrations.js";
 import type { AgentBound, SiteSession } from "./sessions.js";
 import { createLogger } from "../shared/telemetry/log.js";

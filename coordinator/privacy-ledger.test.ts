@@ -3,7 +3,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import nacl from "tweetnacl";
-import { openSqliteStore, type SqliteStore } from "./store/sqlite-store.js";
+import { openSqliteStore, type SqliteStore } from "./store/sql-store.js";
 import { PrivacyLedger } from "./privacy-ledger.js";
 import { verifyLedger, type LedgerEntry } from "../shared/ledger/index.js";
 

@@ -2,7 +2,7 @@
 import type { Command } from "commander";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { openSqliteStore } from "../../coordinator/store/sqlite-store.js";
+import { openSqliteStore } from "../../coordinator/store/sql-store.js";
 import { Coordinator, DEFAULT_SECURE_PHASE_TIMEOUT_SECONDS } from "../../coordinator/coordinator.js";
 import { startCoordinatorServer } from "../../coordinator/grpc/server.js";
 import { createLogger } from "../../shared/telemetry/log.js";

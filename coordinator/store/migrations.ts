@@ -1,5 +1,6 @@
 /**
- * Versioned schema migrations. Each entry runs once, in order, inside a transaction; the applied version is
+ * Versioned schema migrations, written for SQLite and rewritten for PostgreSQL by postgresDdl. Each entry
+ * runs once, in order, inside a transaction; the applied version is
  * recorded so that an older coordinator refuses a newer store instead of corrupting it.
  */
 export const MIGRATIONS: { version: number; description: string; sql: string }[] = [
@@ -130,6 +131,13 @@ export const MIGRATIONS: { version: number; description: string; sql: string }[]
     sql: `
       CREATE TABLE ledger_chain (seq INTEGER PRIMARY KEY, entry_json TEXT NOT NULL);
       CREATE TABLE secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+    `,
+  },
+  {
+    version: 5,
+    description: "leases: which coordinator replica drives the rounds",
+    sql: `
+      CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, term INTEGER NOT NULL, expires_at INTEGER NOT NULL);
     `,
   },
 ];

@@ -14,9 +14,27 @@ export interface StudyPatch {
   invitationDeadlineAt?: number;
 }
 
+/**
+ * A time-limited claim, in the database, that one coordinator process drives the consortium's rounds.
+ * `term` grows each time the lease changes hands, so a holder can tell its own lease from a later one.
+ */
+export interface Lease {
+  name: string;
+  holder: string;
+  term: number;
+  /** Epoch milliseconds by the database's clock. */
+  expiresAt: number;
+}
+
 export interface CoordinatorStore {
   transaction<T>(fn: () => T): T;
   close(): void;
+
+  /** Takes the lease if it is free or expired, or renews it for its holder; undefined when another holds it. */
+  acquireLease(name: string, holder: string, ttlMs: number): Lease | undefined;
+  getLease(name: string): (Lease & { live: boolean }) | undefined;
+  /** Ends the holder's lease at once (a clean shutdown), so that a standby need not wait for it to expire. */
+  releaseLease(name: string, holder: string): void;
 
   upsertSite(name: string, agentVersion: string, now: number): SiteRecord;
   touchSite(name: string, now: number): void;
