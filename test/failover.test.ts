@@ -1,0 +1,126 @@
+/**
+ * Two coordinator replicas on one PostgreSQL database, behind one address: the driving replica is killed
+ * in the middle of a round, the standby takes the lease, resumes the round from the database, the agents
+ * reconnect through the same address, and the study completes with every site's submission of every
+ * round counted exactly once (on the ledger, in the study, and in each site's own records).
+ */
+import { cpSync, readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { CliProcess, EXAMPLES, runCli, startSecureAgent, tempDir, until, type CliResult } from "./support/cli.js";
+import { postgresUnavailable, startPostgres, type TestPostgres } from "./support/postgres.js";
+import { freePort } from "./support/ports.js";
+import { startTcpForwarder, type TcpForwarder } from "./support/tcp-forwarder.js";
+import { LocalStore } from "../site-agent/local-store.js";
+
+const noPostgres = postgresUnavailable();
+if (noPostgres) console.warn(`failover test skipped: ${noPostgres}`);
+
+function ok(r: CliResult, what: string): CliResult {
+  if (r.code !== 0) throw new Error(`${what} failed (${r.code}):\n${r.stdout}\n${r.stderr}`);
+  return r;
+}
+
+describe.skipIf(!!noPostgres)("coordinator replicas sharing PostgreSQL", () => {
+  const dir = tempDir("fedsynth-failover-");
+  const procs: CliProcess[] = [];
+  let pg: TestPostgres | undefined;
+  let forwarder: TcpForwarder | undefined;
+  afterAll(async () => {
+    await Promise.all(procs.map((p) => p.stop("SIGKILL")));
+    await forwarder?.close();
+    pg?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("the standby finishes the round the killed driver left, with no submission lost or counted twice", async () => {
+    pg = await startPostgres();
+    const storeUrl = pg.database("consortium");
+    const [dirA, dirB] = [join(dir, "replica-a"), join(dir, "replica-b")];
+    ok(await runCli(["coordinator", "init", "--data-dir", dirA]), "coordinator init");
+    // Every replica serves with the consortium's PKI (in Kubernetes, one Secret mounted in each pod).
+    cpSync(join(dirA, "pki"), join(dirB, "pki"), { recursive: true });
+    const [portA, portB] = [await freePort(), await freePort()];
+    forwarder = await startTcpForwarder([portA, portB]);
+    const address = `127.0.0.1:${forwarder.port}`;
+    const replica = (name: string, dataDir: string, port: number) => {
+      const p = new CliProcess(["coordinator", "start", "--data-dir", dataDir, "--listen", `127.0.0.1:${port}`,
+        "--store", storeUrl, "--replica", name, "--lease-seconds", "3"]);
+      procs.push(p);
+      return p;
+    };
+    const a = replica("a", dirA, portA);
+    await a.waitFor(/listening on/);
+    const b = replica("b", dirB, portB);
+    await b.waitFor(/standby: another replica drives the rounds/);
+    expect(b.output).not.toMatch(/listening on/);
+
+    const op = ["--coordinator", address, "--credentials", join(dirA, "operator")];
+    const sites = ["cleveland", "hungary", "va"];
+    for (const site of sites) {
+      const token = JSON.parse(ok(await runCli(["site", "token", ...op, "--site", site, "--json"]), `site token ${site}`).stdout);
+      ok(await runCli(["site", "enroll", "--coordinator", address, "--name", site, "--token", token.token,
+        "--ca-fingerprint", token.caFingerprint, "--data-dir", join(dir, "sites", site)]), `site enroll ${site}`);
+    }
+    const agents = sites.map((site) => {
+      const agent = startSecureAgent({
+        address, name: site, data: join(EXAMPLES, `${site}.csv`), dataDir: join(dir, "sites", site), epsilonCap: 1,
+        // Hungary is slow: it holds each task for 3 s, so the driver dies with hungary's round-1 update still to come.
+        env: site === "hungary" ? { FEDSYNTH_FAULT_TASK_DELAY_MS: "3000" } : {},
+      });
+      procs.push(agent);
+      return agent;
+    });
+    await Promise.all(agents.map((ag) => ag.waitFor(/connected to the coordinator/)));
+
+    const studyId = JSON.parse(ok(await runCli(["study", "create", ...op, "--name", "failover", "--schema", join(EXAMPLES, "schema.json"),
+      ...sites.flatMap((s) => ["--site", s]), "--epsilon", "1", "--rounds", "2", "--secure-aggregation", "off", "--json"]), "study create").stdout).studyId as string;
+    ok(await runCli(["study", "start", studyId, ...op]), "study start");
+    const status = async () => JSON.parse(ok(await runCli(["study", "status", studyId, ...op, "--json"]), "study status").stdout);
+
+    // Kill the driver once round 1 holds a submission but not hungary's.
+    const midRound = await until(async () => {
+      const s = await status();
+      const submitted: string[] = s.roundDetails[0]?.submitted ?? [];
+      return submitted.length > 0 && !submitted.includes("hungary") ? submitted : undefined;
+    }, "a round-1 submission before hungary's");
+    await a.stop("SIGKILL");
+
+    await b.waitFor(/this replica holds the lease and drives the rounds/, 30_000);
+    await b.waitFor(/listening on/);
+    expect(b.output).toMatch(/resuming round/);
+    const afterFailover = await status();
+    expect(afterFailover.state).toBe("running");
+    for (const site of midRound) expect(afterFailover.roundDetails[0].submitted).toContain(site);
+
+    const done = await until(async () => {
+      const s = await status();
+      return s.state === "running" || s.state === "created" ? undefined : s;
+    }, "the study to end", 120_000);
+    expect(done.state, done.statusMessage).toBe("completed");
+    expect(done.completedRounds).toBe(2);
+    for (const r of done.roundDetails) expect([...r.submitted].sort()).toEqual(sites);
+    // Every agent came back through the one address, to the new driver.
+    for (const ag of agents) expect(ag.output.match(/connected to the coordinator/g)?.length).toBeGreaterThanOrEqual(2);
+    expect(forwarder.routed).toContain(portB);
+
+    // The ledger, exported from the new driver, verifies; each site has exactly one accepted charge a round.
+    const ledgerFile = join(dir, "ledger.jsonl");
+    ok(await runCli(["audit", "export", ...op, "--out", ledgerFile]), "audit export");
+    ok(await runCli(["audit", "verify", ledgerFile, "--ca", join(dirA, "pki", "ca.pem")]), "audit verify");
+    const charges = readFileSync(ledgerFile, "utf8").trim().split("\n").map((l) => JSON.parse(l)).filter((e) => e.kind === "charge");
+    for (const site of sites) {
+      const mine = charges.filter((c) => c.body.charge.siteName === site);
+      expect(mine.map((c) => [c.body.charge.round, c.body.accepted]), site).toEqual([[1, true], [2, true]]);
+    }
+    for (const ag of agents) await ag.stop();
+    for (const site of sites) {
+      const store = new LocalStore(join(dir, "sites", site));
+      const own = store.charges({ studyId });
+      store.close();
+      expect(own.map((c) => c.round)).toEqual([1, 2]);
+      const view = done.participants.find((p: any) => p.siteName === site);
+      expect(view.epsilonCharged).toBeCloseTo(own[1].epsilonStudyTotal, 12);
+    }
+  }, 240_000);
+});
