@@ -23,11 +23,16 @@ function binary(name: string): string | undefined {
   return undefined;
 }
 
-/** Why PostgreSQL cannot run here, or undefined when it can. */
+/**
+ * Why PostgreSQL cannot run here, or undefined when it can. Under CI (which installs it) a missing
+ * server is an error, not a reason to skip.
+ */
 export function postgresUnavailable(): string | undefined {
-  if (!binary("initdb") || !binary("pg_ctl")) return "PostgreSQL's initdb/pg_ctl are not installed (Debian: apt-get install postgresql)";
-  if (process.getuid?.() === 0 && spawnSync("id", ["-u", "postgres"]).status !== 0) return "running as root with no 'postgres' user to run the server as";
-  return undefined;
+  let why: string | undefined;
+  if (!binary("initdb") || !binary("pg_ctl")) why = "PostgreSQL's initdb/pg_ctl are not installed (Debian: apt-get install postgresql)";
+  else if (process.getuid?.() === 0 && spawnSync("id", ["-u", "postgres"]).status !== 0) why = "running as root with no 'postgres' user to run the server as";
+  if (why && process.env.CI) throw new Error(`CI must run the PostgreSQL tests, but ${why}; .ci/run installs it`);
+  return why;
 }
 
 export async function startPostgres(): Promise<TestPostgres> {
