@@ -123,4 +123,48 @@ describe.skipIf(!!noPostgres)("coordinator replicas sharing PostgreSQL", () => {
       expect(view.epsilonCharged).toBeCloseTo(own[1].epsilonStudyTotal, 12);
     }
   }, 240_000);
+
+  it("a driver that stops cleanly hands its lease over at once (with a lease far longer than the test)", async () => {
+    pg ??= await startPostgres();
+    const storeUrl = pg.database("handover");
+    const [dirA, dirB] = [join(dir, "handover-a"), join(dir, "handover-b")];
+    ok(await runCli(["coordinator", "init", "--data-dir", dirA]), "coordinator init");
+    cpSync(join(dirA, "pki"), join(dirB, "pki"), { recursive: true });
+    const start = (name: string, dataDir: string) => {
+      const p = new CliProcess(["coordinator", "start", "--data-dir", dataDir, "--listen", "127.0.0.1:0", "--store", storeUrl, "--replica", name, "--lease-seconds", "600"]);
+      procs.push(p);
+      return p;
+    };
+    const a = start("a", dirA);
+    await a.waitFor(/listening on/);
+    const b = start("b", dirB);
+    await b.waitFor(/standby/);
+    await a.stop("SIGTERM");
+    expect(a.child.exitCode).toBe(0);
+    expect(a.output).toMatch(/released the lease/);
+    // Had the lease not been released, b would wait 600 s for it to expire.
+    const m = await b.waitFor(/listening on (\S+)/, 30_000);
+    const listed = ok(await runCli(["study", "list", "--coordinator", m[1], "--credentials", join(dirA, "operator"), "--json"]), "study list");
+    expect(JSON.parse(listed.stdout)).toEqual([]);
+  }, 120_000);
+});
+
+describe("coordinator start --store", () => {
+  it("names a store URL it cannot use, and what to do", async () => {
+    const dir = tempDir("fedsynth-store-url-");
+    try {
+      const notPg = await runCli(["coordinator", "start", "--data-dir", dir, "--insecure", "--store", "mysql://u:pw@db/x"]);
+      expect(notPg.code).not.toBe(0);
+      expect(notPg.stderr).toMatch(/--store mysql:\/\/u:\*\*\*@db\/x is not a postgres:\/\/ URL/);
+      expect(notPg.stderr).not.toContain("pw");
+      const port = await freePort();
+      const down = await runCli(["coordinator", "start", "--data-dir", dir, "--insecure", "--store", `postgres://fedsynth:hunter2@127.0.0.1:${port}/x`]);
+      expect(down.code).not.toBe(0);
+      expect(down.stderr).toContain(`cannot connect to the PostgreSQL store postgres://fedsynth:***@127.0.0.1:${port}/x`);
+      expect(down.stderr).toMatch(/check the URL/);
+      expect(down.stderr).not.toContain("hunter2");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
