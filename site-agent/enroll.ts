@@ -7,6 +7,8 @@
  * exactly that fingerprint, and then pins the coordinator's own certificate for every later connection.
  */
 import * as tls from "node:tls";
+import { request } from "node:http";
+import { BlockList, isIPv4, type Socket } from "node:net";
 import { X509Certificate } from "node:crypto";
 import { FedsynthError } from "../shared/errors.js";
 import type { Logger } from "../shared/telemetry/log.js";
@@ -69,13 +71,26 @@ function normalizeFingerprint(f: string): string {
 }
 
 /** The certificates the coordinator presents in its TLS handshake, leaf first, as PEM. */
-function presentedChain(address: string): Promise<{ pem: string }[]> {
+async function presentedChain(address: string): Promise<{ pem: string }[]> {
   const host = hostOf(address);
   const port = Number(address.slice(address.lastIndexOf(":") + 1));
+  // Behind a proxy this handshake takes the tunnel every later gRPC call takes: the site may reach
+  // nothing but its proxy.
+  const proxy = proxyFor(host);
+  let tunnel: Socket | undefined;
+  if (proxy) {
+    try {
+      tunnel = await tunnelThrough(proxy, address);
+    } catch (err) {
+      throw new FedsynthError("unavailable", `cannot reach the coordinator at ${address} through the HTTP CONNECT proxy ${proxy.origin}: ${(err as Error).message}`, {
+        hint: "check the proxy address (--proxy, grpc_proxy or https_proxy) and that the proxy may connect to the coordinator",
+      });
+    }
+  }
   return new Promise((resolve, reject) => {
     // Verification is off for this one handshake only: nothing is sent over it, and the chain it shows
     // is trusted only if it contains the CA whose fingerprint the operator gave out of band.
-    const socket = tls.connect({ host, port, rejectUnauthorized: false, ALPNProtocols: ["h2"], servername: isIpLiteral(host) ? undefined : host });
+    const socket = tls.connect({ host, port, socket: tunnel, rejectUnauthorized: false, ALPNProtocols: ["h2"], servername: isIpLiteral(host) ? undefined : host });
     socket.setTimeout(10_000, () => socket.destroy(new Error("timed out")));
     socket.once("secureConnect", () => {
       const chain: { pem: string }[] = [];
@@ -92,6 +107,59 @@ function presentedChain(address: string): Promise<{ pem: string }[]> {
     socket.once("error", (err) => reject(new FedsynthError("unavailable", `cannot reach the coordinator at ${address} over TLS: ${err.message}`, {
       hint: "check the address, that the coordinator runs with TLS (not --insecure), and that this host may connect to it",
     })));
+  });
+}
+
+/**
+ * The HTTP CONNECT proxy grpc-js would use for this host (the same variables and no_proxy rules, so this
+ * first handshake takes the same path as every later gRPC call), or undefined.
+ */
+function proxyFor(host: string): URL | undefined {
+  const raw = process.env.grpc_proxy || process.env.https_proxy || process.env.http_proxy;
+  if (!raw) return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return undefined;
+  }
+  if (url.protocol !== "http:") return undefined;
+  const noProxy = (process.env.no_grpc_proxy || process.env.no_proxy || "").split(",").map((h) => h.trim()).filter((h) => h !== "");
+  for (const entry of noProxy) {
+    const [ip, prefix] = entry.split("/");
+    if (prefix !== undefined && isIPv4(ip) && isIPv4(host)) {
+      const block = new BlockList();
+      block.addSubnet(ip, Number(prefix), "ipv4");
+      if (block.check(host, "ipv4")) return undefined;
+    } else if (host.endsWith(entry)) {
+      return undefined;
+    }
+  }
+  return url;
+}
+
+/** A TCP tunnel to `target` (HOST:PORT) through an HTTP CONNECT proxy. */
+function tunnelThrough(proxy: URL, target: string): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = { host: target };
+    if (proxy.username) headers["proxy-authorization"] = `Basic ${Buffer.from(`${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`).toString("base64")}`;
+    const req = request({ host: proxy.hostname.replace(/^\[(.*)\]$/, "$1"), port: Number(proxy.port || 80), method: "CONNECT", path: target, headers });
+    const timer = setTimeout(() => req.destroy(new Error("timed out")), 10_000);
+    req.once("connect", (res, socket, head) => {
+      clearTimeout(timer);
+      if (res.statusCode !== 200) {
+        socket.destroy();
+        reject(new Error(`the proxy answered ${res.statusCode} ${res.statusMessage ?? ""}`.trim()));
+        return;
+      }
+      if (head.length > 0) socket.unshift(head);
+      resolve(socket);
+    });
+    req.once("error", (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    req.end();
   });
 }
 

@@ -1,41 +1,17 @@
 /**
  * A hospital agent that may reach the outside only through an HTTP CONNECT proxy: a real proxy on
  * loopback, one agent configured by the standard https_proxy variable and one by --proxy, and a study
- * that completes with every agent connection tunnelled through the proxy.
+ * that completes with every agent connection tunnelled through the proxy; and enrolment over TLS, whose
+ * first handshake (fetching the coordinator's chain) must take the same tunnel.
  */
 import { afterAll, describe, expect, it } from "vitest";
-import { createServer, type Server } from "node:http";
-import { connect, type AddressInfo, type Socket } from "node:net";
 import { join } from "node:path";
-import { CliProcess, EXAMPLES, runCli, startAgent, startCoordinator, studyStatus, tempDir, until } from "./support/cli.js";
-
-/** A minimal CONNECT proxy: it records every tunnel it opens and relays bytes both ways. */
-function startProxy(): Promise<{ server: Server; port: number; tunnels: string[] }> {
-  const tunnels: string[] = [];
-  const sockets = new Set<Socket>();
-  const server = createServer((_req, res) => res.writeHead(405).end());
-  server.on("connect", (req, client: Socket, head) => {
-    tunnels.push(req.url ?? "");
-    const [host, port] = (req.url ?? "").split(":");
-    const upstream = connect(Number(port), host, () => {
-      client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
-      if (head.length > 0) upstream.write(head);
-      upstream.pipe(client);
-      client.pipe(upstream);
-    });
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on("error", () => undefined);
-      s.on("close", () => sockets.delete(s));
-    }
-  });
-  server.on("close", () => sockets.forEach((s) => s.destroy()));
-  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve({ server, port: (server.address() as AddressInfo).port, tunnels })));
-}
+import { startConnectProxy, type ConnectProxy } from "../deploy/netns/connect-proxy.mjs";
+import { CliProcess, EXAMPLES, runCli, startAgent, startCoordinator, startSecureCoordinator, studyStatus, tempDir, until } from "./support/cli.js";
 
 describe("site agents behind an HTTP CONNECT proxy", () => {
   const procs: CliProcess[] = [];
-  let proxy: Awaited<ReturnType<typeof startProxy>> | undefined;
+  let proxy: ConnectProxy | undefined;
   afterAll(async () => {
     await Promise.all(procs.map((p) => p.stop("SIGKILL")));
     await new Promise((r) => (proxy ? proxy.server.close(r) : r(undefined)));
@@ -43,7 +19,7 @@ describe("site agents behind an HTTP CONNECT proxy", () => {
 
   it("completes a study with every agent connection tunnelled through the proxy", async () => {
     const dir = tempDir();
-    proxy = await startProxy();
+    proxy = await startConnectProxy();
     const { proc, address } = await startCoordinator(join(dir, "coordinator"));
     procs.push(proc);
     const proxyUrl = `http://127.0.0.1:${proxy.port}`;
@@ -76,6 +52,28 @@ describe("site agents behind an HTTP CONNECT proxy", () => {
     // Both agents' sessions (and the model downloads) went through tunnels to the coordinator only.
     expect(proxy.tunnels.length).toBeGreaterThanOrEqual(2);
     expect(new Set(proxy.tunnels)).toEqual(new Set([address]));
+  }, 120_000);
+
+  it("enrols a site over TLS through the proxy, the first handshake included", async () => {
+    const dir = tempDir();
+    proxy ??= await startConnectProxy();
+    const coordinatorDir = join(dir, "coordinator");
+    expect((await runCli(["coordinator", "init", "--data-dir", coordinatorDir])).code).toBe(0);
+    const { proc, address } = await startSecureCoordinator(coordinatorDir);
+    procs.push(proc);
+    const token = await runCli(["site", "token", "--coordinator", address, "--credentials", join(coordinatorDir, "operator"), "--site", "va", "--json"]);
+    expect(token.code, token.stderr).toBe(0);
+    const { token: secret, caFingerprint } = JSON.parse(token.stdout);
+    const before = proxy.tunnels.length;
+    const env = { ...process.env, no_proxy: "", no_grpc_proxy: "", NO_PROXY: "", grpc_proxy: "", https_proxy: "", http_proxy: "" };
+    const enrolled = await runCli(["site", "enroll", "--coordinator", address, "--name", "va", "--token", secret, "--ca-fingerprint", caFingerprint,
+      "--data-dir", join(dir, "va"), "--proxy", `http://127.0.0.1:${proxy.port}`], { env });
+    expect(enrolled.code, enrolled.stderr).toBe(0);
+    expect(enrolled.stdout).toContain(`site va enrolled with ${address}`);
+    // The chain fetch and the enrolment call each went through a tunnel to the coordinator.
+    const tunnels = proxy.tunnels.slice(before);
+    expect(tunnels.length).toBeGreaterThanOrEqual(2);
+    expect(new Set(tunnels)).toEqual(new Set([address]));
   }, 120_000);
 
   it("refuses a proxy address that is not http://", async () => {
