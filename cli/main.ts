@@ -14,6 +14,7 @@ import { registerPrivacyCommands } from "./commands/privacy.js";
 import { registerDoctorCommand } from "./commands/doctor.js";
 import { VERSION } from "./version.js";
 import { registerAuditCommands } from "./commands/audit.js";
+import { registerHealthCommands } from "./commands/health.js";
 
 // grpc-js sets the TLS server name to the dialled host even when it is an IP address, which Node flags
 // with DEP0123 on every connection; the certificate's IP SAN is still checked, so the warning only adds noise.
@@ -45,6 +46,7 @@ registerModelCommands(program);
 registerPrivacyCommands(program);
 registerAuditCommands(program);
 registerDoctorCommand(program);
+registerHealthCommands(program);
 
 try {
   await program.parseAsync(process.argv);

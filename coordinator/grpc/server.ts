@@ -22,6 +22,8 @@ export interface CoordinatorServer {
   /** The address actually bound (with the real port when 0 was asked for). */
   address: string;
   port: number;
+  /** The grpc.health.v1 statuses this server answers with (a plaintext health-only server may share them). */
+  health: HealthImplementation;
   shutdown(): Promise<void>;
 }
 
@@ -68,6 +70,7 @@ export async function startCoordinatorServer(opts: { coordinator: Coordinator; l
   return {
     address,
     port: bound,
+    health,
     shutdown: () =>
       new Promise<void>((resolve) => {
         health.setStatus("", "NOT_SERVING");
