@@ -121,7 +121,11 @@ export class SiteAgent {
         this.lastError = "";
         this.backoff.reset();
         this.opts.log.info("connected to the coordinator", { coordinator: this.opts.coordinator, version: m.coordinatorVersion });
-        heartbeat = setInterval(() => session.sendHeartbeat(), Math.max(1000, m.heartbeatIntervalMs));
+        heartbeat = setInterval(() => {
+          session.sendHeartbeat();
+          // status.json stays fresh while the agent sits connected and idle: `fedsynth health site` reads its age.
+          this.writeStatus();
+        }, Math.max(1000, m.heartbeatIntervalMs));
         this.writeStatus();
         return;
       }
