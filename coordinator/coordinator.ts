@@ -25,6 +25,7 @@ import { checkThreshold, decodeMessage, defaultThreshold, maskedInputDigest, new
 import { decodeSum } from "../shared/federation/secure-contribution.js";
 import { SecureRound } from "./secure-round.js";
 import { PrivacyLedger } from "./privacy-ledger.js";
+import { CoordinatorTelemetry } from "./telemetry.js";
 import type { RefusalBody } from "../shared/ledger/index.js";
 
 export const COORDINATOR_VERSION = "0.1.0";
@@ -69,6 +70,8 @@ export class Coordinator {
   private readonly securePhaseTimeoutMs: number;
   /** The auditor's ledger (hash chain, signed); the store's event log beside it is operational. */
   readonly ledger: PrivacyLedger;
+  /** Round traces, spans and metrics (OpenTelemetry; no-ops unless it is on). */
+  readonly telemetry = new CoordinatorTelemetry(this);
 
   constructor(opts: CoordinatorOptions) {
     this.store = opts.store;
@@ -638,6 +641,7 @@ export class Coordinator {
     const latest = round.modelId ? this.store.getModel(round.modelId) : undefined;
     const taskCtx = ctx.taskContext(round.round, round.roundConfig);
     const model = latest ? ctx.engine.deserialize(latest.bytes, ctx.schema, study.engineConfig) : ctx.engine.init(ctx.schema, study.engineConfig);
+    this.telemetry.aggregationStarted(study, round, contributors.length);
     const next = ctx.engine.aggregate(model, sum, contributors.length, taskCtx);
     const bytes = ctx.engine.serialize(next);
     const now = this.now();
@@ -668,6 +672,7 @@ export class Coordinator {
       return this.planRound(this.requireStudy(study.studyId), round.round + 1);
     });
     this.ledger.seal();
+    this.telemetry.roundFinished(study, round, "aggregated", now);
     this.log.info("round aggregated", { study: study.studyId, round: round.round, sites: contributors.length });
     if (last) {
       this.log.info("study completed", { study: study.studyId, model: modelId });
@@ -704,6 +709,7 @@ export class Coordinator {
       tasks.push(task);
     }
     const round = this.store.getRound(study.studyId, roundNo)!;
+    this.telemetry.roundOpened(study, round);
     if (round.sessionNonce) this.openSecureRound(study, round, tasks);
     return tasks;
   }
@@ -724,6 +730,7 @@ export class Coordinator {
       modelId: model?.modelId ?? "", modelSha256: model?.sha256 ?? "", modelBytes: model?.bytes.byteLength ?? 0,
       updateLength: round.updateLength, roundConfig: round.roundConfig,
       ...(round.sessionNonce ? { secureAggregation: this.sessionSpec(study, round) } : {}),
+      traceContext: this.telemetry.taskTraceContext(study, round, task.taskId),
     };
   }
 
@@ -874,6 +881,7 @@ export class Coordinator {
       for (const round of this.store.listRounds(study.studyId)) {
         if (round.state !== "collecting") continue;
         this.store.finishRound(study.studyId, round.round, "aborted", now);
+        this.telemetry.roundFinished(study, round, "aborted", now, message);
         this.store.purgeSubmissionUpdates(study.studyId, round.round);
         this.secureRounds.delete(roundKey(study.studyId, round.round));
         for (const t of this.store.listTasks(study.studyId, round.round)) {

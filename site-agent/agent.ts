@@ -17,6 +17,14 @@ import { loadOrCreateSigningKey, type SigningKey } from "./identity.js";
 import type * as grpc from "@grpc/grpc-js";
 import { SecureTask } from "./secure-task.js";
 import { bytesEqual } from "../shared/crypto/identity.js";
+import { context } from "@opentelemetry/api";
+import { openTaskTrace, SiteMetrics, type TaskTrace } from "./telemetry.js";
+
+/** How a task's handling ended here: its span ends with it, unless a secure session took it over. */
+interface TaskEnd {
+  error?: string;
+  handedOver?: boolean;
+}
 
 export const AGENT_VERSION = "0.1.0";
 
@@ -47,6 +55,7 @@ export class SiteAgent {
   /** Secure-aggregation sessions in progress, by task. */
   private readonly secureTasks = new Map<string, SecureTask>();
   private playingDead = false;
+  private readonly metrics: SiteMetrics;
 
   constructor(private readonly opts: SiteAgentOptions) {
     mkdirSync(opts.dataDir, { recursive: true });
@@ -55,6 +64,7 @@ export class SiteAgent {
     this.signingKey = loadOrCreateSigningKey(opts.dataDir);
     this.client = new AgentClient(opts.coordinator, opts.credentials);
     this.backoff = new Backoff(250, opts.reconnectMaxMs ?? 10_000);
+    this.metrics = new SiteMetrics(opts.siteName);
     this.runner = new TaskRunner({
       store: this.store, cap: opts.cap, dataFile: opts.dataFile, log: opts.log, siteName: opts.siteName, signingSecretKey: this.signingKey.secretKey,
       fetchModel: (id, sha) => this.client.downloadModel(id, sha),
@@ -197,13 +207,26 @@ export class SiteAgent {
     this.writeStatus();
   }
 
+  /** A task continues its round's trace here (telemetry), in a span of its own until it is done. */
   private async handleTask(session: AgentSession, task: TaskAssignment): Promise<void> {
+    const trace = openTaskTrace(task);
+    let outcome: TaskEnd = { error: "the task was interrupted" };
+    try {
+      outcome = await context.with(trace.context, () => this.carryOut(session, task, trace));
+    } finally {
+      // A secure task's span stays open for its session's later phases: its SecureTask ends it.
+      if (!outcome.handedOver) trace.end(outcome.error);
+    }
+  }
+
+  private async carryOut(session: AgentSession, task: TaskAssignment, trace: TaskTrace): Promise<TaskEnd> {
     const { log } = this.opts;
     log.info(`task received: round ${task.round} of study '${task.study.name}'`, { study: task.study.studyId, task: task.taskId });
     // Fault injection for the crash-recovery tests: hold the task as a slow site would.
     const delay = Number(process.env.FEDSYNTH_FAULT_TASK_DELAY_MS ?? 0);
     if (delay > 0) await sleep(delay);
-    if (task.secureAggregation) return this.startSecureTask(session, task);
+    if (task.secureAggregation) return this.startSecureTask(session, task, trace);
+    let end: TaskEnd = {};
     try {
       const outcome = await this.runner.run(task);
       if (outcome.kind === "decline") {
@@ -214,25 +237,27 @@ export class SiteAgent {
         });
       }
     } catch (err) {
-      this.reportTaskFailure(session, task, "task failed", err);
+      end = { error: this.reportTaskFailure(session, task, "task failed", err) };
     }
     this.writeStatus();
+    return end;
   }
 
-  private async startSecureTask(session: AgentSession, task: TaskAssignment): Promise<void> {
+  private async startSecureTask(session: AgentSession, task: TaskAssignment, trace: TaskTrace): Promise<TaskEnd> {
     const { log } = this.opts;
     const running = this.secureTasks.get(task.taskId);
     // The same session announced again (the stream was re-established): it carries on where it is.
-    if (running && !running.finished && bytesEqual(running.sessionNonce, task.secureAggregation!.sessionNonce)) return;
+    if (running && !running.finished && bytesEqual(running.sessionNonce, task.secureAggregation!.sessionNonce)) return {};
     running?.abort("replaced by a new session for the same task");
+    let end: TaskEnd = {};
     try {
       const prepared = await this.runner.prepareSecure(task);
       if (prepared.kind === "decline") {
         session.sendDecline(prepared.taskId, prepared.studyId, prepared.reason, prepared.message);
-        return;
+        return {};
       }
       const secure = new SecureTask({
-        task, prepared, siteName: this.opts.siteName, signingKey: this.signingKey, log,
+        task, prepared, siteName: this.opts.siteName, signingKey: this.signingKey, log, trace,
         record: (masked) => this.runner.recordSecureRelease(task, prepared, masked),
         send: async (bytes, charge) => {
           await session.sendSecAgg(task.taskId, bytes, charge);
@@ -245,12 +270,15 @@ export class SiteAgent {
         },
       });
       this.secureTasks.set(task.taskId, secure);
+      end = { handedOver: true };
       log.info(`secure aggregation: round ${task.round} of study '${task.study.name}', threshold ${task.secureAggregation!.threshold} of ${task.secureAggregation!.siteKeys.length} sites`, { study: task.study.studyId, task: task.taskId });
       await secure.start();
     } catch (err) {
-      this.reportTaskFailure(session, task, "secure-aggregation task failed", err);
+      const message = this.reportTaskFailure(session, task, "secure-aggregation task failed", err);
+      if (!end.handedOver) end = { error: message };
     }
     this.writeStatus();
+    return end;
   }
 
   private async handleRelay(session: AgentSession, taskId: string, message: Uint8Array): Promise<void> {
@@ -261,7 +289,7 @@ export class SiteAgent {
       return;
     }
     try {
-      await secure.onRelay(message);
+      await context.with(secure.traceContext, () => secure.onRelay(message));
       if (secure.finished) this.secureTasks.delete(taskId);
     } catch (err) {
       const e = FedsynthError.from(err);
@@ -274,10 +302,11 @@ export class SiteAgent {
   }
 
   /** The full error goes to the site's log; the coordinator is told what failed, never an internal detail. */
-  private reportTaskFailure(session: AgentSession, task: TaskAssignment, what: string, err: unknown): void {
+  private reportTaskFailure(session: AgentSession, task: TaskAssignment, what: string, err: unknown): string {
     const e = FedsynthError.from(err);
     this.opts.log.error(`${what}: ${e.describe()}`, { study: task.study.studyId, task: task.taskId });
     session.sendFailed(task.taskId, e.code === "internal" ? "the site agent hit an internal error; see its log" : e.message);
+    return e.message;
   }
 
   /** status.json in the data directory: what the site's own operator (or `simulate`) reads. Never sent. */
@@ -290,6 +319,7 @@ export class SiteAgent {
         name: s.name, state: s.state, message: s.message, budget: { epsilon: s.epsilon, delta: s.delta },
         roundsCharged: charges.length, epsilonCharged: last?.epsilonStudyTotal ?? 0, deltaCharged: last ? last.delta : 0,
       };
+      this.metrics.epsilonSpent(s.studyId, last?.epsilonStudyTotal ?? 0);
     }
     const status = {
       site: this.opts.siteName, coordinator: this.opts.coordinator, connected: this.connected, lastError: this.lastError,

@@ -11,6 +11,8 @@ import type { Logger } from "../shared/telemetry/log.js";
 import type { SecurePreparation } from "./task-runner.js";
 import type { SecAggCharge } from "./grpc/agent-client.js";
 import { FedsynthError } from "../shared/errors.js";
+import { context, type Context } from "@opentelemetry/api";
+import { masking, type TaskTrace } from "./telemetry.js";
 
 type Prepared = Extract<SecurePreparation, { kind: "secure" }>;
 
@@ -23,6 +25,8 @@ export interface SecureTaskOptions {
   /** Writes the charge, its signed statement and the masked words to the site's ledger. */
   record(masked: Uint8Array): { sha256: string; signature: Uint8Array };
   send(message: Uint8Array, charge?: SecAggCharge): Promise<void>;
+  /** The task's span (telemetry): the session's exchanges run under it, and it ends with the session. */
+  trace?: TaskTrace;
 }
 
 export class SecureTask {
@@ -58,6 +62,11 @@ export class SecureTask {
     return this.client.phase === "done" || this.client.phase === "aborted";
   }
 
+  /** The context to handle this session's relays in (its task's span). */
+  get traceContext(): Context {
+    return this.opts.trace?.context ?? context.active();
+  }
+
   start(): Promise<void> {
     return this.send(this.client.advertiseKeys());
   }
@@ -69,8 +78,10 @@ export class SecureTask {
       case "key-list":
         return this.send(this.client.shareKeys(m));
       case "routed-shares": {
-        const masked = this.client.maskInput(m, this.opts.prepared.words);
-        const { signature } = this.opts.record(new Uint8Array(masked.masked.buffer, masked.masked.byteOffset, masked.masked.byteLength));
+        const { masked, signature } = masking(this.opts.task, () => {
+          const input = this.client.maskInput(m, this.opts.prepared.words);
+          return { masked: input, signature: this.opts.record(new Uint8Array(input.masked.buffer, input.masked.byteOffset, input.masked.byteLength)).signature };
+        });
         const { task, prepared } = this.opts;
         this.opts.log.info("secure aggregation: masked input sent", {
           task: task.taskId, epsilon_study_total: prepared.epsilonStudyTotal, epsilon_if_coordinator_colludes: prepared.epsilonIfColluding,
@@ -83,7 +94,9 @@ export class SecureTask {
       case "consistency-proof": {
         const answer = this.client.unmask(m);
         this.opts.log.info("secure aggregation: shares revealed for the survivors; the session is done at this site", { task: this.opts.task.taskId, survivors: m.survivors.length });
-        return this.send(answer);
+        await this.send(answer);
+        this.opts.trace?.end();
+        return;
       }
       default:
         throw new FedsynthError("invalid-argument", `the coordinator relayed a ${m.kind} message, which only sites send`);
@@ -92,6 +105,7 @@ export class SecureTask {
 
   abort(reason: string): void {
     this.client.abort(reason);
+    this.opts.trace?.end(reason);
   }
 
   private send(m: ClientMessage, charge?: SecAggCharge): Promise<void> {

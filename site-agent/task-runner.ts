@@ -18,6 +18,7 @@ import type { Mechanism } from "../shared/privacy/mechanism.js";
 import { Accountant } from "../shared/privacy/accountant.js";
 import { encodeContribution } from "../shared/federation/secure-contribution.js";
 import { signChargeClaim } from "../shared/federation/charge-statement.js";
+import { localTraining } from "./telemetry.js";
 import type { SignedCharge } from "../shared/ledger/index.js";
 import { admissionRefusal, sameMechanisms, taskCharge, type BudgetCap } from "./budget.js";
 
@@ -90,7 +91,7 @@ export class TaskRunner {
       return this.decline(task, "charge-mismatch", "the study sums updates under secure aggregation, but this task came without a session: the site does not send its update in the clear");
     }
     this.opts.progress?.(task.taskId, 0.2, "computing the local update");
-    const update = engine.localUpdate(ctx, model, table, new SecureRng());
+    const update = localTraining(task, () => engine.localUpdate(ctx, model, table, new SecureRng()));
     if (update.length !== task.updateLength) {
       throw new FedsynthError("internal", `engine ${spec.engine} produced ${update.length} values instead of ${task.updateLength}`);
     }
@@ -119,11 +120,14 @@ export class TaskRunner {
       return this.decline(task, "charge-mismatch", "the task is summed under secure aggregation but the study's engine config is not for it; the site declines");
     }
     this.opts.progress?.(task.taskId, 0.2, "computing the local contribution");
-    const contribution = engine.secure.contribution(ctx, model, table);
-    if (contribution.length !== task.updateLength) {
-      throw new FedsynthError("internal", `engine ${task.study.engine} produced ${contribution.length} values instead of ${task.updateLength}`);
-    }
-    const { words, clamped } = encodeContribution(contribution, engine.secure.grid(ctx));
+    const secure = engine.secure;
+    const { words, clamped } = localTraining(task, () => {
+      const contribution = secure.contribution(ctx, model, table);
+      if (contribution.length !== task.updateLength) {
+        throw new FedsynthError("internal", `engine ${task.study.engine} produced ${contribution.length} values instead of ${task.updateLength}`);
+      }
+      return encodeContribution(contribution, secure.grid(ctx));
+    });
     const history = [...store.charges({ studyId: task.study.studyId }).flatMap((c) => c.mechanisms), ...ownCharge];
     return {
       kind: "secure", words, clamped, mechanisms: ownCharge, epsilonTask: charge.epsilonTask, epsilonStudyTotal: charge.epsilonStudyTotal, delta: task.study.delta,

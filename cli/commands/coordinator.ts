@@ -9,6 +9,7 @@ import { Coordinator, DEFAULT_SECURE_PHASE_TIMEOUT_SECONDS } from "../../coordin
 import { startCoordinatorServer } from "../../coordinator/grpc/server.js";
 import { checkHealthListen, startHealthServer } from "../../coordinator/grpc/health-server.js";
 import { createLogger } from "../../shared/telemetry/log.js";
+import { shutdownTelemetry, startTelemetry } from "../../shared/telemetry/otel.js";
 import { lockDataDir } from "../../shared/util/dir-lock.js";
 import { requireLoopbackForPlaintext } from "../../shared/transport/loopback.js";
 import { FedsynthError } from "../../shared/errors.js";
@@ -54,6 +55,8 @@ takes the lease and serves; the others wait as standbys and start serving when t
 dies. Put the replicas behind one address (a Kubernetes Service, a TCP load balancer) that the sites dial.`)
     .action(async (opts: { dataDir: string; listen: string; insecure: boolean; securePhaseTimeout: number; store?: string; replica?: string; leaseSeconds: number; healthListen?: string }) => {
       const log = createLogger("coordinator");
+      // OpenTelemetry only when the OTEL_* variables ask for it; before the Coordinator makes its instruments.
+      await startTelemetry({ serviceName: "fedsynth-coordinator", role: "coordinator", attributes: opts.replica ? { "fedsynth.replica": opts.replica } : {} }, log);
       if (opts.healthListen !== undefined) checkHealthListen(opts.healthListen);
       const dataDir = resolve(opts.dataDir);
       mkdirSync(dataDir, { recursive: true });
@@ -78,6 +81,7 @@ dies. Put the replicas behind one address (a Kubernetes Service, a TCP load bala
           log.info("shutting down", { signal });
           await running?.stop();
           lease?.release();
+          await shutdownTelemetry(); // flushes spans and metrics while the store can still be read
           store.close();
           lock.release();
           resolveStop();

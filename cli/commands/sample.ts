@@ -10,6 +10,8 @@ import { createCsvWriter } from "../../shared/schema/write-csv.js";
 import { SeededRng } from "../../shared/random/rng.js";
 import { FedsynthError } from "../../shared/errors.js";
 import { parseCount } from "../options.js";
+import { inSpan, shutdownTelemetry, startTelemetry } from "../../shared/telemetry/otel.js";
+import { createLogger } from "../../shared/telemetry/log.js";
 
 /** Writes `rows` synthetic rows from a model file to `out`; returns the seed used. */
 export async function sampleModelFile(modelPath: string, rows: number, out: string, seed?: number): Promise<number> {
@@ -20,13 +22,27 @@ export async function sampleModelFile(modelPath: string, rows: number, out: stri
   const model = engine.deserialize(bundle.body, schema, bundle.engineConfig);
   await engine.prepare?.();
   const usedSeed = seed ?? randomInt(0, 2 ** 31);
-  const writer = createCsvWriter(out, schema);
-  for (const row of engine.sample(model, rows, new SeededRng(usedSeed))) {
-    const pending = writer.write(row);
-    if (pending) await pending;
+  return inSpan("fedsynth.sampling", {
+    attributes: { "fedsynth.study.id": bundle.studyId, "fedsynth.model.round": bundle.round, "fedsynth.engine": bundle.engine, "fedsynth.rows": rows },
+  }, undefined, async () => {
+    const writer = createCsvWriter(out, schema);
+    for (const row of engine.sample(model, rows, new SeededRng(usedSeed))) {
+      const pending = writer.write(row);
+      if (pending) await pending;
+    }
+    await writer.close();
+    return usedSeed;
+  });
+}
+
+/** Runs a one-shot command with telemetry (when the OTEL_* variables ask for it), flushed at its end. */
+export async function withCliTelemetry<T>(command: string, fn: () => Promise<T>): Promise<T> {
+  await startTelemetry({ serviceName: "fedsynth", role: "cli", attributes: { "fedsynth.command": command } }, createLogger(command));
+  try {
+    return await fn();
+  } finally {
+    await shutdownTelemetry();
   }
-  await writer.close();
-  return usedSeed;
 }
 
 export function registerSampleCommand(program: Command): void {
@@ -38,7 +54,7 @@ export function registerSampleCommand(program: Command): void {
     .requiredOption("--out <synthetic.csv>", "where to write the rows")
     .option("--seed <n>", "seed for reproducible sampling (default: random)", parseCount("--seed", 0))
     .action(async (opts: { model: string; rows: number; out: string; seed?: number }) => {
-      const seed = await sampleModelFile(resolve(opts.model), opts.rows, resolve(opts.out), opts.seed);
+      const seed = await withCliTelemetry("sample", () => sampleModelFile(resolve(opts.model), opts.rows, resolve(opts.out), opts.seed));
       process.stdout.write(`wrote ${opts.rows} synthetic rows to ${resolve(opts.out)} (seed ${seed})\n`);
     });
 }

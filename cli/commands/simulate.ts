@@ -4,6 +4,7 @@ import { SingleBar, Presets } from "cli-progress";
 import { collect, parseCount, parsePositive, parseProbability, usage } from "../options.js";
 import { parseSiteSpec, runSimulation, type SimulationSummary } from "../simulate/run-simulation.js";
 import type { StudyView } from "../operator-client.js";
+import { withCliTelemetry } from "./sample.js";
 
 export function registerSimulateCommand(program: Command): void {
   program
@@ -44,12 +45,12 @@ Example:
       const progress = opts.quiet ? undefined : createProgress();
       let summary: SimulationSummary;
       try {
-        summary = await runSimulation({
+        summary = await withCliTelemetry("simulate", () => runSimulation({
           schema: opts.schema, sites: (opts.site as string[]).map(parseSiteSpec), engine: opts.engine, epsilon: opts.epsilon,
           delta: opts.delta, rounds: opts.rounds, rows: opts.rows, seed: opts.seed, out: opts.out, summary: opts.summary,
           workdir: opts.workdir, siteEpsilonCaps: caps, onProgress: progress?.update, onLog: opts.quiet ? undefined : progress?.log,
           secureAggregation: opts.secureAggregation, secureThreshold: opts.secureThreshold, securePhaseTimeoutSeconds: opts.securePhaseTimeout,
-        });
+        }));
       } finally {
         progress?.stop();
       }

@@ -5,6 +5,7 @@ import { resolve } from "node:path";
 import { SiteAgent } from "../../site-agent/agent.js";
 import { validateSiteName } from "../../coordinator/study/study-request.js";
 import { createLogger } from "../../shared/telemetry/log.js";
+import { shutdownTelemetry, startTelemetry } from "../../shared/telemetry/otel.js";
 import { addConnectionOptions, withOperator, type ConnectionOptions } from "../connection.js";
 import { FedsynthError } from "../../shared/errors.js";
 import { parsePositive, parseProbability, usage } from "../options.js";
@@ -41,6 +42,8 @@ export function registerSiteCommands(program: Command): void {
       }
       const dataDir = resolve(opts.dataDir);
       const log = createLogger(`site ${opts.name}`);
+      // OpenTelemetry only when this site's operator sets the OTEL_* variables (it exports to their collector).
+      await startTelemetry({ serviceName: "fedsynth-site", role: "site", attributes: { "fedsynth.site.name": opts.name } }, log);
       useProxy(opts.proxy, log);
       let credentials: grpc.ChannelCredentials | undefined;
       if (opts.insecure) {
@@ -66,12 +69,17 @@ export function registerSiteCommands(program: Command): void {
       });
       const stop = (signal: string) => {
         log.info("shutting down", { signal });
-        void agent.close().then(() => process.exit(0));
+        void agent.close().then(() => shutdownTelemetry()).then(() => process.exit(0));
       };
       process.once("SIGINT", () => stop("SIGINT"));
       process.once("SIGTERM", () => stop("SIGTERM"));
       log.info("site agent started", { data: dataFile, epsilon_cap: opts.epsilonCap, delta_cap: opts.deltaCap });
-      await agent.run();
+      try {
+        await agent.run();
+      } catch (err) {
+        await shutdownTelemetry(); // a signal's stop() flushes after agent.close() instead
+        throw err;
+      }
     });
 }
 

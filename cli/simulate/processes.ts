@@ -23,7 +23,8 @@ export class ProcessGroup {
   start(name: string, args: string[], logFile: string, onStdoutLine?: (line: string) => void): ManagedProcess {
     const log = createWriteStream(logFile, { flags: "a" });
     this.logs.push(log);
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, FEDSYNTH_LOG_FORMAT: "" } });
+    // Each process logs in the format FEDSYNTH_LOG_FORMAT asks for, and exports telemetry if OTEL_* ask.
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"], env: process.env });
     let buffered = "";
     child.stdout!.on("data", (chunk: Buffer) => {
       log.write(chunk);

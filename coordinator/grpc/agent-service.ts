@@ -51,14 +51,18 @@ export function agentServiceHandlers(coordinator: Coordinator, log: Logger): grp
 
     async downloadModel(call: grpc.ServerWritableStream<DownloadModelRequest, DownloadModelResponse>) {
       try {
-        if (coordinator.sites.secure) coordinator.sites.authenticateSite(peerIdentity(call));
+        const site = coordinator.sites.secure ? coordinator.sites.authenticateSite(peerIdentity(call)).name : "";
         const { bytes, sha256 } = coordinator.model(call.request.modelId);
-        for (let offset = 0; offset < bytes.byteLength || offset === 0; offset += CHUNK_BYTES) {
-          const data = bytes.subarray(offset, Math.min(offset + CHUNK_BYTES, bytes.byteLength));
-          const ok = call.write(create(DownloadModelResponseSchema, { offset: BigInt(offset), data, totalBytes: BigInt(bytes.byteLength), sha256 }));
-          if (!ok) await new Promise((resolve) => call.once("drain", resolve));
-          if (bytes.byteLength === 0) break;
-        }
+        // The agent sends its trace context in the call's metadata (traceparent), as any gRPC client would.
+        await coordinator.telemetry.servingModel(site, call.request.modelId, metadataCarrier(call.metadata), async () => {
+          for (let offset = 0; offset < bytes.byteLength || offset === 0; offset += CHUNK_BYTES) {
+            const data = bytes.subarray(offset, Math.min(offset + CHUNK_BYTES, bytes.byteLength));
+            const ok = call.write(create(DownloadModelResponseSchema, { offset: BigInt(offset), data, totalBytes: BigInt(bytes.byteLength), sha256 }));
+            if (!ok) await new Promise((resolve) => call.once("drain", resolve));
+            if (bytes.byteLength === 0) break;
+          }
+        });
+        coordinator.telemetry.transfer("transmit", "model", site, bytes.byteLength);
         call.end();
       } catch (err) {
         call.destroy(Object.assign(new Error(String((err as Error).message)), toGrpcError(err)));
@@ -129,12 +133,17 @@ class AgentStream {
       case "secaggUpload":
         this.onSecAgg(site, m.value);
         return;
-      case "declined":
-        this.coordinator.decline(site, { taskId: m.value.taskId, studyId: m.value.studyId, reason: declineReasonFromProto(m.value.reason), message: m.value.message });
+      case "declined": {
+        const d = m.value;
+        this.coordinator.telemetry.received("decline", site, d.taskId, d.traceContext, () =>
+          this.coordinator.decline(site, { taskId: d.taskId, studyId: d.studyId, reason: declineReasonFromProto(d.reason), message: d.message }));
         return;
-      case "failed":
-        this.coordinator.fail(site, m.value.taskId, m.value.message);
+      }
+      case "failed": {
+        const f = m.value;
+        this.coordinator.telemetry.received("failure", site, f.taskId, f.traceContext, () => this.coordinator.fail(site, f.taskId, f.message));
         return;
+      }
       case "invitationAnswer":
         this.coordinator.answerInvitation(site, {
           studyId: m.value.studyId, accepted: m.value.accepted,
@@ -153,6 +162,7 @@ class AgentStream {
       connectedAt: Date.now(),
       send: (message: AgentBound) => {
         call.write(toProto(message));
+        if (message.kind === "secagg-relay") this.coordinator.telemetry.transfer("transmit", "secagg", siteName, message.message.byteLength);
       },
       close: (reason: string) => {
         this.log.info("closing agent stream", { site: siteName, reason });
@@ -167,23 +177,26 @@ class AgentStream {
   }
 
   private onChunk(site: string, chunk: ResultChunk): void {
+    this.coordinator.telemetry.transfer("receive", "result", site, chunk.data.byteLength);
     const step = this.results.add(chunk.taskId, Number(chunk.offset), chunk.data, chunk.last, Number(chunk.totalBytes));
     if (step.kind === "more") return;
     if (step.kind === "refused") return this.ack(chunk.taskId, false, step.message);
     if (step.bytes.byteLength % 8 !== 0) return this.ack(chunk.taskId, false, `the result has ${step.bytes.byteLength} bytes, not a whole number of float64 values`);
-    const verdict = this.coordinator.submitResult(site, {
+    const verdict = this.coordinator.telemetry.received("result", site, chunk.taskId, chunk.traceContext, () => this.coordinator.submitResult(site, {
       taskId: chunk.taskId, update: bytesToVector(step.bytes), updateSha256: chunk.updateSha256,
       epsilon: chunk.epsilonCharged, delta: chunk.deltaCharged, signature: chunk.signature,
-    });
+    }));
     this.ack(chunk.taskId, verdict.accepted, verdict.message);
   }
 
   private onSecAgg(site: string, chunk: SecAggUpload): void {
+    this.coordinator.telemetry.transfer("receive", "secagg", site, chunk.data.byteLength);
     const step = this.secagg.add(chunk.taskId, Number(chunk.offset), chunk.data, chunk.last, Number(chunk.totalBytes));
     if (step.kind === "more") return;
     if (step.kind === "refused") return this.ack(chunk.taskId, false, step.message);
     const charge = chunk.chargeSignature.byteLength > 0 ? { epsilon: chunk.epsilonCharged, delta: chunk.deltaCharged, signature: chunk.chargeSignature } : undefined;
-    const verdict = this.coordinator.receiveSecAgg(site, chunk.taskId, step.bytes, charge);
+    const verdict = this.coordinator.telemetry.received(charge ? "masked input" : "secure-aggregation message", site, chunk.taskId, chunk.traceContext,
+      () => this.coordinator.receiveSecAgg(site, chunk.taskId, step.bytes, charge));
     // Only a refusal is answered: the protocol's next message is the coordinator's answer to an accepted one.
     if (!verdict.accepted) this.ack(chunk.taskId, false, verdict.message);
   }
@@ -191,6 +204,13 @@ class AgentStream {
   private ack(taskId: string, accepted: boolean, message: string): void {
     this.call.write(toProto({ kind: "result-ack", taskId, accepted, message }));
   }
+}
+
+/** Call metadata as a trace-context carrier (its text values; traceparent and tracestate are text). */
+function metadataCarrier(metadata: grpc.Metadata): Record<string, string> {
+  const carrier: Record<string, string> = {};
+  for (const [k, v] of Object.entries(metadata.getMap())) if (typeof v === "string") carrier[k] = v;
+  return carrier;
 }
 
 function toProto(message: AgentBound): ConnectResponse {

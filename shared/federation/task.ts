@@ -29,6 +29,8 @@ export interface TaskAssignment {
   roundConfig: JsonObject;
   /** Present when the round is summed under secure aggregation. */
   secureAggregation?: SecureSessionSpec;
+  /** The round's W3C trace context (traceparent, tracestate) when the coordinator exports traces. */
+  traceContext?: Record<string, string>;
 }
 
 /** One round's secure-aggregation session, as the task announces it. */

@@ -1,7 +1,10 @@
 /**
  * Line-oriented logs: one line per event with a timestamp, the component and key=value fields, or one JSON
- * object per line with FEDSYNTH_LOG_FORMAT=json (for log shippers).
+ * object per line with FEDSYNTH_LOG_FORMAT=json (for log shippers). A JSON line written while an
+ * OpenTelemetry span is active carries its trace_id and span_id (only when telemetry is on: otel.ts).
  */
+import { activeTraceIds } from "./otel.js";
+
 export type LogLevel = "debug" | "info" | "warn" | "error";
 export type LogFields = Record<string, string | number | boolean | null | undefined>;
 
@@ -23,7 +26,7 @@ export function createLogger(component: string, opts: { level?: LogLevel; json?:
     if (ORDER[lvl] < ORDER[level]) return;
     const time = new Date().toISOString();
     if (json) {
-      write(JSON.stringify({ time, level: lvl, component, message, ...fields }));
+      write(JSON.stringify({ time, level: lvl, component, message, ...activeTraceIds(), ...fields }));
       return;
     }
     const extra = fields

@@ -78,7 +78,7 @@ export function taskToProto(t: TaskAssignment): Task {
   return create(TaskSchema, {
     taskId: t.taskId, study: studySpecToProto(t.study), round: t.round, mechanisms: t.mechanisms.map(mechanismToProto),
     modelId: t.modelId, modelSha256: t.modelSha256, modelBytes: BigInt(t.modelBytes), updateLength: BigInt(t.updateLength),
-    roundConfigJson: JSON.stringify(t.roundConfig),
+    roundConfigJson: JSON.stringify(t.roundConfig), traceContext: t.traceContext ?? {},
     ...(t.secureAggregation ? {
       secureAggregation: {
         sessionNonce: t.secureAggregation.sessionNonce, threshold: t.secureAggregation.threshold,
@@ -94,6 +94,7 @@ export function taskFromProto(t: Task): TaskAssignment {
     taskId: t.taskId, study: studySpecFromProto(t.study), round: t.round, mechanisms: t.mechanisms.map(mechanismFromProto),
     modelId: t.modelId, modelSha256: t.modelSha256, modelBytes: Number(t.modelBytes), updateLength: Number(t.updateLength),
     roundConfig: parseJsonObject(t.roundConfigJson, "round_config_json"),
+    ...(Object.keys(t.traceContext).length > 0 ? { traceContext: { ...t.traceContext } } : {}),
     ...(t.secureAggregation ? {
       secureAggregation: {
         sessionNonce: t.secureAggregation.sessionNonce, threshold: t.secureAggregation.threshold,

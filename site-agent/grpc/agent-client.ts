@@ -11,6 +11,8 @@ import { fromGrpcError, type ChannelKind } from "../../shared/transport/status.j
 import { FedsynthError } from "../../shared/errors.js";
 import { sha256Hex } from "../../shared/util/vector-bytes.js";
 import type { DeclineReason, StudySpec, TaskAssignment } from "../../shared/federation/task.js";
+import { countTransfer, injectCarrier, inSpan } from "../../shared/telemetry/otel.js";
+import { SpanKind } from "@opentelemetry/api";
 
 export const CLIENT_OPTIONS: grpc.ChannelOptions = {
   "grpc.keepalive_time_ms": 30_000,
@@ -98,16 +100,18 @@ export class AgentClient {
         const taskId = msg.message.case === "task" ? msg.message.value.taskId : "";
         decoded = { kind: "invalid", taskId, message: FedsynthError.from(err).message };
       }
+      if (decoded?.kind === "secagg-relay") countTransfer("receive", "secagg", decoded.message.byteLength);
       if (decoded) for (const l of listeners) l(decoded);
     });
     const send = (message: MessageInitShape<typeof ConnectRequestSchema>["message"]) => call.write(create(ConnectRequestSchema, { message }));
     /** A large message in pieces below gRPC's message limit, waiting for the stream to drain as needed. */
-    const writeChunks = async (bytes: Uint8Array, piece: (offset: number, data: Uint8Array, last: boolean, total: number) => MessageInitShape<typeof ConnectRequestSchema>["message"]) => {
+    const writeChunks = async (kind: "result" | "secagg", bytes: Uint8Array, piece: (offset: number, data: Uint8Array, last: boolean, total: number) => MessageInitShape<typeof ConnectRequestSchema>["message"]) => {
       const total = bytes.byteLength;
       for (let offset = 0; ; offset += CHUNK_BYTES) {
         const end = Math.min(offset + CHUNK_BYTES, total);
         const last = end >= total;
         const ok = send(piece(offset, bytes.subarray(offset, end), last, total));
+        countTransfer("transmit", kind, end - offset);
         if (last) break;
         if (!ok) await new Promise((resolve) => call.once("drain", resolve));
       }
@@ -118,21 +122,23 @@ export class AgentClient {
       closed,
       sendHeartbeat: () => send({ case: "heartbeat", value: { sentAtUnixMs: BigInt(Date.now()) } }),
       sendProgress: (taskId, fraction, message) => send({ case: "progress", value: { taskId, fraction, message } }),
-      sendDecline: (taskId, studyId, reason, message) => send({ case: "declined", value: { taskId, studyId, reason: declineReasonToProto(reason), message } }),
-      sendFailed: (taskId, message) => send({ case: "failed", value: { taskId, message } }),
+      // What the agent sends for a task carries the active span's trace context (empty when telemetry is off).
+      sendDecline: (taskId, studyId, reason, message) => send({ case: "declined", value: { taskId, studyId, reason: declineReasonToProto(reason), message, traceContext: injectCarrier() } }),
+      sendFailed: (taskId, message) => send({ case: "failed", value: { taskId, message, traceContext: injectCarrier() } }),
       sendInvitationAnswer: (studyId, accepted, reason, message) =>
         send({ case: "invitationAnswer", value: { studyId, accepted, reason: reason ? declineReasonToProto(reason) : 0, message } }),
-      sendResult: (r) => writeChunks(r.bytes, (offset, data, last, total) => ({
+      sendResult: (r) => writeChunks("result", r.bytes, (offset, data, last, total) => ({
         case: "resultChunk",
         value: {
           taskId: r.taskId, offset: BigInt(offset), data, last, updateSha256: last ? r.sha256 : "", totalBytes: BigInt(last ? total : 0),
           epsilonCharged: last ? r.epsilon : 0, deltaCharged: last ? r.delta : 0, signature: last ? r.signature : new Uint8Array(0),
+          traceContext: last ? injectCarrier() : {},
         },
       })),
-      sendSecAgg: (taskId, bytes, charge) => writeChunks(bytes, (offset, data, last, total) => ({
+      sendSecAgg: (taskId, bytes, charge) => writeChunks("secagg", bytes, (offset, data, last, total) => ({
         case: "secaggUpload",
         value: {
-          taskId, offset: BigInt(offset), data, last, totalBytes: BigInt(last ? total : 0),
+          taskId, offset: BigInt(offset), data, last, totalBytes: BigInt(last ? total : 0), traceContext: last ? injectCarrier() : {},
           ...(last && charge ? { epsilonCharged: charge.epsilon, deltaCharged: charge.delta, chargeSignature: charge.signature } : {}),
         },
       })),
@@ -142,13 +148,21 @@ export class AgentClient {
 
   /** Downloads a model in chunks and checks it against the hash the task announced. */
   downloadModel(modelId: string, sha256: string): Promise<Uint8Array> {
+    return inSpan("fedsynth.model.download", { kind: SpanKind.CLIENT, attributes: { "fedsynth.model.id": modelId } }, undefined, () => this.download(modelId, sha256));
+  }
+
+  private download(modelId: string, sha256: string): Promise<Uint8Array> {
     return new Promise((resolve, reject) => {
       const parts: Buffer[] = [];
-      const call: grpc.ClientReadableStream<DownloadModelResponse> = this.client.downloadModel(create(DownloadModelRequestSchema, { modelId }));
+      // The call's metadata carries the active span's W3C trace context (traceparent), when telemetry is on.
+      const metadata = new grpc.Metadata();
+      for (const [k, v] of Object.entries(injectCarrier())) metadata.set(k, v);
+      const call: grpc.ClientReadableStream<DownloadModelResponse> = this.client.downloadModel(create(DownloadModelRequestSchema, { modelId }), metadata);
       call.on("data", (chunk: DownloadModelResponse) => parts.push(Buffer.from(chunk.data)));
       call.on("error", (err) => reject(fromGrpcError(err, `download of model ${modelId}`, this.channel)));
       call.on("end", () => {
         const bytes = Buffer.concat(parts);
+        countTransfer("receive", "model", bytes.byteLength);
         if (sha256 && sha256Hex(bytes) !== sha256) {
           reject(new FedsynthError("invalid-argument", `model ${modelId} does not match the hash its task announced`));
           return;
