@@ -10,6 +10,7 @@ import { service as healthService } from "grpc-health-check";
 import { FedsynthError } from "../../shared/errors.js";
 import { channelCredentials } from "../../shared/crypto/pki/index.js";
 import { parsePositive, usage } from "../options.js";
+import { isAlive } from "../../shared/util/dir-lock.js";
 
 export function registerHealthCommands(program: Command): void {
   const health = program
@@ -169,11 +170,3 @@ export function checkSite(opts: { dataDir: string; maxAgeSeconds: number; requir
   return `${name}: running (pid ${pid}), ${connection}, status updated ${ageSeconds} s ago`;
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}

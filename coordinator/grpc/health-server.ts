@@ -8,7 +8,7 @@
 import * as grpc from "@grpc/grpc-js";
 import type { HealthImplementation } from "grpc-health-check";
 import { FedsynthError } from "../../shared/errors.js";
-import { parseListen } from "./server.js";
+import { parseListen, shutdownServer } from "./server.js";
 
 export interface HealthServer {
   /** The address actually bound (with the real port when 0 was asked for). */
@@ -44,17 +44,7 @@ export async function startHealthServer(opts: { listen: string; health: HealthIm
   return {
     address,
     port: bound,
-    shutdown: () =>
-      new Promise<void>((resolve) => {
-        // Open Watch streams would hold tryShutdown forever; they have had their NOT_SERVING by now.
-        const timer = setTimeout(() => {
-          server.forceShutdown();
-          resolve();
-        }, 1000);
-        server.tryShutdown(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      }),
+    // Open Watch streams would hold a graceful shutdown forever; they have had their NOT_SERVING by now.
+    shutdown: () => shutdownServer(server, 1000),
   };
 }

@@ -71,19 +71,25 @@ export async function startCoordinatorServer(opts: { coordinator: Coordinator; l
     address,
     port: bound,
     health,
-    shutdown: () =>
-      new Promise<void>((resolve) => {
-        health.setStatus("", "NOT_SERVING");
-        const timer = setTimeout(() => {
-          server.forceShutdown();
-          resolve();
-        }, 3000);
-        server.tryShutdown(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      }),
+    shutdown: () => {
+      health.setStatus("", "NOT_SERVING");
+      return shutdownServer(server, 3000);
+    },
   };
+}
+
+/** Lets calls in flight finish for up to `graceMs`, then cuts whatever is left (open streams, Watch calls). */
+export function shutdownServer(server: grpc.Server, graceMs: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, graceMs);
+    server.tryShutdown(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
 }
 
 /** Server reflection over our own descriptors (from protobuf-es) plus the health service's. */

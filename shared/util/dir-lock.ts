@@ -44,7 +44,8 @@ export function lockDataDir(dir: string, what: string): DirLock {
   throw new FedsynthError("failed-precondition", `cannot lock ${dir}`, { hint: `remove ${path} if no ${what} is running` });
 }
 
-function isAlive(pid: number): boolean {
+/** Whether a process with this pid exists (one we may not signal counts: it is someone's). */
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
