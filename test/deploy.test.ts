@@ -13,6 +13,7 @@
  *   started as compose.yaml does it, `fedsynth health site`, and NOT_SERVING once the coordinator is told
  *   to stop.
  */
+import { LIVENESS_SERVICE } from "../coordinator/grpc/server.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { execFileSync, spawnSync } from "node:child_process";
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -705,8 +706,15 @@ describe("the Helm chart", () => {
       { name: "grpc", containerPort: v.grpcPort, protocol: "TCP" },
       { name: "health", containerPort: v.health.port, protocol: "TCP" },
     ]);
-    for (const probe of ["startupProbe", "readinessProbe", "livenessProbe"]) {
-      expect(c[probe].grpc, `${probe} is a native grpc probe`).toEqual({ port: v.health.port });
+    // Readiness asks for the coordinator itself (SERVING only on the replica that drives); startup and
+    // liveness for fedsynth.v1.Liveness (SERVING whenever the process runs, a standby included).
+    const expected: Record<string, object> = {
+      startupProbe: { port: v.health.port, service: LIVENESS_SERVICE },
+      readinessProbe: { port: v.health.port },
+      livenessProbe: { port: v.health.port, service: LIVENESS_SERVICE },
+    };
+    for (const [probe, grpcProbe] of Object.entries(expected)) {
+      expect(c[probe].grpc, `${probe} is a native grpc probe`).toEqual(grpcProbe);
       expect(c[probe].exec).toBeUndefined();
     }
     expect("securityContext" in c && "resources" in c).toBe(true);

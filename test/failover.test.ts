@@ -44,7 +44,7 @@ describe.skipIf(!!noPostgres)("coordinator replicas sharing PostgreSQL", () => {
     forwarder = await startTcpForwarder([portA, portB]);
     const address = `127.0.0.1:${forwarder.port}`;
     const replica = (name: string, dataDir: string, port: number) => {
-      const p = new CliProcess(["coordinator", "start", "--data-dir", dataDir, "--listen", `127.0.0.1:${port}`,
+      const p = new CliProcess(["coordinator", "start", "--data-dir", dataDir, "--listen", `127.0.0.1:${port}`, "--health-listen", "127.0.0.1:0",
         "--store", storeUrl, "--replica", name, "--lease-seconds", "3"]);
       procs.push(p);
       return p;
@@ -54,6 +54,11 @@ describe.skipIf(!!noPostgres)("coordinator replicas sharing PostgreSQL", () => {
     const b = replica("b", dirB, portB);
     await b.waitFor(/standby: another replica drives the rounds/);
     expect(b.output).not.toMatch(/listening on/);
+    // A standby is alive (a liveness probe keeps it) but not serving (a readiness probe sends it nothing).
+    const standbyHealth = (await b.waitFor(/health \(plaintext, grpc\.health\.v1 only\) on (\S+)/))[1];
+    const probe = (service: string) => runCli(["health", "coordinator", "--address", standbyHealth, "--insecure", ...(service ? ["--service", service] : [])]);
+    expect((await probe("")).code).toBe(1);
+    expect((await probe("fedsynth.v1.Liveness")).code).toBe(0);
 
     const op = ["--coordinator", address, "--credentials", join(dirA, "operator")];
     const sites = ["cleveland", "hungary", "va"];
@@ -89,6 +94,7 @@ describe.skipIf(!!noPostgres)("coordinator replicas sharing PostgreSQL", () => {
     await b.waitFor(/this replica holds the lease and drives the rounds/, 30_000);
     await b.waitFor(/listening on/);
     expect(b.output).toMatch(/resuming round/);
+    expect((await probe("")).code).toBe(0);
     const afterFailover = await status();
     expect(afterFailover.state).toBe("running");
     for (const site of midRound) expect(afterFailover.roundDetails[0].submitted).toContain(site);

@@ -6,7 +6,7 @@ import { isPostgresUrl, openPostgresStore, openSqliteStore } from "../../coordin
 import { redact } from "../../coordinator/store/postgres-driver.js";
 import { DEFAULT_LEASE_SECONDS, ReplicaLease } from "../../coordinator/replica.js";
 import { Coordinator, DEFAULT_SECURE_PHASE_TIMEOUT_SECONDS } from "../../coordinator/coordinator.js";
-import { startCoordinatorServer } from "../../coordinator/grpc/server.js";
+import { coordinatorHealth, startCoordinatorServer } from "../../coordinator/grpc/server.js";
 import { checkHealthListen, startHealthServer } from "../../coordinator/grpc/health-server.js";
 import { createLogger } from "../../shared/telemetry/log.js";
 import { shutdownTelemetry, startTelemetry } from "../../shared/telemetry/otel.js";
@@ -90,9 +90,15 @@ dies. Put the replicas behind one address (a Kubernetes Service, a TCP load bala
         process.once("SIGTERM", () => void stop("SIGTERM"));
       });
 
+      // The health-only port answers from the start: a standby is alive (LIVENESS_SERVICE) but not serving ("").
+      const healthStatus = coordinatorHealth();
+      const health = opts.healthListen === undefined ? undefined : await startHealthServer({ listen: opts.healthListen, health: healthStatus });
+      if (health) process.stdout.write(`fedsynth coordinator health (plaintext, grpc.health.v1 only) on ${health.address}\n`);
+
       // With a shared database, wait for the lease before touching anything a driver owns (the ledger, rounds).
       const lease = isPostgresUrl(storeUrl) ? new ReplicaLease({ store, log, replica: opts.replica, leaseSeconds: opts.leaseSeconds }) : undefined;
       if (lease) {
+        running = { stop: async () => health?.shutdown() };
         log.info("PostgreSQL store; waiting to drive", { store: redact(storeUrl!), holder: lease.holder });
         const held = await Promise.race([lease.acquire().catch(() => undefined), stopped.then(() => undefined)]);
         if (!held) return;
@@ -106,14 +112,9 @@ dies. Put the replicas behind one address (a Kubernetes Service, a TCP load bala
 
       const core = new Coordinator({ store, log, issuer: consortium && certificateIssuer(consortium), securePhaseTimeoutSeconds: opts.securePhaseTimeout });
       const server = await startCoordinatorServer({
-        coordinator: core, listen: opts.listen, log,
+        coordinator: core, listen: opts.listen, log, health: healthStatus,
         tls: consortium && { caPem: consortium.ca.certPem, certPem: consortium.serverCertPem, keyPem: consortium.serverKeyPem },
       });
-      const health = opts.healthListen === undefined ? undefined
-        : await startHealthServer({ listen: opts.healthListen, health: server.health }).catch(async (err) => {
-          await server.shutdown();
-          throw err;
-        });
       core.start();
       running = {
         stop: async () => {
@@ -125,7 +126,6 @@ dies. Put the replicas behind one address (a Kubernetes Service, a TCP load bala
       if (opts.insecure) log.warn("serving PLAINTEXT gRPC with no identities (--insecure): development on this machine only");
       writeFileSync(join(dataDir, "coordinator.addr"), server.address + "\n");
       process.stdout.write(`fedsynth coordinator listening on ${server.address}\n`);
-      if (health) process.stdout.write(`fedsynth coordinator health (plaintext, grpc.health.v1 only) on ${health.address}\n`);
       log.info("coordinator started", { data_dir: dataDir, address: server.address, store: store.path });
       await stopped;
     });

@@ -45,17 +45,13 @@ export interface ServerTls {
  * consortium CA; calls that need an identity (everything but Enroll and health) check it per call. Without
  * `tls`, plaintext (development on loopback; the CLI enforces that).
  */
-export async function startCoordinatorServer(opts: { coordinator: Coordinator; listen: string; tls?: ServerTls; log: Logger }): Promise<CoordinatorServer> {
+export async function startCoordinatorServer(opts: { coordinator: Coordinator; listen: string; tls?: ServerTls; log: Logger; health?: HealthImplementation }): Promise<CoordinatorServer> {
   const { host, port } = parseListen(opts.listen);
   const server = new grpc.Server(SERVER_OPTIONS);
   server.addService(grpcServiceDefinition(AgentService), agentServiceHandlers(opts.coordinator, opts.log));
   server.addService(grpcServiceDefinition(OperatorService), operatorServiceHandlers(opts.coordinator));
 
-  const health = new HealthImplementation({
-    "": "SERVING",
-    [AgentService.typeName]: "SERVING",
-    [OperatorService.typeName]: "SERVING",
-  });
+  const health = opts.health ?? coordinatorHealth();
   health.addToServer(server);
   reflectionFor(healthService).addToServer(server);
 
@@ -67,6 +63,7 @@ export async function startCoordinatorServer(opts: { coordinator: Coordinator; l
     });
   });
   const address = `${host.includes(":") && !host.startsWith("[") ? `[${host}]` : host}:${bound}`;
+  for (const service of ["", AgentService.typeName, OperatorService.typeName]) health.setStatus(service, "SERVING");
   return {
     address,
     port: bound,
@@ -76,6 +73,23 @@ export async function startCoordinatorServer(opts: { coordinator: Coordinator; l
       return shutdownServer(server, 3000);
     },
   };
+}
+
+/**
+ * A replica that runs but does not drive (a standby waiting for the lease) answers NOT_SERVING for the
+ * coordinator ("" and its services), so a load balancer or Kubernetes' readiness probe sends it nothing,
+ * and SERVING for this one, so a liveness probe does not restart it for waiting.
+ */
+export const LIVENESS_SERVICE = "fedsynth.v1.Liveness";
+
+/** The coordinator's grpc.health.v1 statuses before it serves: alive, not yet serving. */
+export function coordinatorHealth(): HealthImplementation {
+  return new HealthImplementation({
+    "": "NOT_SERVING",
+    [AgentService.typeName]: "NOT_SERVING",
+    [OperatorService.typeName]: "NOT_SERVING",
+    [LIVENESS_SERVICE]: "SERVING",
+  });
 }
 
 /** Lets calls in flight finish for up to `graceMs`, then cuts whatever is left (open streams, Watch calls). */
