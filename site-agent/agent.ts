@@ -29,6 +29,7 @@ interface TaskEnd {
 export const AGENT_VERSION = "0.1.0";
 
 export interface SiteAgentOptions {
+  /** HOST:PORT, or several separated by commas: the replicas of one coordinator, tried in turn. */
   coordinator: string;
   siteName: string;
   dataFile: string;
@@ -43,7 +44,10 @@ export interface SiteAgentOptions {
 export class SiteAgent {
   private readonly store: LocalStore;
   private readonly lock: DirLock;
-  private readonly client: AgentClient;
+  private client: AgentClient;
+  /** The coordinator's addresses (its replicas), and the one this agent dials now. */
+  private readonly addresses: string[];
+  private addressIndex = 0;
   private readonly runner: TaskRunner;
   private readonly backoff: Backoff;
   private session?: AgentSession;
@@ -62,7 +66,8 @@ export class SiteAgent {
     this.lock = lockDataDir(opts.dataDir, "site agent");
     this.store = new LocalStore(opts.dataDir);
     this.signingKey = loadOrCreateSigningKey(opts.dataDir);
-    this.client = new AgentClient(opts.coordinator, opts.credentials);
+    this.addresses = coordinatorAddresses(opts.coordinator);
+    this.client = new AgentClient(this.addresses[0], opts.credentials);
     this.backoff = new Backoff(250, opts.reconnectMaxMs ?? 10_000);
     this.metrics = new SiteMetrics(opts.siteName);
     this.runner = new TaskRunner({
@@ -104,8 +109,18 @@ export class SiteAgent {
       this.connected = false;
       this.writeStatus();
       if (this.stopped) break;
+      this.nextAddress();
       await sleep(this.backoff.next());
     }
+  }
+
+  /** After a failed or closed session, the next replica: only the one that drives answers, wherever it is. */
+  private nextAddress(): void {
+    if (this.addresses.length < 2) return;
+    this.addressIndex = (this.addressIndex + 1) % this.addresses.length;
+    this.client.close();
+    this.client = new AgentClient(this.addresses[this.addressIndex], this.opts.credentials);
+    this.opts.log.info("trying the coordinator's next address", { coordinator: this.addresses[this.addressIndex] });
   }
 
   stop(): void {
@@ -130,7 +145,7 @@ export class SiteAgent {
         this.connected = true;
         this.lastError = "";
         this.backoff.reset();
-        this.opts.log.info("connected to the coordinator", { coordinator: this.opts.coordinator, version: m.coordinatorVersion });
+        this.opts.log.info("connected to the coordinator", { coordinator: this.addresses[this.addressIndex], version: m.coordinatorVersion });
         heartbeat = setInterval(() => {
           session.sendHeartbeat();
           // status.json stays fresh while the agent sits connected and idle: `fedsynth health site` reads its age.
@@ -333,4 +348,18 @@ export class SiteAgent {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** "a:7070,b:7070" → ["a:7070", "b:7070"]; every entry must be HOST:PORT. */
+export function coordinatorAddresses(value: string): string[] {
+  const list = value.split(",").map((a) => a.trim()).filter((a) => a !== "");
+  for (const a of list) {
+    if (!/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(a)) {
+      throw new FedsynthError("invalid-argument", `--coordinator ${JSON.stringify(a)} is not HOST:PORT`, {
+        hint: "give the coordinator's address, e.g. coord.example.org:7070, or its replicas' separated by commas",
+      });
+    }
+  }
+  if (list.length === 0) throw new FedsynthError("invalid-argument", "--coordinator is empty", { hint: "give the coordinator's HOST:PORT" });
+  return list;
 }

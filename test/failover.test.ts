@@ -69,7 +69,9 @@ describe.skipIf(!!noPostgres)("coordinator replicas sharing PostgreSQL", () => {
     }
     const agents = sites.map((site) => {
       const agent = startSecureAgent({
-        address, name: site, data: join(EXAMPLES, `${site}.csv`), dataDir: join(dir, "sites", site), epsilonCap: 1,
+        // VA dials the replicas themselves (no address in front of them): the agent tries each in turn.
+        address: site === "va" ? `127.0.0.1:${portA},127.0.0.1:${portB}` : address,
+        name: site, data: join(EXAMPLES, `${site}.csv`), dataDir: join(dir, "sites", site), epsilonCap: 1,
         // Hungary is slow: it holds each task for 3 s, so the driver dies with hungary's round-1 update still to come.
         env: site === "hungary" ? { FEDSYNTH_FAULT_TASK_DELAY_MS: "3000" } : {},
       });
@@ -106,8 +108,9 @@ describe.skipIf(!!noPostgres)("coordinator replicas sharing PostgreSQL", () => {
     expect(done.state, done.statusMessage).toBe("completed");
     expect(done.completedRounds).toBe(2);
     for (const r of done.roundDetails) expect([...r.submitted].sort()).toEqual(sites);
-    // Every agent came back through the one address, to the new driver.
+    // Every agent came back, through the one address or to the next replica's, to the new driver.
     for (const ag of agents) expect(ag.output.match(/connected to the coordinator/g)?.length).toBeGreaterThanOrEqual(2);
+    expect(agents[2].output).toMatch(new RegExp(`connected to the coordinator coordinator=127\\.0\\.0\\.1:${portB}`));
     expect(forwarder.routed).toContain(portB);
 
     // The ledger, exported from the new driver, verifies; each site has exactly one accepted charge a round.
@@ -172,5 +175,12 @@ describe("coordinator start --store", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it("site start refuses a replica address that is not HOST:PORT, naming it", async () => {
+    const r = await runCli(["site", "start", "--coordinator", "127.0.0.1:7070,coord-b", "--name", "va", "--data", join(EXAMPLES, "va.csv"),
+      "--data-dir", tempDir(), "--epsilon-cap", "1", "--insecure"]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('--coordinator "coord-b" is not HOST:PORT');
   });
 });

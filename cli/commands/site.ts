@@ -2,7 +2,7 @@
 import type { Command } from "commander";
 import { existsSync, statSync } from "node:fs";
 import { resolve } from "node:path";
-import { SiteAgent } from "../../site-agent/agent.js";
+import { coordinatorAddresses, SiteAgent } from "../../site-agent/agent.js";
 import { validateSiteName } from "../../coordinator/study/study-request.js";
 import { createLogger } from "../../shared/telemetry/log.js";
 import { shutdownTelemetry, startTelemetry } from "../../shared/telemetry/otel.js";
@@ -22,7 +22,7 @@ export function registerSiteCommands(program: Command): void {
   site
     .command("start")
     .description("start a site agent: it dials out to the coordinator (it never listens) and carries out the tasks its budget allows")
-    .requiredOption("--coordinator <host:port>", "the coordinator's address")
+    .requiredOption("--coordinator <host:port>", "the coordinator's address; for replicas without one address in front of them, each of theirs separated by commas (the agent tries them in turn)")
     .requiredOption("--name <name>", "this site's name in the consortium")
     .requiredOption("--data <file.csv>", "this site's data (CSV with a header row); it never leaves the site")
     .requiredOption("--data-dir <dir>", "where the agent keeps its own ledger of charges and released updates")
@@ -47,7 +47,7 @@ export function registerSiteCommands(program: Command): void {
       useProxy(opts.proxy, log);
       let credentials: grpc.ChannelCredentials | undefined;
       if (opts.insecure) {
-        requireLoopbackForPlaintext(opts.coordinator, "--coordinator");
+        for (const address of coordinatorAddresses(opts.coordinator)) requireLoopbackForPlaintext(address, "--coordinator");
         log.warn("talking PLAINTEXT gRPC to the coordinator (--insecure): development on this machine only");
       } else {
         if (!hasTlsIdentity(dataDir)) {
