@@ -7,7 +7,7 @@ import { parseSchema } from "../../schema/parse-schema.js";
 import { parseTable } from "../../schema/read-csv.js";
 import { encodeInputs, encodeTable, encodingFor, inputEncodingFor, type InputKind } from "./encoding.js";
 import { flattenParams, initParams, madeMasks } from "./made.js";
-import { gradientSum, perExampleNormsBruteForce, perExampleNormsGhost } from "./dp-sgd.js";
+import { forward, gradientSum, perExampleNormsBruteForce, perExampleNormsGhost } from "./dp-sgd.js";
 import { constantTensors, disposeTensors, trainLocal, weightTensors } from "./train.js";
 
 const schema = parseSchema(JSON.stringify({
@@ -91,6 +91,99 @@ describe("DP-SGD for the MADE", () => {
       disposeTensors(net);
     });
   }
+
+  // The clipped sum itself, its loss and its clipped share, against one backward pass per example: every
+  // part (weights, biases, direct connections) is each example's gradient scaled to norm ≤ clipNorm.
+  for (const a of [{ hidden: 0, input: "scalar" as InputKind, directOutput: "scalar" as InputKind }, { hidden: 8, input: "scalar" as InputKind, directOutput: "scalar" as InputKind }, { hidden: 8, input: "onehot" as InputKind }]) {
+    it(`the clipped gradient sum, loss and clipped share match per-example gradients (hidden ${a.hidden}, ${a.input} inputs, ${a.directOutput ?? "onehot"} direct outputs)`, () => {
+      const enc = encodingFor(schema);
+      const input = inputEncodingFor(enc, a.input);
+      const directOutput = inputEncodingFor(enc, a.directOutput ?? "onehot");
+      const shape = { width: enc.width, hidden: a.hidden, inputWidth: input.width, direct: true, directWidth: directOutput.width };
+      const masks = madeMasks(enc, a.hidden, { input, direct: true, ...(a.directOutput ? { directOutput } : {}) });
+      const params = flattenParams(initParams(shape, new SeededRng(3), 1)).map((v, i) => v + 0.01 * ((i * 7919) % 13));
+      const net = { ...constantTensors(shape, masks, enc.blocks.length), ...weightTensors(shape, params) };
+      const n = 12;
+      const t = table(n, 4);
+      const y = tf.tensor2d(encodeTable(enc, t), [n, enc.width]);
+      const x = tf.tensor2d(encodeInputs(enc, input, t), [n, input.width]);
+      const perExample = Array.from({ length: n }, (_, i) => {
+        const yi = tf.slice(y, [i, 0], [1, enc.width]) as tf.Tensor2D;
+        const xi = tf.slice(x, [i, 0], [1, input.width]) as tf.Tensor2D;
+        const r = gradientSum(net, yi, null, xi);
+        tf.dispose([yi, xi]);
+        return r;
+      });
+      const norms = perExample.map((r) => Math.sqrt(r.grads.reduce((s, g) => s + g.reduce((u, v) => u + v * v, 0), 0)));
+      // Midway between two distinct middle norms (rows may repeat), so that some but not all are clipped.
+      const distinct = [...new Set(norms.map((v) => v.toPrecision(6)))].map(Number).sort((u, v) => u - v);
+      const clipNorm = (distinct[Math.floor(distinct.length / 2) - 1] + distinct[Math.floor(distinct.length / 2)]) / 2;
+      const share = norms.filter((v) => v > clipNorm).length / n;
+      expect(share).toBeGreaterThan(0);
+      expect(share).toBeLessThan(1);
+      const sum = gradientSum(net, y, clipNorm, x);
+      expect(sum.clippedShare).toBe(share);
+      // The loss: the mean over rows of −Σ y·log(p + 1e-12), each row's from its own pass.
+      expect(sum.loss).toBeCloseTo(perExample.reduce((s, r) => s + r.loss, 0) / n, 4);
+      sum.grads.forEach((g, part) => {
+        expect(g.length).toBe(perExample[0].grads[part].length);
+        g.forEach((v, k) => {
+          const expected = perExample.reduce((s, r, i) => s + r.grads[part][k] * Math.min(1, clipNorm / norms[i]), 0);
+          expect(v).toBeCloseTo(expected, 4);
+        });
+      });
+      // Without clipping: the plain sum.
+      const plain = gradientSum(net, y, null, x);
+      plain.grads.forEach((g, part) => g.forEach((v, k) => expect(v).toBeCloseTo(perExample.reduce((s, r) => s + r.grads[part][k], 0), 4)));
+      tf.dispose([x, y]);
+      disposeTensors(net);
+    });
+  }
+
+  it("computes the loss as the mean of −Σ y·log(p + 1e-12) under the per-column softmax", () => {
+    const enc = encodingFor(schema);
+    const shape = { width: enc.width, hidden: 8 };
+    const masks = madeMasks(enc, 8);
+    const net = { ...constantTensors(shape, masks, enc.blocks.length), ...weightTensors(shape, flattenParams(initParams(shape, new SeededRng(5)))) };
+    const n = 20;
+    const y = tf.tensor2d(encodeTable(enc, table(n, 6)), [n, enc.width]);
+    const logits = forward(net, y).logits;
+    const z = logits.arraySync();
+    const rows = y.arraySync();
+    let expected = 0;
+    for (let i = 0; i < n; i++) {
+      for (const b of enc.blocks) {
+        const cells = z[i].slice(b.offset, b.offset + b.size);
+        const max = Math.max(...cells);
+        const total = cells.reduce((s, v) => s + Math.exp(v - max), 0);
+        cells.forEach((v, c) => { expected -= rows[i][b.offset + c] * Math.log(Math.exp(v - max) / total + 1e-12); });
+      }
+    }
+    expect(gradientSum(net, y, 1).loss).toBeCloseTo(expected / n, 5);
+    tf.dispose([logits, y]);
+    disposeTensors(net);
+  });
+
+  it("is unchanged by shifting one column's output biases far below the others (softmax underflow)", () => {
+    const enc = encodingFor(schema);
+    const shape = { width: enc.width, hidden: 8 };
+    const masks = madeMasks(enc, 8);
+    const params = flattenParams(initParams(shape, new SeededRng(5)));
+    const y = tf.tensor2d(encodeTable(enc, table(10, 7)), [10, enc.width]);
+    const base = { ...constantTensors(shape, masks, enc.blocks.length), ...weightTensors(shape, params) };
+    const reference = gradientSum(base, y, 1);
+    // A per-column shift leaves that column's softmax unchanged; 95 is past where a fused softmax flushes to 0.
+    const shifted = Float32Array.from(params);
+    const b3At = params.length - enc.width;
+    for (let o = enc.blocks[0].offset; o < enc.blocks[0].offset + enc.blocks[0].size; o++) shifted[b3At + o] -= 95;
+    const net = { ...constantTensors(shape, masks, enc.blocks.length), ...weightTensors(shape, shifted) };
+    const moved = gradientSum(net, y, 1);
+    expect(moved.loss).toBeCloseTo(reference.loss, 4);
+    moved.grads.forEach((g, part) => g.forEach((v, k) => expect(v).toBeCloseTo(reference.grads[part][k], 4)));
+    y.dispose();
+    disposeTensors(base);
+    disposeTensors(net);
+  });
 
   it("learns the data without noise (the loss falls well below the uniform model's)", () => {
     const enc = encodingFor(schema);

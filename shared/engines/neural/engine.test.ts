@@ -3,6 +3,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { configureNeural, neuralEngine } from "./engine.js";
 import { describeEngineConformance, conformanceSchema } from "../conformance.js";
 import { Accountant } from "../../privacy/accountant.js";
+import { parseSchema } from "../../schema/parse-schema.js";
 
 beforeAll(async () => {
   await neuralEngine.prepare!();
@@ -17,6 +18,12 @@ describeEngineConformance(neuralEngine, {
 });
 
 describe("neural engine", () => {
+  it("refuses a schema whose network would not fit, with a hint, instead of failing inside the backend", () => {
+    const columns = Array.from({ length: 100 }, (_, j) => ({ name: `x${j}`, type: "numeric", min: 0, max: 1, bins: 10_000 }));
+    const wide = parseSchema(JSON.stringify({ columns }), "wide");
+    expect(() => neuralEngine.configure(wide, { epsilon: 1, delta: 1e-5, rounds: 1 })).toThrow(/one-hot width 1,000,100 over 100 columns makes a 100,010,000-cell softmax block matrix, more than the 20,000,000 it can hold/);
+  });
+
   it("charges the training steps and the row count every round, and the column histograms in round 1", () => {
     const privacy = { epsilon: 1, delta: 1e-5, rounds: 3 };
     const config = neuralEngine.configure(conformanceSchema, privacy);

@@ -256,10 +256,36 @@ function modelOf(schema: Schema, c: NeuralConfig, params?: Float32Array, rounds 
 }
 
 /**
+ * The largest network a study may have. The WebAssembly backend holds every tensor in one linear memory
+ * of at most 4 GiB; training keeps the weights, their masks, the gradient and its clipped and noised
+ * copies, and the per-column softmax multiplies by a one-hot-width × columns block matrix. Past these a
+ * schema fails deep inside TensorFlow.js ("memory access out of bounds") instead of here, with a hint.
+ */
+export const MAX_NEURAL_PARAMETERS = 20_000_000;
+export const MAX_NEURAL_BLOCK_CELLS = 20_000_000;
+
+function checkNetworkSize(schema: Schema, settings: typeof NEURAL_DEFAULTS): void {
+  const c = { ...settings, noiseMultiplier: 1, countSigma: 1 } as NeuralConfig;
+  const { shape, encoding } = architecture(schema, c);
+  const n = parameterCount(shape);
+  const blockCells = encoding.width * encoding.blocks.length;
+  const hint = "give numeric columns fewer bins in the schema, or use the marginal or independent engine";
+  if (n > MAX_NEURAL_PARAMETERS) {
+    throw new FedsynthError("invalid-argument",
+      `the neural engine's network for this schema would have ${n.toLocaleString("en")} parameters (one-hot width ${encoding.width.toLocaleString("en")}), more than the ${MAX_NEURAL_PARAMETERS.toLocaleString("en")} it can train`, { hint });
+  }
+  if (blockCells > MAX_NEURAL_BLOCK_CELLS) {
+    throw new FedsynthError("invalid-argument",
+      `the neural engine cannot train on this schema: its one-hot width ${encoding.width.toLocaleString("en")} over ${encoding.blocks.length} columns makes a ${blockCells.toLocaleString("en")}-cell softmax block matrix, more than the ${MAX_NEURAL_BLOCK_CELLS.toLocaleString("en")} it can hold`, { hint });
+  }
+}
+
+/**
  * The study's settings: the defaults (or, for experiments, other public settings) with the noise
  * multiplier calibrated so that `privacy.rounds` rounds cost exactly the budget.
  */
 export function configureNeural(schema: Schema, privacy: StudyPrivacy, overrides: Partial<typeof NEURAL_DEFAULTS> = {}): JsonObject {
+  checkNetworkSize(schema, { ...NEURAL_DEFAULTS, ...overrides });
   if (privacy.secureAggregation) {
     return configureSecure(schema, privacy as StudyPrivacy & { secureAggregation: NonNullable<StudyPrivacy["secureAggregation"]> }, { ...NEURAL_DEFAULTS, ...NEURAL_SECURE_DEFAULTS, ...overrides });
   }
