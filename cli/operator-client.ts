@@ -15,6 +15,7 @@ export interface StudyView {
   studyId: string;
   name: string;
   engine: string;
+  engineReason: string;
   epsilon: number;
   delta: number;
   rounds: number;
@@ -50,7 +51,7 @@ const STATE_NAMES: Record<number, StudyView["state"]> = {
 function view(s: Study | undefined): StudyView {
   if (!s) throw new FedsynthError("internal", "the coordinator answered without a study");
   return {
-    studyId: s.studyId, name: s.name, engine: s.engine, epsilon: s.epsilon, delta: s.delta, rounds: s.rounds,
+    studyId: s.studyId, name: s.name, engine: s.engine, engineReason: s.engineReason, epsilon: s.epsilon, delta: s.delta, rounds: s.rounds,
     completedRounds: s.completedRounds, state: STATE_NAMES[s.state] ?? "unknown", statusMessage: s.statusMessage,
     minSites: s.minSitesPerRound, secureThreshold: s.secureAggregationThreshold,
     participants: s.participants.map((p) => ({ siteName: p.siteName, state: p.state, epsilonCharged: p.epsilonCharged, deltaCharged: p.deltaCharged, message: p.message })),
@@ -91,12 +92,13 @@ export class OperatorClient {
   async createStudy(input: {
     name: string; schemaJson: string; engine: string; epsilon: number; delta: number; rounds: number; sites: string[];
     minSites: number; roundDeadlineSeconds: number; secureAggregation?: "auto" | "on" | "off"; secureThreshold?: number;
+    expectedRows?: number;
   }): Promise<StudyView> {
     const mode = { auto: SecureAggregationMode.UNSPECIFIED, on: SecureAggregationMode.ON, off: SecureAggregationMode.OFF }[input.secureAggregation ?? "auto"];
     const res = await this.unary<any>("createStudy", create(CreateStudyRequestSchema, {
       name: input.name, schemaJson: input.schemaJson, engine: input.engine, epsilon: input.epsilon, delta: input.delta,
       rounds: input.rounds, sites: input.sites, minSitesPerRound: input.minSites, roundDeadlineSeconds: input.roundDeadlineSeconds,
-      secureAggregation: mode, secureAggregationThreshold: input.secureThreshold ?? 0,
+      secureAggregation: mode, secureAggregationThreshold: input.secureThreshold ?? 0, expectedRows: BigInt(input.expectedRows ?? 0),
     }), "create study");
     return view(res.study);
   }

@@ -9,6 +9,7 @@ import { MIGRATIONS } from "./store/migrations.js";
 import type { AgentBound, SiteSession } from "./sessions.js";
 import { createLogger } from "../shared/telemetry/log.js";
 import { getEngine } from "../shared/engines/registry.js";
+import { chooseEngine } from "../shared/engines/engine-choice.js";
 import { parseSchema } from "../shared/schema/parse-schema.js";
 import { parseTable } from "../shared/schema/read-csv.js";
 import { SecureRng } from "../shared/random/rng.js";
@@ -87,7 +88,7 @@ describe("Coordinator", () => {
   };
 
   const create = (over: Partial<Parameters<Coordinator["createStudy"]>[0]> = {}) =>
-    coordinator.createStudy({ name: "s", schemaJson: SCHEMA_JSON, engine: "", epsilon: 1, delta: 1e-5, rounds: 2, sites: ["a", "b"], minSites: 0, roundDeadlineSeconds: 0, ...over });
+    coordinator.createStudy({ name: "s", schemaJson: SCHEMA_JSON, engine: "independent", epsilon: 1, delta: 1e-5, rounds: 2, sites: ["a", "b"], minSites: 0, roundDeadlineSeconds: 0, ...over });
 
   it("runs a study: tasks to connected sites, aggregation per round, completion with a release", () => {
     const study = create();
@@ -265,6 +266,7 @@ describe("Coordinator", () => {
       [{ minSites: 3 }, /minimum number of sites/],
       [{ engine: "gan" }, /gan/],
       [{ schemaJson: "{" }, /schema/],
+      [{ expectedRows: -5 }, /expected number of rows must be a whole number/],
     ];
     for (const [patch, pattern] of bad) {
       let err: unknown;
@@ -277,6 +279,14 @@ describe("Coordinator", () => {
       expect((err as FedsynthError).message).toMatch(pattern);
     }
     expect(store.listStudies()).toHaveLength(0);
+  });
+
+  it("chooses the engine of a study that names none, and keeps why", () => {
+    const chosen = create({ engine: "", expectedRows: 800 });
+    const expected = chooseEngine(parseSchema(SCHEMA_JSON, "s"), { sites: 2, expectedRows: 800 });
+    expect([chosen.engine, chosen.engineReason]).toEqual([expected.engine, expected.reason]);
+    expect(store.getStudy(chosen.studyId)?.engineReason).toBe(expected.reason);
+    expect(create({ engine: "independent" }).engineReason).toBe("named by the operator");
   });
 
   it("keeps everything across a reopen of the store", () => {

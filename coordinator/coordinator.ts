@@ -8,7 +8,8 @@ import { FedsynthError } from "../shared/errors.js";
 import { Accountant } from "../shared/privacy/accountant.js";
 import type { Mechanism } from "../shared/privacy/mechanism.js";
 import type { JsonObject } from "../shared/engines/engine.js";
-import { getEngine, DEFAULT_ENGINE } from "../shared/engines/registry.js";
+import { getEngine } from "../shared/engines/registry.js";
+import { chooseEngine } from "../shared/engines/engine-choice.js";
 import { parseSchema } from "../shared/schema/parse-schema.js";
 import { encodeModelBundle } from "../shared/engines/model-file.js";
 import type { InvitationAnswer, SecureSessionSpec, TaskAssignment, TaskDecline, TaskResult } from "../shared/federation/task.js";
@@ -205,9 +206,19 @@ export class Coordinator {
 
   createStudy(input: CreateStudyInput): StudyRecord {
     validateStudyInput(input);
-    const engineName = input.engine || DEFAULT_ENGINE;
-    const engine = getEngine(engineName);
     const schema = parseSchema(input.schemaJson, `study '${input.name}' schema`);
+    const choice = input.engine ? { engine: input.engine, reason: "named by the operator" }
+      : chooseEngine(schema, { sites: input.sites.length, expectedRows: input.expectedRows }, (name) => {
+        // An engine refuses a study it cannot run (too few rounds allowed, a network too large) in configure.
+        try {
+          getEngine(name).configure(schema, { epsilon: input.epsilon, delta: input.delta, rounds: input.rounds || (getEngine(name).defaultRounds?.(false) ?? 1) });
+          return undefined;
+        } catch (err) {
+          return FedsynthError.from(err).message;
+        }
+      });
+    const engineName = choice.engine;
+    const engine = getEngine(engineName);
     let secureThreshold = this.chooseSecureThreshold(input, engineName, !!engine.secure);
     const rounds = input.rounds || (engine.defaultRounds?.(secureThreshold > 0) ?? 1);
     const privacy = { epsilon: input.epsilon, delta: input.delta, rounds };
@@ -227,6 +238,7 @@ export class Coordinator {
       name: input.name.trim(),
       schemaJson: input.schemaJson,
       engine: engineName,
+      engineReason: choice.reason,
       epsilon: input.epsilon,
       delta: input.delta,
       rounds,
@@ -259,7 +271,7 @@ export class Coordinator {
       });
     });
     this.ledger.seal();
-    this.log.info("study created", { study: study.studyId, name: study.name, engine: engineName, epsilon: study.epsilon, rounds: study.rounds, secure_threshold: secureThreshold });
+    this.log.info("study created", { study: study.studyId, name: study.name, engine: engineName, engine_reason: choice.reason, epsilon: study.epsilon, rounds: study.rounds, secure_threshold: secureThreshold });
     return study;
   }
 

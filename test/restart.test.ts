@@ -23,10 +23,11 @@ describe("coordinator crash mid-round", () => {
     const port = Number(address.split(":").pop());
 
     const cleveland = startAgent({ address, name: "cleveland", data: join(EXAMPLES, "cleveland.csv"), dataDir: join(dir, "cleveland"), epsilonCap: 1 });
-    // Hungary is a slow site: it holds each task for 3 s before computing it (fault injection).
+    // Hungary is a slow site: it holds each task for 8 s before computing it (fault injection), long enough
+    // that the coordinator is killed with hungary's round-1 update still to come even on a loaded machine.
     const hungary = startAgent({
       address, name: "hungary", data: join(EXAMPLES, "hungary.csv"), dataDir: join(dir, "hungary"), epsilonCap: 1,
-      env: { FEDSYNTH_FAULT_TASK_DELAY_MS: "3000" },
+      env: { FEDSYNTH_FAULT_TASK_DELAY_MS: "8000" },
     });
     procs.push(cleveland, hungary);
     await cleveland.waitFor(/connected to the coordinator/);

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { EXAMPLES, HEART_SITES, heartSiteArgs, runCli, tempDir, type CliResult } from "./support/cli.js";
 import { parseSchema } from "../shared/schema/parse-schema.js";
 import { parseTable } from "../shared/schema/read-csv.js";
+import { chooseEngine } from "../shared/engines/engine-choice.js";
 
 describe("fedsynth simulate on the heart-disease federation", () => {
   const dir = tempDir();
@@ -28,7 +29,10 @@ describe("fedsynth simulate on the heart-disease federation", () => {
 
   it("writes the summary contract: engine, rounds, seconds, each site's rows and charged epsilon within budget", () => {
     const summary = JSON.parse(readFileSync(summaryPath, "utf8"));
-    expect(summary.engine).toBe("independent");
+    // No --engine: the coordinator chose one for a study of this schema and size, and says why.
+    const schema = parseSchema(readFileSync(join(EXAMPLES, "schema.json"), "utf8"), "schema.json");
+    expect(summary.engine).toBe(chooseEngine(schema, { sites: 4, expectedRows: 920 }).engine);
+    expect(summary.engineReason).toMatch(/a small study \(14 columns, 920 rows declared/);
     expect(summary.rounds).toBe(2);
     expect(summary.seconds).toBeGreaterThan(0);
     expect(Object.keys(summary.sites).sort()).toEqual([...HEART_SITES].sort());

@@ -16,7 +16,8 @@ export function registerStudyCommands(program: Command): void {
     .requiredOption("--name <name>", "a short name for the study")
     .requiredOption("--schema <schema.json>", "the study's public schema")
     .requiredOption("--site <name>", "an invited site (repeat for each site)", collect)
-    .option("--engine <name>", "synthesizer engine (default: the coordinator's default)", "")
+    .option("--engine <name>", "synthesizer engine (default: the coordinator chooses from the schema and --expected-rows, and the status says why)", "")
+    .option("--expected-rows <n>", "the cohort size all sites hold together, as the study protocol declares it (public; the default engine choice uses it)", parseCount("--expected-rows", 0), 0)
     .option("--epsilon <e>", "each site's total privacy budget for the study", parsePositive("--epsilon"), 1)
     .option("--delta <d>", "each site's delta for the study", parseProbability("--delta"), 1e-5)
     .option("--rounds <n>", "number of federated rounds (default: the engine's; neural under secure aggregation: 2)", parseCount("--rounds"), 0)
@@ -34,7 +35,7 @@ export function registerStudyCommands(program: Command): void {
       const created = await withOperator(opts, (c) => c.createStudy({
         name: opts.name, schemaJson, engine: opts.engine, epsilon: opts.epsilon, delta: opts.delta, rounds: opts.rounds,
         sites: opts.site, minSites: opts.minSites, roundDeadlineSeconds: opts.roundDeadline,
-        secureAggregation: opts.secureAggregation, secureThreshold: opts.secureThreshold,
+        secureAggregation: opts.secureAggregation, secureThreshold: opts.secureThreshold, expectedRows: opts.expectedRows,
       }));
       print(created, opts.json);
       if (!opts.json) process.stdout.write(`\nstart it with: fedsynth study start ${created.studyId} --coordinator ${opts.coordinator} --watch\n`);

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { FedsynthError } from "../../shared/errors.js";
 import { loadSchema } from "../../shared/schema/parse-schema.js";
 import { readTable } from "../../shared/schema/read-csv.js";
-import { getEngine, DEFAULT_ENGINE } from "../../shared/engines/registry.js";
+import { getEngine } from "../../shared/engines/registry.js";
 import { validateSiteName } from "../../coordinator/study/study-request.js";
 import { OperatorClient, type StudyView } from "../operator-client.js";
 import { TERMINAL_STATES } from "../study-view.js";
@@ -49,6 +49,8 @@ export interface SimulationOptions {
 
 export interface SimulationSummary {
   engine: string;
+  /** Why the study has this engine (the coordinator's default choice, or "named by the operator"). */
+  engineReason: string;
   rounds: number;
   seconds: number;
   studyId: string;
@@ -81,8 +83,7 @@ export async function runSimulation(opts: SimulationOptions): Promise<Simulation
     if (names.has(s.name)) throw new FedsynthError("invalid-argument", `site ${s.name} is given twice`, { hint: "give each --site a distinct name" });
     names.add(s.name);
   }
-  const engineName = opts.engine || DEFAULT_ENGINE;
-  getEngine(engineName);
+  if (opts.engine) getEngine(opts.engine); // an unknown name fails here, before any process starts
   const schemaPath = resolve(opts.schema);
   const schema = await loadSchema(schemaPath);
   const schemaJson = readFileSync(schemaPath, "utf8");
@@ -139,7 +140,8 @@ export async function runSimulation(opts: SimulationOptions): Promise<Simulation
     const watcher = group.watchForExit();
 
     const created = await client.createStudy({
-      name: "simulate", schemaJson, engine: engineName, epsilon: opts.epsilon, delta: opts.delta, rounds: opts.rounds ?? 0,
+      // The simulation's operator holds every site's file, so the cohort size it declares is simply theirs.
+      name: "simulate", schemaJson, engine: opts.engine ?? "", expectedRows: totalRows, epsilon: opts.epsilon, delta: opts.delta, rounds: opts.rounds ?? 0,
       sites: opts.sites.map((s) => s.name), minSites: 0, roundDeadlineSeconds: 3600,
       secureAggregation: opts.secureAggregation ?? "auto", secureThreshold: opts.secureThreshold,
     });
@@ -182,7 +184,7 @@ export async function runSimulation(opts: SimulationOptions): Promise<Simulation
       sites[s.name] = { rows: siteRows[s.name].rows, epsilon: fromSite.epsilon, delta: fromSite.delta, clipped: siteRows[s.name].clipped };
     }
     const summary: SimulationSummary = {
-      engine: engineName, rounds: study.rounds, seconds: (Date.now() - started) / 1000, studyId: created.studyId,
+      engine: study.engine, engineReason: study.engineReason, rounds: study.rounds, seconds: (Date.now() - started) / 1000, studyId: created.studyId,
       secureThreshold: created.secureThreshold,
       epsilon: opts.epsilon, delta: opts.delta, rows, out: resolve(opts.out), workdir: keep ? workdir : null, sites,
     };

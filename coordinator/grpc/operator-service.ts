@@ -35,7 +35,7 @@ function siteToProto(site: SiteRecord, connected: boolean): Site {
 
 function studyToProto(study: StudyRecord, detail?: StudyDetail): Study {
   return create(StudySchema, {
-    studyId: study.studyId, name: study.name, engine: study.engine, epsilon: study.epsilon, delta: study.delta,
+    studyId: study.studyId, name: study.name, engine: study.engine, engineReason: study.engineReason, epsilon: study.epsilon, delta: study.delta,
     rounds: study.rounds, sites: study.participants.map((p) => p.siteName), minSitesPerRound: study.minSites,
     roundDeadlineSeconds: study.roundDeadlineSeconds, state: STATES[study.state], completedRounds: study.completedRounds,
     statusMessage: study.statusMessage, createdAtUnixMs: BigInt(study.createdAt), schemaJson: study.schemaJson,
@@ -108,6 +108,7 @@ export function operatorServiceHandlers(coordinator: Coordinator): grpc.UntypedS
         name: req.name, schemaJson: req.schemaJson, engine: req.engine, epsilon: req.epsilon, delta: req.delta,
         rounds: req.rounds, sites: req.sites, minSites: req.minSitesPerRound, roundDeadlineSeconds: req.roundDeadlineSeconds,
         secureAggregation: SECURE_MODES[req.secureAggregation as SecureAggregationMode] ?? "auto", secureThreshold: req.secureAggregationThreshold,
+        expectedRows: Number(req.expectedRows ?? 0n),
       });
       return create(CreateStudyResponseSchema, { study: detailed(study.studyId) });
     }),

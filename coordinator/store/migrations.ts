@@ -140,4 +140,11 @@ export const MIGRATIONS: { version: number; description: string; sql: string }[]
       CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, term INTEGER NOT NULL, expires_at INTEGER NOT NULL);
     `,
   },
+  {
+    version: 6,
+    description: "why a study has its engine (the operator's choice, or the default choice's reason)",
+    sql: `
+      ALTER TABLE studies ADD COLUMN engine_reason TEXT NOT NULL DEFAULT '';
+    `,
+  },
 ];

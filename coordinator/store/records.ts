@@ -48,6 +48,8 @@ export interface StudyRecord {
   name: string;
   schemaJson: string;
   engine: string;
+  /** Why the study has this engine: the operator named it, or the coordinator's default choice and its reason. */
+  engineReason: string;
   epsilon: number;
   delta: number;
   rounds: number;

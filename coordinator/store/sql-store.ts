@@ -211,9 +211,9 @@ export class SqlStore implements CoordinatorStore {
   }
 
   insertStudy(s: StudyRecord): void {
-    this.write(`INSERT INTO studies (study_id, name, schema_json, engine, epsilon, delta, rounds, min_sites,
+    this.write(`INSERT INTO studies (study_id, name, schema_json, engine, engine_reason, epsilon, delta, rounds, min_sites,
         round_deadline_seconds, engine_config_json, secure_threshold, state, status_message, completed_rounds, created_at, updated_at)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, [s.studyId, s.name, s.schemaJson, s.engine, s.epsilon, s.delta, s.rounds, s.minSites, s.roundDeadlineSeconds,
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, [s.studyId, s.name, s.schemaJson, s.engine, s.engineReason, s.epsilon, s.delta, s.rounds, s.minSites, s.roundDeadlineSeconds,
         JSON.stringify(s.engineConfig), s.secureThreshold, s.state, s.statusMessage, s.completedRounds, s.createdAt, s.updatedAt]);
     s.participants.forEach((p, i) => this.write("INSERT INTO study_sites (study_id, site_name, position, state, message) VALUES (?, ?, ?, ?, ?)",
       [s.studyId, p.siteName, i, p.state, p.message]));
@@ -243,7 +243,7 @@ export class SqlStore implements CoordinatorStore {
     const participants = this.driver.all("SELECT * FROM study_sites WHERE study_id = ? ORDER BY position", [r.study_id])
       .map((p) => ({ siteName: p.site_name, state: p.state as ParticipantState, message: p.message }));
     return {
-      studyId: r.study_id, name: r.name, schemaJson: r.schema_json, engine: r.engine, epsilon: r.epsilon, delta: r.delta,
+      studyId: r.study_id, name: r.name, schemaJson: r.schema_json, engine: r.engine, engineReason: r.engine_reason ?? "", epsilon: r.epsilon, delta: r.delta,
       rounds: r.rounds, minSites: r.min_sites, roundDeadlineSeconds: r.round_deadline_seconds,
       engineConfig: JSON.parse(r.engine_config_json), secureThreshold: r.secure_threshold ?? 0, state: r.state, statusMessage: r.status_message,
       completedRounds: r.completed_rounds, invitationDeadlineAt: r.invitation_deadline_at, createdAt: r.created_at, updatedAt: r.updated_at, participants,

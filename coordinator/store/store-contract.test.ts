@@ -38,7 +38,7 @@ const kinds: { name: string; open: () => SqlStore; reopen: (s: SqlStore) => SqlS
 
 function study(id: string): StudyRecord {
   return {
-    studyId: id, name: "heart", schemaJson: '{"columns":[]}', engine: "independent", epsilon: 0.1 + 0.2, delta: 1e-5,
+    studyId: id, name: "heart", schemaJson: '{"columns":[]}', engine: "independent", engineReason: "named by the operator", epsilon: 0.1 + 0.2, delta: 1e-5,
     rounds: 2, minSites: 2, roundDeadlineSeconds: 3600, engineConfig: { bins: 8, nested: { a: [1, 2] } }, secureThreshold: 3,
     state: "created", statusMessage: "", completedRounds: 0, invitationDeadlineAt: null, createdAt: 1_764_000_000_123, updatedAt: 1_764_000_000_123,
     participants: [{ siteName: "b", state: "invited", message: "" }, { siteName: "a", state: "invited", message: "" }],
@@ -61,11 +61,11 @@ for (const kind of kinds) {
     afterEach(() => store.close());
 
     it("migrates to the latest schema version, and reopening keeps it", () => {
-      expect(store.schemaVersion()).toBe(5);
+      expect(store.schemaVersion()).toBe(6);
       store.insertStudy(study("s1"));
       store.close();
       store = kind.reopen(store);
-      expect(store.schemaVersion()).toBe(5);
+      expect(store.schemaVersion()).toBe(6);
       expect(store.getStudy("s1")?.name).toBe("heart");
     });
 

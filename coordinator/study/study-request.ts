@@ -18,6 +18,8 @@ export interface CreateStudyInput {
   secureAggregation?: "auto" | "on" | "off";
   /** t; 0 or absent: the default ⌈2n/3⌉. */
   secureThreshold?: number;
+  /** The cohort size the consortium declares (public), for the default engine choice; 0 or absent: not declared. */
+  expectedRows?: number;
 }
 
 const SITE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -53,6 +55,9 @@ export function validateStudyInput(input: CreateStudyInput): void {
   if (!(Number.isInteger(input.minSites) && input.minSites >= 0 && input.minSites <= input.sites.length)) {
     throw bad(`the minimum number of sites per round must be from 1 to ${input.sites.length} (the invited sites), got ${input.minSites}`,
       "leave it at 0 to require every invited site");
+  }
+  if (input.expectedRows !== undefined && !(Number.isSafeInteger(input.expectedRows) && input.expectedRows >= 0)) {
+    throw bad(`the expected number of rows must be a whole number, got ${input.expectedRows}`, "the cohort size all sites hold together, as the study protocol declares it, e.g. --expected-rows 5000");
   }
   if (!(Number.isInteger(input.roundDeadlineSeconds) && input.roundDeadlineSeconds >= 0)) {
     throw bad(`the round deadline must be a whole number of seconds, got ${input.roundDeadlineSeconds}`, "e.g. 600");

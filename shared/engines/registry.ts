@@ -7,8 +7,7 @@ import { neuralEngine } from "./neural/engine.js";
 import { marginalEngine } from "./marginal/engine.js";
 import { FedsynthError } from "../errors.js";
 
-/** The best engine the project has; used when a study does not name one. */
-export const DEFAULT_ENGINE = "independent";
+// A study that names no engine gets one chosen for it: engine-choice.ts.
 
 const ENGINES: ReadonlyMap<string, Engine> = new Map<string, Engine>([
   [independentEngine.name, independentEngine],
