@@ -2,25 +2,41 @@
 // one JSON object, every figure measured in this run on this machine. Not a test: nothing passes or fails.
 // bench/run.mjs puts it under "secure_aggregation". The full matrix takes about 6 minutes on 2 cores;
 // --quick (or FEDSYNTH_BENCH_QUICK=1, as for bench/neural.mjs) runs the same code on 10 sites × 100k
-// parameters only.
+// parameters only; --only SITESxPARAMETERS (say --only 100x1000000) runs that one size, without dropouts.
 //
 // Every site runs the real client and every message goes through the real wire encoding; the sites are
-// simulated in worker threads (one per core, up to 4) so that a 100-site round fits in a few minutes. The
-// coordinator runs in the main thread, alone: while it is timed the workers are idle. Inputs are uniform
-// 32-bit words (the cost of masking and summing does not depend on the values); the unmasked sum is
-// checked against the plaintext sum of the same vectors, word for word.
+// simulated in worker threads (one per core, up to 4) so that a 100-site round fits in a few minutes.
+// While the coordinator is timed those workers are idle; the coordinator itself may use one helper
+// thread of its own (shared/crypto/secagg/parallel.ts: it adds checked inputs into the running sum while
+// the main thread hashes the next one, and shares the unmasking; both threads add with WebAssembly SIMD,
+// where the plaintext baseline below keeps its JavaScript loop), so its time is given both as wall clock
+// and as CPU time of the whole process (process.cpuUsage: every thread, user + system). Inputs are
+// uniform 32-bit words (the cost of masking and summing does not depend on the values); the unmasked sum
+// is checked against the plaintext sum of the same vectors, word for word.
 //
 //   client_mask_ms        one site's maskInput: open and check n shares, n X25519 + HKDF, n + 1 mask
 //                         expansions added into the vector, SHA-256 + signature (mean and max over sites)
-//   coordinator_receive_ms  all masked inputs: check, SHA-256, signature, add into the running sum
-//   coordinator_unmask_ms   all unmasking answers checked, seeds reconstructed, masks removed
-//   plaintext_sum_ms      the same vectors summed in the clear with the same loop (median of 3)
-//   coordinator_unmask_aggregate_ms  receive + unmask
-//   ratio                 (receive + unmask) / plaintext; ratio_without_digest leaves out the SHA-256 of
-//                         the masked inputs (signature binding, not aggregation), timed separately
+//   coordinator_receive_ms  all masked inputs, as coordinator.ts takes them: the SHA-256 of each (its
+//                         signed charge is checked against it), then receiveMaskedInput (signature, add
+//                         into the running sum), then closeMaskedInput (which waits until every input is
+//                         in the sum); wall clock from the first input to the closed phase. The messages
+//                         are decoded before this window (decoding, a 4 MB copy each, is the transport's;
+//                         coordinator_decode_ms) and the site workers are idle during it
+//   coordinator_unmask_ms   all unmasking answers checked, seeds reconstructed, masks removed (wall)
+//   plaintext_sum_ms      the same vectors summed in the clear with prg.ts's addInto, on one thread
+//                         (median of 3; plaintext_sum_ms_all lists the 3). It is a plain JavaScript loop
+//                         (~1.7 ns a word) and single-threaded: the coordinator's adds are SIMD and it
+//                         has a second core that this baseline does not use, which is why the CPU ratio
+//                         is reported beside the wall-clock one. A SIMD plaintext sum would be faster
+//   coordinator_unmask_aggregate_ms  receive + unmask (wall)
+//   ratio                 (receive + unmask) / plaintext, wall clock; ratio_cpu the same in CPU time
+//                         (*_cpu_ms fields); ratio_without_digest_cpu leaves out the SHA-256 of the masked
+//                         inputs (run on the main thread, so its wall time is its CPU time). Without a
+//                         helper thread wall and CPU agree; with one, wall < CPU
+//   load_avg_1m           os.loadavg()[0] when the run started (the machine may be shared)
 //   wire_ratio            every byte of every message both ways, broadcasts counted once per recipient,
 //                         over the raw float32 updates (sites × parameters × 4 bytes)
-import { availableParallelism, cpus } from "node:os";
+import { availableParallelism, cpus, loadavg } from "node:os";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { isMainThread, parentPort, Worker } from "node:worker_threads";
 import { randomBytes } from "node:crypto";
@@ -35,6 +51,8 @@ const { newSessionNonce } = await load("shared/crypto/secagg/session.js");
 const { defaultThreshold } = await load("shared/crypto/secagg/threshold.js");
 const { generateSigningKeyPair } = await load("shared/crypto/identity.js");
 const { expandMask, expandMaskInto, addInto } = await load("shared/crypto/prg.js");
+// Absent from builds before the helper thread (so this bench also measures those).
+const parallel = await load("shared/crypto/secagg/parallel.js").catch(() => undefined);
 
 /** A site's input: reproducible from its seed, so the coordinator side can sum the same vectors in the clear. */
 const inputOf = (seed, length) => expandMask(seed, "pairwise-mask", length);
@@ -114,6 +132,8 @@ if (!isMainThread) {
   const round2 = (x) => Math.round(x * 100) / 100;
 
   async function run({ sites: n, parameters: length, drop = "none" }) {
+    const loadAtStart = round2(loadavg()[0]);
+    const helperThread = parallel !== undefined && length >= parallel.PARALLEL_MIN_WORDS && workerCount >= 2 && process.env.FEDSYNTH_SECAGG_THREADS !== "1";
     const ids = identities(n);
     const sites = [...ids.keys()];
     const threshold = defaultThreshold(n);
@@ -166,27 +186,32 @@ if (!isMainThread) {
     ).then((r) => r.flat());
     const clientMs = maskedOut.map((o) => o.ms);
 
-    let decodeMs = 0;
-    let receiveMs = 0;
-    let digestMs = 0;
-    // One message at a time, as they would arrive, each dropped once received.
-    for (let i = 0; i < maskedOut.length; i++) {
-      const { bytes } = maskedOut[i];
+    const cpuMs = (u) => (u.user + u.system) / 1000;
+    // Decoded first (each encoded message dropped once decoded), so that the timed window below holds
+    // nothing but the coordinator's work.
+    let t = performance.now();
+    const maskedIn = maskedOut.map((o, i) => {
+      wire += o.bytes.length;
       maskedOut[i] = undefined;
-      wire += bytes.length;
-      let t = performance.now();
-      const m = decodeMessage(bytes);
-      decodeMs += performance.now() - t;
-      t = performance.now();
-      server.receiveMaskedInput(m);
-      receiveMs += performance.now() - t;
-      // The SHA-256 share of receiving, measured on its own so the ratio can be read with and without it.
-      t = performance.now();
-      maskedInputDigest(m.masked);
-      digestMs += performance.now() - t;
+      return decodeMessage(o.bytes);
+    });
+    const decodeMs = performance.now() - t;
+    let digestMs = 0;
+    // One message at a time, as coordinator.ts takes them: the digest (which the site's signed charge is
+    // checked against), then the server, each message dropped once received.
+    const receiveCpu = process.cpuUsage();
+    const receiveStart = performance.now();
+    for (let i = 0; i < maskedIn.length; i++) {
+      const m = maskedIn[i];
+      maskedIn[i] = undefined;
+      const d = performance.now();
+      const digest = maskedInputDigest(m.masked);
+      digestMs += performance.now() - d;
+      server.receiveMaskedInput(m, digest);
     }
-
-    const list = timed(() => server.closeMaskedInput());
+    const list = server.closeMaskedInput();
+    const receiveMs = performance.now() - receiveStart;
+    const receiveCpuMs = cpuMs(process.cpuUsage(receiveCpu));
     const signers = drop === "after-input" ? sites.filter((s) => !dropped.has(s)) : senders;
     deliver(await everyone("consist", { list: broadcast(list, list.survivors.length), sites: signers }), (m) => server.receiveConsistency(m));
     const proof = timed(() => server.closeConsistency());
@@ -195,23 +220,29 @@ if (!isMainThread) {
       wire += bytes.length;
       return decodeMessage(bytes);
     });
-    let t = performance.now();
+    const unmaskCpu = process.cpuUsage();
+    t = performance.now();
     for (const m of decoded) server.receiveUnmask(m);
     const result = server.finish();
     const unmaskMs = performance.now() - t;
+    const unmaskCpuMs = cpuMs(process.cpuUsage(unmaskCpu));
     const totalSeconds = (performance.now() - t0) / 1000;
 
     // The plaintext baseline: the contributors' vectors, summed with the same loop.
     const xs = result.contributors.map((s) => inputOf(inputSeeds.get(s), length));
     let plain;
     const plainTimes = [];
+    const plainCpuTimes = [];
     for (let rep = 0; rep < 3; rep++) {
       plain = new Uint32Array(length);
+      const c = process.cpuUsage();
       t = performance.now();
       for (const x of xs) addInto(plain, x);
       plainTimes.push(performance.now() - t);
+      plainCpuTimes.push(cpuMs(process.cpuUsage(c)));
     }
     const plaintextMs = plainTimes.sort((a, b) => a - b)[1];
+    const plaintextCpuMs = plainCpuTimes.sort((a, b) => a - b)[1];
     let exact = plain.length === result.sum.length;
     for (let i = 0; exact && i < plain.length; i++) exact = plain[i] === result.sum[i];
     if (!exact) throw new Error(`the unmasked sum differs from the plaintext sum (${n} sites, ${length} parameters, drop ${drop})`);
@@ -223,15 +254,23 @@ if (!isMainThread) {
       threshold,
       dropped: dropCount === 0 ? "none" : { when: drop === "before-input" ? "after ShareKeys, no masked input" : "after MaskedInput, no unmasking answer", sites: dropCount },
       client_mask_ms: { mean: round2(clientMs.reduce((a, b) => a + b, 0) / clientMs.length), max: round2(Math.max(...clientMs)) },
+      load_avg_1m: loadAtStart,
+      helper_thread: helperThread,
       coordinator_unmask_aggregate_ms: round2(receiveMs + unmaskMs),
       coordinator_receive_ms: round2(receiveMs),
       coordinator_unmask_ms: round2(unmaskMs),
+      coordinator_unmask_aggregate_cpu_ms: round2(receiveCpuMs + unmaskCpuMs),
+      coordinator_receive_cpu_ms: round2(receiveCpuMs),
+      coordinator_unmask_cpu_ms: round2(unmaskCpuMs),
       coordinator_other_phases_ms: round2(setupMs),
       coordinator_decode_ms: round2(decodeMs),
       masked_input_digest_ms: round2(digestMs),
       plaintext_sum_ms: round2(plaintextMs),
+      plaintext_sum_cpu_ms: round2(plaintextCpuMs),
+      plaintext_sum_ms_all: plainTimes.map(round2),
       ratio: round2((receiveMs + unmaskMs) / plaintextMs),
-      ratio_without_digest: round2((receiveMs - digestMs + unmaskMs) / plaintextMs),
+      ratio_cpu: round2((receiveCpuMs + unmaskCpuMs) / plaintextCpuMs),
+      ratio_without_digest_cpu: round2((receiveCpuMs - digestMs + unmaskCpuMs) / plaintextCpuMs),
       wire_bytes: wire,
       raw_float32_bytes: raw,
       wire_ratio: +(wire / raw).toFixed(4),
@@ -243,14 +282,27 @@ if (!isMainThread) {
   const started = performance.now();
   // --quick: a smoke run of the same code on small sizes.
   const quick = process.argv.includes("--quick") || process.env.FEDSYNTH_BENCH_QUICK === "1";
-  const results = { machine: { node: process.version, cpus: cpus().length, site_workers: workerCount }, quick, runs: [] };
+  const onlyArg = process.argv.indexOf("--only");
+  const only = onlyArg >= 0 ? /^(\d+)x(\d+)$/.exec(process.argv[onlyArg + 1] ?? "") : undefined;
+  if (onlyArg >= 0 && !only) throw new Error("--only takes SITESxPARAMETERS, say --only 100x1000000");
+  const results = {
+    machine: { node: process.version, cpus: cpus().length, available_parallelism: availableParallelism?.() ?? cpus().length, load_avg_1m_5m_15m: loadavg().map(round2), site_workers: workerCount },
+    quick,
+    runs: [],
+  };
 
-  const [siteCounts, sizes, big] = quick ? [[10], [100_000], { sites: 10, parameters: 100_000 }] : [[10, 50, 100], [100_000, 1_000_000], { sites: 100, parameters: 1_000_000 }];
+  const [siteCounts, sizes, big] = only
+    ? [[+only[1]], [+only[2]], undefined]
+    : quick
+      ? [[10], [100_000], { sites: 10, parameters: 100_000 }]
+      : [[10, 50, 100], [100_000, 1_000_000], { sites: 100, parameters: 1_000_000 }];
   for (const sites of siteCounts) {
     for (const parameters of sizes) results.runs.push(await run({ sites, parameters }));
   }
-  results.dropout_third_before_masked_input = await run({ ...big, drop: "before-input" });
-  results.dropout_third_after_masked_input = await run({ ...big, drop: "after-input" });
+  if (big) {
+    results.dropout_third_before_masked_input = await run({ ...big, drop: "before-input" });
+    results.dropout_third_after_masked_input = await run({ ...big, drop: "after-input" });
+  }
   // Mask expansion alone, 1M-word masks into one reused buffer, with the site workers idle.
   {
     const out = new Uint32Array(1_000_000);

@@ -15,13 +15,13 @@
  * of, either v's self-mask share (v survived) or v's key share (v dropped), never both — a second
  * unmasking request that would change any of those answers is refused.
  */
-import { randomBytes } from "node:crypto";
+import { randomBytes, type KeyObject } from "node:crypto";
 import { FedsynthError } from "../../errors.js";
-import { agreeSharedSecret, bytesEqual, generateAgreementKeyPair, signDetached, verifyDetached, type AgreementKeyPair, type SigningKeyPair } from "../identity.js";
+import { bytesEqual, generateAgreementKeyPair, signDetached, verifyDetached, type AgreementKeyPair, type SigningKeyPair } from "../identity.js";
 import { applyMasks, type MaskTerm } from "../prg.js";
 import { splitSecret } from "../shamir.js";
 import { SecAggError, quoteSite, type SecAggPhase } from "./errors.js";
-import { openShares, pairwiseSeed, sealShares, selfMaskCommitment, shareCommitment, shareEncryptionKey, type HeldShares, type ShareKind } from "./keys.js";
+import { openShares, pairwiseSeed, sealShares, selfMaskCommitment, shareCommitment, shareEncryptionKey, x25519Agree, x25519PrivateKey, type HeldShares, type ShareKind } from "./keys.js";
 import {
   advertiseKeysPayload,
   consistencyPayload,
@@ -65,6 +65,8 @@ export class SecAggClient {
 
   private encryptionKeys?: AgreementKeyPair;
   private maskingKeys?: AgreementKeyPair;
+  /** The two secret keys as OpenSSL keys for x25519Agree (importing one costs as much as ten agreements). */
+  private agreementKeyObjects = new Map<Uint8Array, KeyObject>();
   private selfMaskSeed?: Uint8Array;
   /** U1 as this site saw it. */
   private keyList = new Map<string, AdvertisedKeys>();
@@ -130,6 +132,7 @@ export class SecAggClient {
   private wipe(): void {
     this.encryptionKeys?.secretKey.fill(0);
     this.maskingKeys?.secretKey.fill(0);
+    this.agreementKeyObjects.clear();
     this.selfMaskSeed?.fill(0);
     for (const s of this.encryptionSecrets.values()) s.fill(0);
     for (const h of this.held.values()) {
@@ -220,7 +223,13 @@ export class SecAggClient {
 
   private agree(phase: SecAggPhase, peer: string, secretKey: Uint8Array, peerKey: Uint8Array): Uint8Array {
     try {
-      return agreeSharedSecret(secretKey, peerKey);
+      // identity.ts's agreeSharedSecret, on OpenSSL (the same bytes; keys.test.ts).
+      let key = this.agreementKeyObjects.get(secretKey);
+      if (!key) {
+        key = x25519PrivateKey(secretKey);
+        this.agreementKeyObjects.set(secretKey, key);
+      }
+      return x25519Agree(key, peerKey);
     } catch (err) {
       return this.fail(phase, peer, `cannot agree a key with ${quoteSite(peer)}: ${err instanceof Error ? err.message : String(err)}`);
     }

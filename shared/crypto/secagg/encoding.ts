@@ -5,6 +5,7 @@
  */
 import { endianness } from "node:os";
 import { FedsynthError } from "../../errors.js";
+import { PARALLEL_MIN_WORDS } from "./parallel.js";
 
 const LITTLE_ENDIAN = endianness() === "LE";
 // Byte strings at least this long are not copied into the writer's buffer.
@@ -174,9 +175,11 @@ export class ByteReader {
   words(): Uint32Array {
     const n = this.u32();
     this.need(n * 4);
-    // Always a copy: aligned, and not aliasing the transport's buffer.
-    const out = new Uint32Array(n);
-    const bytes = new Uint8Array(out.buffer);
+    // Always a copy: aligned, and not aliasing the transport's buffer. A long vector (a masked input) is
+    // copied into shared memory, so that the coordinator can hand it to its helper thread as it is,
+    // without a second copy and without moving (detaching) it (parallel.ts).
+    const out = n >= PARALLEL_MIN_WORDS ? new Uint32Array(new SharedArrayBuffer(n * 4)) : new Uint32Array(n);
+    const bytes = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
     bytes.set(this.buf.subarray(this.pos, this.pos + n * 4));
     this.pos += n * 4;
     if (!LITTLE_ENDIAN) Buffer.from(out.buffer).swap32();

@@ -13,9 +13,11 @@ import {
   unmaskSharesPayload,
   type ConsistencyProof,
   type KeyList,
+  type MaskedInput,
   type RoutedShares,
   type SurvivorList,
 } from "./messages.js";
+import { PARALLEL_MIN_WORDS } from "./parallel.js";
 import { SecAggServer } from "./server.js";
 import { newSessionNonce, openSession, type SecAggParams } from "./session.js";
 import { defaultThreshold } from "./threshold.js";
@@ -149,6 +151,53 @@ describe("secure aggregation: the sum is exact", () => {
     const { result, contributors } = run.all({ beforeShareKeys: ["va"], afterShareKeys: ["bern", "zurich"], afterMaskedInput: ["oslo", "paris"].filter((s) => run.study.sites.includes(s)) });
     expect(contributors).toHaveLength(7);
     expect(result.sum).toEqual(run.expectedSum(contributors));
+  });
+
+  it("n = 7, a vector long enough for the helper thread: dropouts before and after MaskedInput", () => {
+    const run = new Run(makeStudy(7, { vectorLength: PARALLEL_MIN_WORDS * 2 + 333 }));
+    const { result, contributors } = run.all({ afterShareKeys: ["va"], afterMaskedInput: ["bern"] });
+    expect(contributors).toHaveLength(6);
+    expect(result.sum).toEqual(run.expectedSum(contributors));
+    expect(result.droppedBeforeInput).toEqual(["va"]);
+    expect(result.silentInUnmasking).toEqual(["bern"]);
+    // Summed in shared memory, handed back in an ordinary array.
+    expect(result.sum.buffer).not.toBeInstanceOf(SharedArrayBuffer);
+  });
+
+  it("a long masked input arrives in shared memory and is neither kept nor moved nor changed", () => {
+    const run = new Run(makeStudy(4, { vectorLength: PARALLEL_MIN_WORDS + 1 }));
+    const routed = run.share(run.advertise(), run.study.sites);
+    const wire = (m: MaskedInput) => decodeMessage(encodeMessage(m)) as MaskedInput;
+    const messages = new Map(run.study.sites.map((s) => [s, wire(run.client(s).maskInput(routed.get(s)!, run.inputs.get(s)!))]));
+    const tampered = { ...messages.get("va")!, masked: Uint32Array.from(messages.get("va")!.masked) };
+    tampered.masked[3] ^= 1;
+    expect(() => run.server.receiveMaskedInput(tampered)).toThrow(/does not verify/);
+    for (const s of run.study.sites) {
+      const m = messages.get(s)!;
+      const before = Uint32Array.from(m.masked);
+      expect(m.masked.buffer).toBeInstanceOf(SharedArrayBuffer);
+      run.server.receiveMaskedInput(m);
+      expect(m.masked).toEqual(before);
+    }
+    const list = run.server.closeMaskedInput();
+    // What the server holds is one vector, the running sum.
+    const held: Uint32Array[] = [];
+    const seen = new Set<unknown>();
+    const walk = (v: unknown): void => {
+      if (v === null || typeof v !== "object" || seen.has(v)) return;
+      seen.add(v);
+      if (v instanceof Uint32Array) held.push(v);
+      else if (ArrayBuffer.isView(v)) return;
+      else if (v instanceof Map) for (const [k, x] of v) (walk(k), walk(x));
+      else if (v instanceof Set) for (const x of v) walk(x);
+      else for (const x of Object.values(v)) walk(x);
+    };
+    walk(run.server);
+    expect(held).toHaveLength(1);
+    expect(held[0].length).toBe(PARALLEL_MIN_WORDS + 1);
+    expect([...messages.values()].some((m) => held[0].buffer === m.masked.buffer)).toBe(false);
+    const proof = run.consist(list, run.study.sites);
+    expect(run.unmask(proof, run.study.sites).sum).toEqual(run.expectedSum(run.study.sites));
   });
 
   it("n = 3, the smallest federation with a dropout (t = 2)", () => {

@@ -18,13 +18,32 @@
  * seed b only of sites in U3 and the masking key s_sk only of sites in U2 \ U3, never both for one site
  * (`reconstructedKinds` enforces it), and removes masks only from the running sum. So the only unmasked
  * vector it ever holds is Σ_{u∈U3} x_u.
+ *
+ * Long vectors are added and unmasked with the help of a second thread (parallel.ts): a checked masked
+ * input is handed to it (shared, not copied, when it came from decodeMessage; the caller must not write
+ * into it afterwards) and added into the running sum while this thread checks the next one; closing
+ * MaskedInput waits until every accepted input is in the sum.
  */
+import type { KeyObject } from "node:crypto";
 import { FedsynthError } from "../../errors.js";
-import { agreementPublicKey, agreeSharedSecret, bytesEqual, SIGNATURE_BYTES, verifyDetached } from "../identity.js";
+import { bytesEqual, SIGNATURE_BYTES, verifyDetached } from "../identity.js";
 import { addInto, applyMasks, type MaskTerm } from "../prg.js";
 import { combineShares, type ShamirShare } from "../shamir.js";
 import { SecAggError, quoteSite, type SecAggPhase } from "./errors.js";
-import { COMMITMENT_BYTES, pairwiseSeed, SEALED_SHARES_BYTES, SHARE_BYTES, selfMaskCommitment, shareCommitment, type ShareKind } from "./keys.js";
+import { PARALLEL_MIN_WORDS, ParallelSum, warmUp } from "./parallel.js";
+import {
+  COMMITMENT_BYTES,
+  pairwiseSeed,
+  SEALED_SHARES_BYTES,
+  SHARE_BYTES,
+  selfMaskCommitment,
+  shareCommitment,
+  x25519Agree,
+  x25519PrivateKey,
+  x25519PublicKey,
+  x25519PublicKeyOf,
+  type ShareKind,
+} from "./keys.js";
 import {
   advertiseKeysPayload,
   consistencyPayload,
@@ -81,6 +100,8 @@ export class SecAggServer {
   private shareHoldersHash?: Uint8Array;
   /** The running sum of masked inputs; see the invariant above. */
   private runningSum?: Uint32Array;
+  /** The helper thread's lane for this session's running sum, for long vectors; see parallel.ts. */
+  private parallel?: ParallelSum;
   private readonly masked = new Set<string>();
   private survivors: string[] = [];
   private survivorsHash?: Uint8Array;
@@ -94,6 +115,7 @@ export class SecAggServer {
 
   constructor(params: SecAggParams) {
     this.session = openSession(params);
+    if (params.vectorLength >= PARALLEL_MIN_WORDS) warmUp();
   }
 
   get phase(): ServerState {
@@ -157,6 +179,8 @@ export class SecAggServer {
     this.state = "failed";
     this.failure = message;
     this.runningSum = undefined;
+    this.parallel?.release();
+    this.parallel = undefined;
     throw new SecAggError(code, phase, site, message, { hint });
   }
 
@@ -257,7 +281,8 @@ export class SecAggServer {
         });
       routed.set(recipient, { kind: "routed-shares", context: this.session.params.context, recipient, shares });
     }
-    this.runningSum = new Uint32Array(this.session.params.vectorLength);
+    this.parallel = ParallelSum.open(this.session.params.vectorLength);
+    this.runningSum = this.parallel?.sum ?? new Uint32Array(this.session.params.vectorLength);
     this.state = "MaskedInput";
     return routed;
   }
@@ -277,12 +302,22 @@ export class SecAggServer {
     if (!bytesEqual(m.shareHoldersDigest, this.shareHoldersHash!)) {
       this.refuse(phase, m.siteId, `${quoteSite(m.siteId)} masked its input against a different set of share holders than the coordinator routed shares from`);
     }
-    addInto(this.runningSum!, m.masked);
+    if (this.parallel) {
+      try {
+        this.parallel.add(m.masked);
+      } catch (err) {
+        this.failRound(phase, undefined, `the masked input of ${quoteSite(m.siteId)} could not be added: ${err instanceof Error ? err.message : String(err)}`, "internal");
+      }
+    } else {
+      addInto(this.runningSum!, m.masked);
+    }
     this.masked.add(m.siteId);
   }
 
   closeMaskedInput(): SurvivorList {
     this.closePhase("MaskedInput", this.masked.size, "sent a masked input");
+    // The running sum is complete only once the helper has added every input handed to it.
+    this.settle("MaskedInput");
     this.survivors = sortSites(this.masked);
     this.survivorsHash = siteListDigest(this.session, "survivors", this.survivors);
     this.droppedBeforeInput = this.shareHolders.filter((s) => !this.masked.has(s));
@@ -361,21 +396,38 @@ export class SecAggServer {
       const seed = this.reconstruct(u, "self-mask", sharesOf(u, "self-mask"), (b) => bytesEqual(selfMaskCommitment(this.session, u, b), commitment));
       terms.push({ seed, domain: "self-mask", sign: -1 });
     }
+    // X25519 on OpenSSL (keys.ts: the bytes tweetnacl gives, ~15× faster), each survivor's key imported once.
+    const survivorKeys = dropped.length === 0 ? new Map() : new Map(this.survivors.map((v) => [v, x25519PublicKey(this.advertisements.get(v)!.maskingKey)]));
     for (const u of dropped) {
       this.markReconstructed(u, "key");
       const maskingKey = this.advertisements.get(u)!.maskingKey;
-      const secretKey = this.reconstruct(u, "key", sharesOf(u, "key"), (sk) => bytesEqual(agreementPublicKey(sk), maskingKey));
+      let imported: KeyObject | undefined;
+      const secretKey = this.reconstruct(u, "key", sharesOf(u, "key"), (sk) => {
+        imported = x25519PrivateKey(sk);
+        return bytesEqual(x25519PublicKeyOf(imported), maskingKey);
+      });
+      const privateKey = imported ?? x25519PrivateKey(secretKey);
       for (const v of this.survivors) {
-        const shared = agreeSharedSecret(secretKey, this.advertisements.get(v)!.maskingKey);
+        const shared = x25519Agree(privateKey, survivorKeys.get(v)!);
         // v added +PRG(s_vu) if u > v and −PRG(s_vu) if u < v; take back exactly that.
         terms.push({ seed: pairwiseSeed(this.session, shared, u, v), domain: "pairwise-mask", sign: compareSiteIds(u, v) > 0 ? -1 : 1 });
         shared.fill(0);
       }
       secretKey.fill(0);
     }
-    const sum = this.runningSum!;
-    applyMasks(sum, terms);
-    for (const term of terms) term.seed.fill(0);
+    let sum = this.runningSum!;
+    try {
+      if (this.parallel) this.parallel.applyMasks(terms);
+      else applyMasks(sum, terms);
+    } catch (err) {
+      this.failRound(phase, undefined, `the masks could not be removed: ${err instanceof Error ? err.message : String(err)}`, "internal");
+    } finally {
+      for (const term of terms) term.seed.fill(0);
+    }
+    // The caller gets an ordinary (unshared) array: some APIs refuse views of shared memory.
+    if (this.parallel) sum = sum.slice();
+    this.parallel?.release();
+    this.parallel = undefined;
     this.runningSum = undefined;
     this.state = "done";
     const responded = new Set(this.unmasked.keys());
@@ -385,6 +437,14 @@ export class SecAggServer {
       droppedBeforeInput: dropped,
       silentInUnmasking: this.survivors.filter((s) => !responded.has(s)),
     };
+  }
+
+  private settle(phase: SecAggPhase): void {
+    try {
+      this.parallel?.settle();
+    } catch (err) {
+      this.failRound(phase, undefined, `the running sum could not be completed: ${err instanceof Error ? err.message : String(err)}`, "internal");
+    }
   }
 
   private markReconstructed(site: string, kind: ShareKind): void {

@@ -1,0 +1,67 @@
+import { randomBytes } from "node:crypto";
+import { describe, expect, it } from "vitest";
+import { addInto, applyMasks, type MaskTerm } from "../prg.js";
+import { PARALLEL_MIN_WORDS, ParallelSum } from "./parallel.js";
+
+// These run on machines with two or more cores (where the helper thread is used); with one, `open`
+// declines and the server does everything on its own thread, which the other suites cover.
+const lane = (length: number) => ParallelSum.open(length);
+const multicore = lane(PARALLEL_MIN_WORDS) !== undefined;
+
+describe.runIf(multicore)("the helper thread", () => {
+  it("declines short vectors", () => {
+    expect(ParallelSum.open(PARALLEL_MIN_WORDS - 1)).toBeUndefined();
+  });
+
+  it("adds inputs into the shared running sum: shared ones as they are, others copied, none moved", () => {
+    const length = PARALLEL_MIN_WORDS + 5;
+    const p = lane(length)!;
+    const inputs = Array.from({ length: 12 }, () => new Uint32Array(randomBytes(length * 4).buffer));
+    const expected = new Uint32Array(length);
+    for (const x of inputs) addInto(expected, x);
+    const handed: Uint32Array[] = [];
+    inputs.forEach((x, i) => {
+      let v: Uint32Array;
+      if (i % 3 === 0) {
+        // In shared memory, as decodeMessage leaves a masked input.
+        v = new Uint32Array(new SharedArrayBuffer(length * 4));
+        v.set(x);
+      } else if (i % 3 === 1) {
+        v = Uint32Array.from(x);
+      } else {
+        // A view into a larger buffer.
+        const big = new Uint32Array(length + 3);
+        big.set(x, 3);
+        v = big.subarray(3);
+      }
+      p.add(v);
+      handed.push(v);
+    });
+    p.settle();
+    expect(p.sum).toEqual(expected);
+    expect(p.sum.buffer).toBeInstanceOf(SharedArrayBuffer);
+    // Nothing was detached (a detach would slow every typed-array loop in the isolate) or changed.
+    handed.forEach((v, i) => expect(v).toEqual(inputs[i]));
+  });
+
+  it("removes masks exactly as prg.applyMasks does, the ranges shared between both threads", () => {
+    // Not a whole number of ranges or of ChaCha20 blocks; more terms than one keystream pass holds.
+    const length = 3 * 65536 + 1234 + 7;
+    const terms: MaskTerm[] = Array.from({ length: 133 }, (_, i) => ({
+      seed: new Uint8Array(randomBytes(32)),
+      domain: i % 3 === 0 ? "self-mask" : "pairwise-mask",
+      sign: i % 5 < 2 ? -1 : 1,
+    }));
+    const start = new Uint32Array(randomBytes(length * 4).buffer);
+    const expected = Uint32Array.from(start);
+    applyMasks(expected, terms);
+    const p = lane(length)!;
+    p.add(Uint32Array.from(start));
+    p.applyMasks(terms);
+    expect(p.sum).toEqual(expected);
+    // Twice on one lane (the range counters start again).
+    p.applyMasks(terms.slice(0, 3));
+    applyMasks(expected, terms.slice(0, 3));
+    expect(p.sum).toEqual(expected);
+  });
+});
