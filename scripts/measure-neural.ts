@@ -15,22 +15,29 @@
  *     && FEDSYNTH_ROOT="$PWD" node /tmp/fedsynth-measure/scripts/measure-neural.js
  * Environment: SECURE (1: under secure aggregation), RUNS (3), EPSILON (1), DELTA (1e-5), ROUNDS (1), DATA (heart,cohort), ENGINES
  * (independent,neural; also: marginal), VARIANTS: a JSON array of neural setting overrides to compare, e.g.
- * '[{}, {"hidden": 32}]' (each is calibrated to the same budget by configureNeural).
+ * '[{}, {"hidden": 32}]' (each is calibrated to the same budget by configureNeural); MARGINAL_VARIANTS: the same for
+ * the marginal engine's settings (configureMarginal), e.g. '[{}, {"pairsShare": 0.3}]'; MARGINAL_ROUNDS: rounds for
+ * the marginal engine only (default: ROUNDS); NOISE_SEED: development A/B comparisons with common random numbers —
+ * every variant of run r gets the same seeded noise (secure sums simulated as exact sums plus Gaussian noise of the
+ * grid's variance); never for reported figures; DETAIL=1: each variant's worst pairs and per-column shape scores;
+ * MODE=central: the marginal engine federated vs central instead (scripts/measure-marginal-central.ts).
  */
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadSchema, parseSchema } from "../shared/schema/parse-schema.js";
 import { readTable, parseTable } from "../shared/schema/read-csv.js";
 import type { OutputRow, Schema, Table } from "../shared/schema/schema.js";
-import { SecureRng, SeededRng, type Rng } from "../shared/random/rng.js";
+import { SecureRng, SeededRng, gaussian, type Rng } from "../shared/random/rng.js";
 import type { Engine, JsonObject, StudyPrivacy, TaskContext } from "../shared/engines/engine.js";
 import { independentEngine } from "../shared/engines/independent/engine.js";
 import { configureNeural, neuralEngine, NEURAL_DEFAULTS } from "../shared/engines/neural/engine.js";
-import { marginalEngine } from "../shared/engines/marginal/engine.js";
+import { configureMarginal, marginalEngine } from "../shared/engines/marginal/engine.js";
+import type { MarginalSettings } from "../shared/engines/marginal/config.js";
 import { evaluate, concatTables } from "../evaluation/index.js";
 import { num, split } from "./holdout-split.js";
 import { decodeSum, encodeContribution } from "../shared/federation/secure-contribution.js";
 import { COHORT_SCHEMA, COHORT_SITE_ROWS, siteCsv } from "./cohort.js";
+import { measureCentral } from "./measure-marginal-central.js";
 
 const here = fileURLToPath(new URL(".", import.meta.url));
 const root = process.env.FEDSYNTH_ROOT ?? resolve(here, "..");
@@ -71,20 +78,30 @@ function cohort(): Dataset {
 interface Variant {
   label: string;
   engine: Engine;
+  /** Rounds for this variant (default: the study's ROUNDS). */
+  rounds?: number;
   configure(schema: Schema, privacy: StudyPrivacy): JsonObject;
 }
 
-async function synthesize(v: Variant, schema: Schema, privacy: StudyPrivacy, sites: Table[], rows: number): Promise<Table> {
+async function synthesize(v: Variant, schema: Schema, privacy: StudyPrivacy, sites: Table[], rows: number, seed?: number): Promise<Table> {
   const engine = v.engine;
   await engine.prepare?.();
   const config = v.configure(schema, privacy);
   let model = engine.init(schema, config);
-  const noise = new SecureRng();
+  const noise: Rng = seed === undefined ? new SecureRng() : new SeededRng(seed);
   for (let round = 1; round <= privacy.rounds; round++) {
     const roundConfig = engine.planRound(model, { schema, privacy, config, round });
     const ctx: TaskContext = { schema, privacy, config, round, roundConfig };
     let sum: Float64Array = new Float64Array(engine.updateLength(ctx));
-    if (engine.secure?.enabled(config)) {
+    if (engine.secure?.enabled(config) && seed !== undefined) {
+      // NOISE_SEED (development A/B comparisons only): the decoded sum simulated as the exact sum plus
+      // Gaussian noise of the grid's variance (√sites·σ·γ/w per coordinate), from a seeded source.
+      const grid = engine.secure.grid(ctx);
+      for (const table of sites) {
+        const x = engine.secure.contribution(ctx, engine.needsModel(ctx) ? model : null, table);
+        for (let i = 0; i < sum.length; i++) sum[i] += x[i] + (grid.sigma * grid.gamma * gaussian(noise)) / grid.weights[i];
+      }
+    } else if (engine.secure?.enabled(config)) {
       // What the coordinator of a secure study gets: the decoded sum of the sites' grid words.
       const grid = engine.secure.grid(ctx);
       const words = new Uint32Array(sum.length);
@@ -101,7 +118,7 @@ async function synthesize(v: Variant, schema: Schema, privacy: StudyPrivacy, sit
     }
     model = engine.aggregate(model, sum, sites.length, ctx);
   }
-  const out: OutputRow[] = [...engine.sample(model, rows, new SecureRng())];
+  const out: OutputRow[] = [...engine.sample(model, rows, seed === undefined ? new SecureRng() : new SeededRng(seed + 1))];
   const csv = [schema.columns.map((c) => c.name).join(","), ...out.map((r) => r.join(","))].join("\n") + "\n";
   return parseTable(csv, "synthetic.csv", schema).table;
 }
@@ -114,14 +131,23 @@ async function main(): Promise<void> {
   const overrides: Partial<typeof NEURAL_DEFAULTS>[] = process.env.VARIANTS ? JSON.parse(process.env.VARIANTS) : [{}];
   const variants: Variant[] = [];
   if (engineNames.includes("independent")) variants.push({ label: "independent", engine: independentEngine as Engine, configure: (s, p) => independentEngine.configure(s, p) });
-  if (engineNames.includes("marginal")) variants.push({ label: "marginal", engine: marginalEngine as Engine, configure: (s, p) => marginalEngine.configure(s, p) });
+  if (engineNames.includes("marginal")) {
+    const marginalVariants: Partial<MarginalSettings>[] = process.env.MARGINAL_VARIANTS ? JSON.parse(process.env.MARGINAL_VARIANTS) : [{}];
+    const marginalRounds = process.env.MARGINAL_ROUNDS ? num("MARGINAL_ROUNDS", 3) : undefined;
+    for (const o of marginalVariants) {
+      variants.push({
+        label: `marginal ${JSON.stringify(o)}${marginalRounds ? ` R=${marginalRounds}` : ""}`, engine: marginalEngine as Engine, rounds: marginalRounds,
+        configure: (s, p) => JSON.parse(JSON.stringify(configureMarginal(s, p, o))) as JsonObject,
+      });
+    }
+  }
   if (engineNames.includes("neural")) {
     for (const o of overrides) variants.push({ label: `neural ${JSON.stringify(o)}`, engine: neuralEngine as Engine, configure: (s, p) => configureNeural(s, p, o) });
   }
   console.log(`ε=${privacy.epsilon}, δ=${privacy.delta}, rounds=${privacy.rounds}, ${runs} runs`);
   for (const dataName of dataNames) {
     const data = dataName === "heart" ? await heart() : cohort();
-    const acc = variants.map(() => ({ shapes: [] as number[], pairs: [] as number[], auc: [] as number[], dcr: [] as number[], seconds: [] as number[] }));
+    const acc = variants.map(() => ({ shapes: [] as number[], pairs: [] as number[], auc: [] as number[], dcr: [] as number[], seconds: [] as number[], pairScores: new Map<string, number[]>(), columnScores: new Map<string, number[]>() }));
     const base = { shapes: [] as number[], pairs: [] as number[], auc: [] as number[] };
     for (let r = 0; r < runs; r++) {
       const { train, holdout } = data.sites(r);
@@ -130,10 +156,17 @@ async function main(): Promise<void> {
       const real = concatTables(train);
       for (let v = 0; v < variants.length; v++) {
         const t0 = performance.now();
-        const synthetic = await synthesize(variants[v], data.schema, privacy, train, real.rowCount);
+        const rounds = variants[v].rounds ?? privacy.rounds;
+        const seed = process.env.NOISE_SEED ? num("NOISE_SEED", 0) * 1000 + r : undefined;
+        const synthetic = await synthesize(variants[v], data.schema, { ...privacy, rounds }, train, real.rowCount, seed);
         const seconds = (performance.now() - t0) / 1000;
         const report = evaluate({ schema: data.schema, real, synthetic, holdout, target: data.target });
         acc[v].shapes.push(report.columnShapes.score);
+        for (const p of report.pairTrends.pairs) {
+          const key = `${p.columns.join("-")}${p.metric === "correlation" ? "(r)" : ""}`;
+          acc[v].pairScores.set(key, [...(acc[v].pairScores.get(key) ?? []), p.score]);
+        }
+        for (const [name, c] of Object.entries(report.columnShapes.columns)) acc[v].columnScores.set(name, [...(acc[v].columnScores.get(name) ?? []), c.score]);
         acc[v].pairs.push(report.pairTrends.score);
         acc[v].seconds.push(seconds);
         const ml = report.mlUtility;
@@ -160,11 +193,17 @@ async function main(): Promise<void> {
     variants.forEach((v, i) => {
       const a = acc[i];
       console.log(`  ${v.label.padEnd(40)} shapes ${f(a.shapes)}  pairs ${f(a.pairs)}  AUC ${f(a.auc)}  DCR ratio ${f(a.dcr)}  ${mean(a.seconds).toFixed(1)}s`);
+      // DETAIL=1: the worst pairs and each column's shape score (development aid).
+      if (process.env.DETAIL === "1") {
+        const pairs = [...a.pairScores].map(([k, xs]) => [k, mean(xs)] as const).sort((x, y) => x[1] - y[1]);
+        console.log(`    worst pairs: ${pairs.slice(0, 20).map(([k, m]) => `${k} ${m.toFixed(3)}`).join("  ")}`);
+        console.log(`    columns: ${[...a.columnScores].map(([k, xs]) => `${k} ${mean(xs).toFixed(3)}`).join("  ")}`);
+      }
     });
   }
 }
 
-main().catch((err: unknown) => {
+(process.env.MODE === "central" ? measureCentral() : main()).catch((err: unknown) => {
   console.error(err);
   process.exitCode = 1;
 });

@@ -3,6 +3,8 @@
  * engine's layout (categories or numeric bins, then one "missing" cell), and coarser GROUPS of those cells
  * for the 2-way tables. Groups keep 2-way tables small (≤ 6 × 9 cells), which is what makes them
  * measurable at epsilon ≈ 1 on a few hundred patients per site; the 1-way marginals keep the full cells.
+ * (The groups of a selected round are chosen by select.ts from the pooled 1-way marginals; checkGrouping
+ * is what a site checks them with.)
  *
  * A grouping maps each cell of a column to a group: consecutive non-missing cells form groups, and the
  * missing cell is always a group of its own, the last one (missingness is often what two columns share).
@@ -52,7 +54,7 @@ function runs(mass: ArrayLike<number>, k: number, groups: number): Grouping {
   return out;
 }
 
-/** The grouping of round 1 (the selection scores): equal runs of cells, from the schema alone. */
+/** Groups of equal numbers of cells, from the schema alone. */
 export function schemaGrouping(column: Column, size: number): Grouping {
   return massGrouping(column, size, new Float64Array(size).fill(1));
 }
@@ -70,8 +72,11 @@ export function massGrouping(column: Column, size: number, p: ArrayLike<number>,
   return g;
 }
 
-/** Throws unless `g` is a valid grouping of the column: contiguous, non-empty groups, missing alone and last. */
-export function checkGrouping(g: unknown, column: Column, size: number): Grouping {
+/**
+ * Throws unless `g` is a valid grouping of the column: contiguous, non-empty groups, missing alone and
+ * last, and at most `most` groups besides missing (and never more than maxGroups).
+ */
+export function checkGrouping(g: unknown, column: Column, size: number, most = Infinity): Grouping {
   const bad = (why: string) =>
     new FedsynthError("invalid-argument", `The marginal engine's grouping of column '${column.name}' is invalid: ${why}`, {
       hint: "Use the round config the coordinator's planRound produced for this study.",
@@ -84,7 +89,8 @@ export function checkGrouping(g: unknown, column: Column, size: number): Groupin
     if (v !== prev && v !== prev + 1) throw bad("groups must be consecutive runs starting at 0");
   }
   if (size > 1 && g[size - 1] === g[size - 2]) throw bad("the missing cell must be a group of its own");
-  if (groupCount(g as Grouping) > maxGroups(column, size)) throw bad(`more than ${maxGroups(column, size)} groups`);
+  const cap = Math.min(maxGroups(column, size), Math.min(size - 1, most) + 1);
+  if (groupCount(g as Grouping) > cap) throw bad(`more than ${cap} groups`);
   return g as Grouping;
 }
 

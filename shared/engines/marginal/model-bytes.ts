@@ -1,6 +1,6 @@
 /**
  * The marginal engine's model file: the released noisy sums of every round as received (the auditable
- * statistics) with their round configs; the fitted tree is recomputed from them on reading, so the file
+ * statistics) with their round configs; the fitted model is recomputed from them on reading, so the file
  * carries nothing but released values.
  *
  *   "FSMG" | u32 version | u32 header bytes | header JSON | f64 × (Σ lengths), little-endian
@@ -12,7 +12,8 @@ import type { HistogramLayout } from "../independent/histogram.js";
 import { invalid } from "./config.js";
 
 const MAGIC = [0x46, 0x53, 0x4d, 0x47];
-export const MODEL_FORMAT_VERSION = 1;
+/** 2: the AIM-style engine's rounds (version 1 held the tree engine's, which this build does not read). */
+export const MODEL_FORMAT_VERSION = 2;
 
 export interface RoundRecord {
   roundConfig: JsonObject;

@@ -1,58 +1,125 @@
 /**
- * Round 2's public plan, from round 1's released sums only (post-processing): the maximum spanning tree
- * over the pooled noisy scores, and each column's groups of about equal pooled mass. Sites check it with
- * `readTreePlan` before they compute anything from it.
+ * Round configs of the marginal engine: what each round measures, as the coordinator's planRound writes it
+ * and as sites read it back (readRoundPlan checks it before a site computes anything from it).
+ *
+ *   round 1 (marginals only)  {}
+ *   the all-pairs round       { pairsGroups: Grouping[] }         every pair's table over these groups, or
+ *                             { pairsSigns: number[][] }          every pair's contrast Σ sign_a · sign_b
+ *   a selected round          { groups: Grouping[], tables: [a, b][], weights: number[], columns: j[], columnWeights: number[] }
+ *                             (pair tables over the groups, and columns' coarse 1-way cells; Σ of all weights² ≤ 1)
+ * (round 1 of a study of ≤ 2 rounds carries the marginals and the all-pairs part: { pairsGroups }.)
+ *
+ * Selection itself (which tables, which weights, which groups) is in select.ts.
  */
 import type { JsonObject } from "../engine.js";
 import type { Schema } from "../../schema/schema.js";
 import type { HistogramLayout } from "../independent/histogram.js";
-import { checkGrouping, massGrouping, type Grouping } from "./discretise.js";
-import { fitTree } from "./estimate.js";
-import { maximumSpanningTree } from "./scores.js";
-import { invalid } from "./config.js";
+import { checkGrouping, type Grouping } from "./discretise.js";
+import { invalid, roundParts, type MarginalConfig } from "./config.js";
 
-export interface TreePlan {
-  edges: [number, number][];
-  groups: Grouping[];
+export interface RoundPlan {
+  pairsGroups?: Grouping[];
+  /** Scalars instead of tables: per column, each cell's sign (±1); pair (a, b) is Σ_rows sign_a · sign_b. */
+  pairsSigns?: number[][];
+  /** All pairs a < b in lexicographic order (with pairsGroups). */
+  pairs?: [number, number][];
+  selectedGroups?: Grouping[];
+  selected?: [number, number][];
+  weights?: number[];
+  /** Columns whose coarse 1-way cells the selected round measures again, with their weights. */
+  columns?: number[];
+  columnWeights?: number[];
 }
 
-/** The plan from round 1's pooled coarse cells and scores. */
-/**
- * `cellSd`: the noise standard deviation of one pooled 2-way cell (public: the config's σ and round 1's
- * number of contributors). Each column gets about √(N / (CELL_SIGNAL · cellSd)) groups besides missing
- * (N: the pooled noisy row count), within [2, its cap], so that an average cell of a table of two such
- * columns holds CELL_SIGNAL times its noise: small cohorts get coarse tables, large ones fine tables.
- */
-export const CELL_SIGNAL = 3;
-
-export function planTree(schema: Schema, layout: HistogramLayout, coarse: Float64Array, scores: Float64Array, cellSd: number): TreePlan {
-  const independent = fitTree({ layout, marginals: coarse, marginalVariance: 1, edges: [], groups: [], tables: new Float64Array(0), tableVariance: 1 });
-  const target = Math.max(2, Math.floor(Math.sqrt(Math.max(0, independent.rows) / (CELL_SIGNAL * cellSd))));
-  const groups = schema.columns.map((c, j) => massGrouping(c, layout.sizes[j], independent.p[j], target));
-  const edges = maximumSpanningTree(layout.columns, scores);
-  return { edges, groups };
+/** All pairs i < j, in lexicographic order: the order of the all-pairs tables. */
+export function pairList(columns: number): [number, number][] {
+  const out: [number, number][] = [];
+  for (let i = 0; i < columns; i++) for (let j = i + 1; j < columns; j++) out.push([i, j]);
+  return out;
 }
 
-export function treePlanJson(plan: TreePlan): JsonObject {
-  return { edges: plan.edges.map((e) => [...e]), groups: plan.groups.map((g) => [...g]) };
+/** Index of pair (a, b), a < b, in pairList order. */
+export function pairIndex(columns: number, a: number, b: number): number {
+  return a * columns - (a * (a + 1)) / 2 + (b - a - 1);
 }
 
-/** The round config read back and checked: a spanning tree listed parent before child, and valid groupings. */
-export function readTreePlan(roundConfig: JsonObject, schema: Schema, layout: HistogramLayout): TreePlan {
+
+/** The round config read back and checked against the study: groupings within their caps, tables within bounds, Σ w² ≤ 1. */
+export function readRoundPlan(roundConfig: JsonObject, schema: Schema, layout: HistogramLayout, config: MarginalConfig, round: number): RoundPlan {
   const bad = (why: string) => invalid(`The marginal engine's round config is invalid: ${why}`, "Use the round config the coordinator's planRound produced for this study.");
-  const edges = roundConfig?.edges;
-  const groups = roundConfig?.groups;
+  const parts = roundParts(config, round);
   const k = layout.columns;
-  if (!Array.isArray(edges) || edges.length !== k - 1) throw bad(`expected ${k - 1} edges`);
-  if (!Array.isArray(groups) || groups.length !== k) throw bad(`expected the groups of ${k} columns`);
-  const seen = new Uint8Array(k);
-  seen[0] = 1;
-  const out: [number, number][] = edges.map((e) => {
-    if (!Array.isArray(e) || e.length !== 2 || !e.every((v) => Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) < k)) throw bad("an edge is not a pair of column indices");
-    const [a, b] = e as [number, number];
-    if (!seen[a] || seen[b]) throw bad(`edge [${a}, ${b}] does not extend the tree from column 0`);
-    seen[b] = 1;
-    return [a, b];
-  });
-  return { edges: out, groups: schema.columns.map((c, j) => checkGrouping(groups[j], c, layout.sizes[j])) };
+  const rc = (roundConfig ?? {}) as Record<string, unknown>;
+  const scalars = config.settings.pairsKind === "scalars";
+  const allowed = new Set([...(parts.pairs ? [scalars ? "pairsSigns" : "pairsGroups"] : []), ...(parts.selected ? ["groups", "tables", "weights", "columns", "columnWeights"] : [])]);
+  for (const key of Object.keys(rc)) if (!allowed.has(key)) throw bad(`round ${round} has no field '${key}'`);
+  const groupings = (raw: unknown, most: number, what: string): Grouping[] => {
+    if (!Array.isArray(raw) || raw.length !== k) throw bad(`expected the ${what} of ${k} columns`);
+    return schema.columns.map((c, j) => checkGrouping(raw[j], c, layout.sizes[j], most));
+  };
+  const plan: RoundPlan = {};
+  if (parts.pairs && scalars) {
+    const signs = rc.pairsSigns;
+    if (!Array.isArray(signs) || signs.length !== k) throw bad(`expected the signs of ${k} columns`);
+    plan.pairsSigns = signs.map((s, j) => {
+      if (!Array.isArray(s) || s.length !== layout.sizes[j] || !s.every((v) => v === 1 || v === -1)) throw bad(`column ${j + 1}'s signs must be ${layout.sizes[j]} values of 1 or -1`);
+      return s as number[];
+    });
+    plan.pairs = pairList(k);
+  } else if (parts.pairs) {
+    plan.pairsGroups = groupings(rc.pairsGroups, config.settings.pairsGroups, "pair groups");
+    plan.pairs = pairList(k);
+  }
+  if (parts.selected) {
+    plan.selectedGroups = groupings(rc.groups, Infinity, "groups");
+    const tables = rc.tables ?? [];
+    const weights = rc.weights ?? [];
+    const columns = rc.columns ?? [];
+    const columnWeights = rc.columnWeights ?? [];
+    if (!Array.isArray(tables) || !Array.isArray(columns)) throw bad("tables and columns must be lists");
+    if (tables.length + columns.length < 1 || tables.length + columns.length > config.maxTables) throw bad(`expected 1 to ${config.maxTables} tables and columns`);
+    if (!Array.isArray(weights) || weights.length !== tables.length) throw bad("expected one weight per table");
+    if (!Array.isArray(columnWeights) || columnWeights.length !== columns.length) throw bad("expected one weight per column");
+    const seen = new Set<number>();
+    plan.selected = tables.map((t) => {
+      if (!Array.isArray(t) || t.length !== 2 || !t.every((v) => Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) < k)) throw bad("a table is not a pair of column indices");
+      const [a, b] = t as [number, number];
+      if (!(a < b)) throw bad(`table [${a}, ${b}] must list its lower column first`);
+      const id = pairIndex(k, a, b);
+      if (seen.has(id)) throw bad(`table [${a}, ${b}] is listed twice`);
+      seen.add(id);
+      return [a, b];
+    });
+    const seenColumns = new Set<number>();
+    plan.columns = columns.map((j) => {
+      if (!Number.isSafeInteger(j) || (j as number) < 0 || (j as number) >= k) throw bad("a column is not a column index");
+      if (seenColumns.has(j as number)) throw bad(`column ${j as number} is listed twice`);
+      seenColumns.add(j as number);
+      return j as number;
+    });
+    let sq = 0;
+    const weight = (w: unknown) => {
+      if (typeof w !== "number" || !Number.isFinite(w) || !(w > 0) || w > 1) throw bad("table weights must be numbers in (0, 1]");
+      sq += w * w;
+      return w;
+    };
+    plan.weights = weights.map(weight);
+    plan.columnWeights = columnWeights.map(weight);
+    if (!(sq <= 1)) throw bad(`the table weights' squares sum to ${sq}, more than 1`);
+  }
+  return plan;
+}
+
+export function roundPlanJson(plan: RoundPlan): JsonObject {
+  const out: JsonObject = {};
+  if (plan.pairsGroups) out.pairsGroups = plan.pairsGroups.map((g) => [...g]);
+  if (plan.pairsSigns) out.pairsSigns = plan.pairsSigns.map((g) => [...g]);
+  if (plan.selected) {
+    out.groups = plan.selectedGroups!.map((g) => [...g]);
+    out.tables = plan.selected.map((t) => [...t]);
+    out.weights = [...plan.weights!];
+    out.columns = [...(plan.columns ?? [])];
+    out.columnWeights = [...(plan.columnWeights ?? [])];
+  }
+  return out;
 }

@@ -1,66 +1,181 @@
 /**
  * What a site computes in a round of the marginal engine, from its rows and public values only (schema,
- * config, round config): round 1's histograms (coarse and fine cells, countTable) and pair scores, later
- * rounds' tree tables; and the round's length and secure-aggregation grid, which the coordinator needs too.
+ * config, round config), and the round's layout and secure-aggregation grid, which the coordinator needs
+ * too. A round's vector is [1-way cells (round 1)] [all-pairs tables] [selected tables], each part present
+ * when the round carries it (config.ts); under secure aggregation the table parts are zero-padded to the
+ * study's public bounds, so that every round's length is fixed when the study is configured.
  */
 import type { SecureGrid, TaskContext } from "../engine.js";
 import type { Table } from "../../schema/schema.js";
 import { countTable, type HistogramLayout } from "../independent/histogram.js";
-import { cellCodes, coarseLayout, groupCount, schemaGrouping } from "./discretise.js";
-import { siteScores } from "./scores.js";
+import { cellCodes, coarseLayout, groupCount, type Grouping } from "./discretise.js";
 import { FINE_NOISE_MULTIPLIER, gridWeights } from "./budget.js";
-import { invalid, readConfig, type MarginalConfig } from "./config.js";
-import { tableOffsets } from "./estimate.js";
-import { readTreePlan } from "./round-plan.js";
+import { invalid, readConfig, roundParts, type MarginalConfig } from "./config.js";
+import { readRoundPlan, type RoundPlan } from "./round-plan.js";
 
-export function checkRound(ctx: TaskContext, config: MarginalConfig): void {
+export function checkRound(ctx: Pick<TaskContext, "round">, config: MarginalConfig): void {
   if (!Number.isSafeInteger(ctx.round) || ctx.round < 1 || ctx.round > config.rounds) {
     throw invalid(`Round ${String(ctx.round)} is outside the study's ${config.rounds} round(s)`, "The study's budget covers only its configured rounds.");
   }
 }
 
-/** Round 1: cells then scores. Later rounds: the tree's tables (zero-padded to the grid's length under secure aggregation). */
-export function roundLength(ctx: TaskContext, config: MarginalConfig, layout: HistogramLayout): number {
-  checkRound(ctx, config);
-  if (ctx.round === 1) return config.cells + config.pairs;
-  const plan = readTreePlan(ctx.roundConfig, ctx.schema, layout);
-  const { total } = tableOffsets(plan.edges, plan.groups);
-  if (total > config.tableCells) throw invalid(`The round's tables have ${total} cells, more than the study's bound ${config.tableCells}`);
-  return config.secure ? config.tableCells : total;
+/** Tables of a round part: their columns, each table's offset within the part, and the part's cells. */
+export interface TablePart {
+  tables: [number, number][];
+  offsets: number[];
+  groups: Grouping[];
+  /** Columns whose coarse 1-way cells follow the tables, and their offsets. */
+  columns: number[];
+  columnOffsets: number[];
+  cells: number;
 }
 
-export function contribution(ctx: TaskContext, table: Table): Float64Array {
-  const config = readConfig(ctx.config, ctx.schema);
-  const layout = coarseLayout(ctx.schema);
-  const out = new Float64Array(roundLength(ctx, config, layout));
-  const codes = cellCodes(ctx.schema, layout, table);
-  if (ctx.round === 1) {
-    out.set(countTable(ctx.schema, layout, table), 0);
-    if (config.pairs > 0) out.set(siteScores(codes, ctx.schema.columns.map((c, j) => schemaGrouping(c, layout.sizes[j]))), config.cells);
-    return out;
+export function tablePart(tables: [number, number][], groups: Grouping[], columns: number[] = [], sizes: number[] = []): TablePart {
+  const offsets: number[] = [];
+  let cells = 0;
+  for (const [a, b] of tables) {
+    offsets.push(cells);
+    cells += groupCount(groups[a]) * groupCount(groups[b]);
   }
-  const { edges, groups } = readTreePlan(ctx.roundConfig, ctx.schema, layout);
-  const { offsets } = tableOffsets(edges, groups);
-  edges.forEach(([a, b], e) => {
-    const ga = groups[a];
-    const gb = groups[b];
+  const columnOffsets: number[] = [];
+  for (const j of columns) {
+    columnOffsets.push(cells);
+    cells += sizes[j];
+  }
+  return { tables, offsets, groups, columns, columnOffsets, cells };
+}
+
+export interface RoundLayout {
+  plan: RoundPlan;
+  /** Offsets of the parts in the round's vector (−1 when absent) and the vector's length. */
+  marginals: number;
+  pairs: number;
+  selected: number;
+  pairsPart?: TablePart;
+  selectedPart?: TablePart;
+  length: number;
+}
+
+export function roundLayout(ctx: Pick<TaskContext, "schema" | "round" | "roundConfig">, config: MarginalConfig, layout: HistogramLayout): RoundLayout {
+  checkRound(ctx, config);
+  const plan = readRoundPlan(ctx.roundConfig, ctx.schema, layout, config, ctx.round);
+  const parts = roundParts(config, ctx.round);
+  const secure = config.secure !== undefined;
+  let length = 0;
+  const out: RoundLayout = { plan, marginals: -1, pairs: -1, selected: -1, length: 0 };
+  if (parts.marginals) {
+    out.marginals = 0;
+    length += config.cells;
+  }
+  if (parts.pairs && plan.pairsSigns) {
+    out.pairs = length;
+    length += secure ? config.pairsCells : plan.pairs!.length;
+  } else if (parts.pairs) {
+    out.pairsPart = tablePart(plan.pairs!, plan.pairsGroups!);
+    if (out.pairsPart.cells > config.pairsCells) throw invalid(`The round's pair tables have ${out.pairsPart.cells} cells, more than the study's bound ${config.pairsCells}`);
+    out.pairs = length;
+    length += secure ? config.pairsCells : out.pairsPart.cells;
+  }
+  if (parts.selected) {
+    out.selectedPart = tablePart(plan.selected!, plan.selectedGroups!, plan.columns, layout.sizes);
+    if (out.selectedPart.cells > config.selectedCells) throw invalid(`The round's tables have ${out.selectedPart.cells} cells, more than the study's bound ${config.selectedCells}`);
+    out.selected = length;
+    length += secure ? config.selectedCells : out.selectedPart.cells;
+  }
+  out.length = length;
+  return out;
+}
+
+function countPart(out: Float64Array, offset: number, part: TablePart, codes: Int32Array[]): void {
+  part.tables.forEach(([a, b], t) => {
+    const ga = part.groups[a];
+    const gb = part.groups[b];
     const width = groupCount(gb);
     const x = codes[a];
     const y = codes[b];
-    for (let i = 0; i < x.length; i++) out[offsets[e] + ga[x[i]] * width + gb[y[i]]] += 1;
+    const base = offset + part.offsets[t];
+    for (let i = 0; i < x.length; i++) out[base + ga[x[i]] * width + gb[y[i]]] += 1;
   });
+  part.columns.forEach((j, t) => {
+    const x = codes[j];
+    const base = offset + part.columnOffsets[t];
+    for (let i = 0; i < x.length; i++) out[base + x[i]] += 1;
+  });
+}
+
+/** A site's un-noised contribution: counts only (each row adds 1 to one cell of every histogram and table). */
+export function contribution(ctx: TaskContext, table: Table): Float64Array {
+  const config = readConfig(ctx.config, ctx.schema);
+  const layout = coarseLayout(ctx.schema);
+  const rl = roundLayout(ctx, config, layout);
+  const out = new Float64Array(rl.length);
+  const codes = cellCodes(ctx.schema, layout, table);
+  if (rl.marginals >= 0) out.set(countTable(ctx.schema, layout, table), rl.marginals);
+  if (rl.pairsPart) countPart(out, rl.pairs, rl.pairsPart, codes);
+  if (rl.plan.pairsSigns) {
+    // One contrast per pair: Σ_rows sign_a(x_a) · sign_b(x_b), each row moving it by exactly 1.
+    const signed = codes.map((col, j) => Int8Array.from(col, (c) => rl.plan.pairsSigns![j][c]));
+    rl.plan.pairs!.forEach(([a, b], t) => {
+      const x = signed[a];
+      const y = signed[b];
+      let s = 0;
+      for (let i = 0; i < x.length; i++) s += x[i] * y[i];
+      out[rl.pairs + t] = s;
+    });
+  }
+  if (rl.selectedPart) countPart(out, rl.selected, rl.selectedPart, codes);
   return out;
+}
+
+/**
+ * Each coordinate's noise standard deviation relative to the round's base scale: plaintext noise is
+ * base · this, secure-grid weights are 1/this (times the grid's common scale). 1-way coarse cells 1/w_m,
+ * fine cells α/w_m, all-pairs cells 1/w_p, a selected table of weight w_t 1/(w_s·w_t); padding like its part.
+ */
+export function coordinateWeights(config: MarginalConfig, rl: RoundLayout): Float64Array {
+  const w = gridWeights(config, config.settings);
+  const weights = new Float64Array(rl.length);
+  if (rl.marginals >= 0) {
+    weights.fill(w.marginals, rl.marginals, rl.marginals + config.coarseCells);
+    weights.fill(w.marginals / FINE_NOISE_MULTIPLIER, rl.marginals + config.coarseCells, rl.marginals + config.cells);
+  }
+  if (rl.pairs >= 0) weights.fill(w.pairs, rl.pairs, rl.selected >= 0 ? rl.selected : rl.length);
+  if (rl.selectedPart) {
+    const part = rl.selectedPart;
+    const weightsOf = rl.plan.weights!;
+    weights.fill(w.selected, rl.selected, rl.length);
+    part.tables.forEach(([a, b], t) => {
+      const n = groupCount(part.groups[a]) * groupCount(part.groups[b]);
+      weights.fill(w.selected * weightsOf[t], rl.selected + part.offsets[t], rl.selected + part.offsets[t] + n);
+    });
+    part.columns.forEach((_, t) => {
+      const end = t + 1 < part.columns.length ? part.columnOffsets[t + 1] : part.cells;
+      weights.fill(w.selected * rl.plan.columnWeights![t], rl.selected + part.columnOffsets[t], rl.selected + end);
+    });
+  }
+  return weights;
+}
+
+/**
+ * Each site's noise standard deviation in counts on every coordinate of the round (plaintext: what the
+ * site adds; secure: its grid share, σ·γ / weight).
+ */
+export function siteNoise(config: MarginalConfig, rl: RoundLayout, round: number): Float64Array {
+  const weights = coordinateWeights(config, rl);
+  const scale = config.secure ? config.secure.grids[round - 1].gridSigma * config.secure.grids[round - 1].gamma : plainScale(config);
+  return Float64Array.from(weights, (w) => scale / w);
+}
+
+/** The plaintext noise in weighted units: the same for every release by construction (σ_m · w_m). */
+function plainScale(config: MarginalConfig): number {
+  return config.sigmaMarginals * gridWeights(config, config.settings).marginals;
 }
 
 export function secureGrid(ctx: TaskContext): SecureGrid {
   const config = readConfig(ctx.config, ctx.schema);
   const secure = config.secure;
   if (!secure) throw invalid("This study does not use secure aggregation", "Configure the engine with privacy.secureAggregation.");
-  const length = roundLength(ctx, config, coarseLayout(ctx.schema));
-  const w = gridWeights(config, config.rounds);
-  const weights = new Float64Array(length);
-  if (ctx.round === 1) weights.fill(w.marginals, 0, config.coarseCells).fill(w.marginals / FINE_NOISE_MULTIPLIER, config.coarseCells, config.cells).fill(w.scores, config.cells);
-  else weights.fill(w.pairs);
-  const g = ctx.round === 1 ? secure.first : secure.later;
-  return { gamma: g.gamma, sigma: g.gridSigma, weights, coordinateBound: g.coordinateBound };
+  const rl = roundLayout(ctx, config, coarseLayout(ctx.schema));
+  const g = secure.grids[ctx.round - 1];
+  return { gamma: g.gamma, sigma: g.gridSigma, weights: coordinateWeights(config, rl), coordinateBound: g.coordinateBound };
 }
