@@ -13,7 +13,9 @@
  * Environment: RUNS (8), EPSILON (1), DELTA (1e-5), ROUNDS (the engine's default), DATA (heart; or cohort),
  * PLAIN=1 for plaintext studies instead (the central study then adds one site's noise, the federated four),
  * THRESHOLD (the federated study's threshold t: default ⌈2n/3⌉ — its sum then carries n/t times the variance
- * a one-site study's does —, or "all").
+ * a one-site study's does —, or "all"), LOCAL=1 to add every site's local-only model (the same engine and ε on
+ * that site's training rows alone, as many synthetic rows as the pool holds), scored against the same pooled
+ * population: the federation must beat the best of them.
  */
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -98,37 +100,44 @@ export async function measureCentral(): Promise<void> {
   const secure = process.env.PLAIN !== "1";
   const rounds = process.env.ROUNDS ? num("ROUNDS", 3) : engine.defaultRounds!(secure);
   const base = { epsilon: num("EPSILON", 1), delta: num("DELTA", 1e-5), rounds };
-  const acc = { federated: { score: [] as number[], shapes: [] as number[], pairs: [] as number[], auc: [] as number[] }, central: { score: [] as number[], shapes: [] as number[], pairs: [] as number[], auc: [] as number[] } };
+  const local = process.env.LOCAL === "1";
+  const acc = new Map<string, { score: number[]; shapes: number[]; pairs: number[]; auc: number[] }>();
   const diff: number[] = [];
+  const bestLocalGap: number[] = [];
   // THRESHOLD: the federated study's secure-aggregation threshold (default ⌈2n/3⌉, at least 2; "all" for n).
   const threshold = (n: number) => (process.env.THRESHOLD === "all" ? n : process.env.THRESHOLD ? num("THRESHOLD", 2) : Math.max(2, Math.ceil((2 * n) / 3)));
+  const oneSite = secure ? { secureAggregation: { threshold: 1, sites: 1 } } : {};
   console.log(`marginal engine, ${process.env.DATA ?? "heart"}, ε=${base.epsilon}, δ=${base.delta}, ${rounds} rounds, ${secure ? `secure aggregation (federated threshold ${process.env.THRESHOLD ?? "⌈2n/3⌉"})` : "plaintext"}, ${runs} runs`);
   for (let r = 0; r < runs; r++) {
     const { train, holdout } = d.sites(r);
     const real = concatTables(train);
-    const ways = {
+    const ways: [string, Table][] = [
       // The default threshold of a study of n sites, ⌈2n/3⌉ (at least 2), as measure-neural.ts uses.
-      federated: synthesize(d.schema, { ...base, ...(secure ? { secureAggregation: { threshold: threshold(train.length), sites: train.length } } : {}) }, train, real.rowCount),
-      central: synthesize(d.schema, { ...base, ...(secure ? { secureAggregation: { threshold: 1, sites: 1 } } : {}) }, [real], real.rowCount),
-    };
-    const scores: Record<string, number> = {};
-    for (const way of ["federated", "central"] as const) {
-      const report = evaluate({ schema: d.schema, real, synthetic: ways[way], holdout, target: d.target });
+      ["federated", synthesize(d.schema, { ...base, ...(secure ? { secureAggregation: { threshold: threshold(train.length), sites: train.length } } : {}) }, train, real.rowCount)],
+      ["central", synthesize(d.schema, { ...base, ...oneSite }, [real], real.rowCount)],
+      ...(local ? train.map((t, s): [string, Table] => [`local site ${s + 1}`, synthesize(d.schema, { ...base, ...oneSite }, [t], real.rowCount)]) : []),
+    ];
+    const scores = new Map<string, number>();
+    for (const [way, synthetic] of ways) {
+      const report = evaluate({ schema: d.schema, real, synthetic, holdout, target: d.target });
       const score = (report.columnShapes.score + report.pairTrends.score) / 2;
-      scores[way] = score;
-      acc[way].score.push(score);
-      acc[way].shapes.push(report.columnShapes.score);
-      acc[way].pairs.push(report.pairTrends.score);
+      scores.set(way, score);
+      const a = acc.get(way) ?? { score: [], shapes: [], pairs: [], auc: [] };
+      acc.set(way, a);
+      a.score.push(score);
+      a.shapes.push(report.columnShapes.score);
+      a.pairs.push(report.pairTrends.score);
       const ml = report.mlUtility;
-      if (ml && "auc" in ml) acc[way].auc.push(ml.auc.synthetic);
+      if (ml && "auc" in ml) a.auc.push(ml.auc.synthetic);
     }
-    diff.push(scores.federated - scores.central);
+    diff.push(scores.get("federated")! - scores.get("central")!);
+    if (local) bestLocalGap.push(scores.get("federated")! - Math.max(...train.map((_, s) => scores.get(`local site ${s + 1}`)!)));
   }
-  for (const way of ["federated", "central"] as const) {
-    const a = acc[way];
-    console.log(`  ${way.padEnd(10)} mean(shapes, pairs) ${f(a.score)}   shapes ${f(a.shapes)}  pairs ${f(a.pairs)}  AUC ${f(a.auc)}`);
+  for (const [way, a] of acc) {
+    console.log(`  ${way.padEnd(12)} mean(shapes, pairs) ${f(a.score)}   shapes ${f(a.shapes)}  pairs ${f(a.pairs)}  AUC ${f(a.auc)}`);
   }
   console.log(`  federated − central: ${mean(diff).toFixed(4)} ± ${se(diff).toFixed(4)} (standard error over ${runs} paired runs)`);
+  if (local) console.log(`  federated − best local-only site (per run): ${mean(bestLocalGap).toFixed(4)} ± ${se(bestLocalGap).toFixed(4)}; worst run ${Math.min(...bestLocalGap).toFixed(4)}`);
 }
 
 // Run when this file is the program (not when measure-neural.ts imports it).

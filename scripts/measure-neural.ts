@@ -19,7 +19,7 @@
  * the marginal engine's settings (configureMarginal), e.g. '[{}, {"pairsShare": 0.3}]'; MARGINAL_ROUNDS: rounds for
  * the marginal engine only (default: ROUNDS); NOISE_SEED: development A/B comparisons with common random numbers —
  * every variant of run r gets the same seeded noise (secure sums simulated as exact sums plus Gaussian noise of the
- * grid's variance); never for reported figures; DETAIL=1: each variant's worst pairs and per-column shape scores;
+ * grid's variance); never for reported figures; COHORT_ROWS (rows per site of DATA=cohort, e.g. 60,90,120); DETAIL=1: each variant's worst pairs and per-column shape scores;
  * MODE=central: the marginal engine federated vs central instead (scripts/measure-marginal-central.ts).
  */
 import { resolve } from "node:path";
@@ -69,10 +69,19 @@ function cohort(): Dataset {
   return {
     name: "cohort", schema, target: "outcome",
     sites(run) {
-      const parts = COHORT_SITE_ROWS.map((rows, s) => split(parseTable(siteCsv(s, rows, 1 + run), `site${s + 1}.csv`, schema).table, new SeededRng(2000 + run)));
+      const parts = cohortSiteRows().map((rows, s) => split(parseTable(siteCsv(s, rows, 1 + run), `site${s + 1}.csv`, schema).table, new SeededRng(2000 + run)));
       return { train: parts.map((p) => p.train), holdout: concatTables(parts.map((p) => p.holdout)) };
     },
   };
+}
+
+/** COHORT_ROWS: the generated cohort's rows per site (comma-separated, at most 5 sites), to measure other cohort sizes. */
+function cohortSiteRows(): number[] {
+  const v = process.env.COHORT_ROWS;
+  if (!v) return COHORT_SITE_ROWS;
+  const rows = v.split(",").map((x) => Number(x));
+  if (rows.length > 5 || rows.some((r) => !Number.isInteger(r) || r < 5)) throw new Error(`COHORT_ROWS: expected up to 5 comma-separated row counts of at least 5, got ${v}`);
+  return rows;
 }
 
 interface Variant {

@@ -32,7 +32,7 @@ describe("fedsynth simulate on the heart-disease federation", () => {
     // No --engine: the coordinator chose one for a study of this schema and size, and says why.
     const schema = parseSchema(readFileSync(join(EXAMPLES, "schema.json"), "utf8"), "schema.json");
     expect(summary.engine).toBe(chooseEngine(schema, { sites: 4, expectedRows: 920 }).engine);
-    expect(summary.engineReason).toMatch(/a small study \(14 columns, 920 rows declared/);
+    expect(summary.engineReason).toMatch(/a small-to-mid-sized study \(14 columns, \d+ marginal cells, 920 rows declared/);
     expect(summary.rounds).toBe(2);
     expect(summary.seconds).toBeGreaterThan(0);
     expect(Object.keys(summary.sites).sort()).toEqual([...HEART_SITES].sort());

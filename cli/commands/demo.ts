@@ -5,7 +5,7 @@
  */
 import type { Command } from "commander";
 import { spawn } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { SeededRng } from "../../shared/random/rng.js";
@@ -57,6 +57,7 @@ export function registerDemoCommand(program: Command): void {
       }
       const synthetic = join(workdir, "synthetic.csv");
       const summary = join(workdir, "summary.json");
+      clearPreviousRun(join(workdir, "run"));
       const schema = join(examples, "schema.json");
       process.stdout.write(`fedsynth demo: four hospitals (${SITES.join(", ")}), each keeping ${100 * HOLDOUT_SHARE}% of its patients aside for scoring\n\n`);
       const args = [
@@ -74,4 +75,23 @@ export function registerDemoCommand(program: Command): void {
       process.stdout.write(`\n${formatReport(report)}\n\n`);
       process.stdout.write(`synthetic patients: ${synthetic}\nfidelity report:    ${reportPath}\nsimulate summary:   ${summary}\n`);
     });
+}
+
+/** What a demo's simulate leaves in its run folder: a rerun starts a new consortium there. */
+const RUN_ENTRIES = new Set(["coordinator", "sites", "logs", "pooled-model.fsm"]);
+
+/**
+ * Every demo is a new consortium (a new CA, new enrolments), so the previous demo's run folder goes; a
+ * folder holding anything else is not ours to delete.
+ */
+function clearPreviousRun(run: string): void {
+  if (!existsSync(run)) return;
+  const foreign = readdirSync(run).filter((e) => !RUN_ENTRIES.has(e));
+  if (foreign.length > 0) {
+    throw new FedsynthError("failed-precondition", `${run} holds files a demo did not write (${foreign.slice(0, 3).join(", ")})`, {
+      hint: "give the demo a fresh --workdir, or move those files away",
+    });
+  }
+  process.stdout.write(`replacing the previous demo run in ${run}\n`);
+  rmSync(run, { recursive: true, force: true });
 }

@@ -2,17 +2,18 @@ import { describe, expect, it } from "vitest";
 import { parseSchema } from "../schema/parse-schema.js";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { chooseEngine, LARGE_COHORT_ROWS, MID_COHORT_ROWS, WIDE_SCHEMA_COLUMNS } from "./engine-choice.js";
+import { chooseEngine, LARGE_COHORT_ROWS, SMALL_COHORT_ROWS, WIDE_SCHEMA_COLUMNS } from "./engine-choice.js";
 import { getEngine } from "./registry.js";
 
 const heart = parseSchema(readFileSync(fileURLToPath(new URL("../../examples/heart-disease/schema.json", import.meta.url)), "utf8"), "heart");
 const numeric = (n: number) => parseSchema(JSON.stringify({ columns: Array.from({ length: n }, (_, i) => ({ name: `c${i}`, type: "numeric", min: 0, max: 10 })) }), "wide");
 
 describe("the default engine of a study", () => {
-  it("is the independent engine for a small study, the marginal engine from a mid-sized one, with the reason in words", () => {
-    expect(chooseEngine(heart, { sites: 4, expectedRows: 920 })).toMatchObject({ engine: "independent", reason: expect.stringMatching(/a small study \(14 columns, 920 rows declared; under 5,000 rows/) });
-    expect(chooseEngine(heart, { sites: 4 }).reason).toMatch(/no cohort size declared/);
-    expect(chooseEngine(heart, { sites: 4, expectedRows: MID_COHORT_ROWS })).toMatchObject({ engine: "marginal", reason: expect.stringMatching(/14 columns, \d+ marginal cells, 5,000 rows declared/) });
+  it("is the marginal engine for a small-to-mid-sized or undeclared study, the independent engine for a very small one, with the reason in words", () => {
+    expect(chooseEngine(heart, { sites: 4, expectedRows: 920 })).toMatchObject({ engine: "marginal", reason: expect.stringMatching(/a small-to-mid-sized study \(14 columns, \d+ marginal cells, 920 rows declared\)/) });
+    expect(chooseEngine(heart, { sites: 4 })).toMatchObject({ engine: "marginal", reason: expect.stringMatching(/no cohort size declared/) });
+    expect(chooseEngine(heart, { sites: 4, expectedRows: SMALL_COHORT_ROWS })).toMatchObject({ engine: "marginal", reason: expect.stringMatching(/500 rows declared/) });
+    expect(chooseEngine(heart, { sites: 4, expectedRows: SMALL_COHORT_ROWS - 1 })).toMatchObject({ engine: "independent", reason: expect.stringMatching(/a very small study \(14 columns, 499 rows declared; under 500 rows/) });
   });
 
   it("is the neural engine for a large cohort or a wide schema", () => {

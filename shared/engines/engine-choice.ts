@@ -5,13 +5,17 @@
  * its data). The reason is kept with the study and shown in its status, so a consortium lead can see why.
  *
  * The rule follows what scripts/measure-neural.ts measured at ε = 1 per site under secure aggregation
- * (16 runs; column-pair trends / train-on-synthetic AUC):
- *   heart, 4 sites, ~740 training rows:   independent 0.834 / 0.47, marginal 0.826 / 0.56, neural 0.835 / 0.65
- *   cohort, 5 sites, ~10,000 rows:        independent 0.913 / 0.45, marginal 0.937 / 0.71, neural 0.921 / 0.78
- * So: from a few thousand rows the marginal engine keeps column pairs best; below that no engine keeps
- * them better than the independent one (the pooled noise swamps the pair statistics), which stays the
- * default there as the simplest and most robust; a neural model is for cohorts and schemas too large for
- * marginal tables; a single column has no dependencies to learn.
+ * (shapes / column-pair trends / train-on-synthetic AUC; the marginal engine as of its AIM / Private-PGM
+ * rewrite):
+ *   generated cohort, 4 sites, ~220 training rows:  independent 0.839 / 0.712 / 0.49, marginal 0.827 / 0.724 / 0.50 (6 runs)
+ *   generated cohort, 4 sites, ~720 training rows:  independent 0.929 / 0.843 / 0.56, marginal 0.936 / 0.870 / 0.63 (6 runs)
+ *   heart, 4 sites, ~590 training rows:             independent 0.945 / 0.837 / 0.51, marginal 0.937 / 0.848 / 0.69 (6 runs); neural 0.835 / 0.65 (12 runs)
+ *   generated cohort, 5 sites, ~9,600 training rows: independent 0.989 / 0.913 / 0.48, marginal 0.987 / 0.958 / 0.80 (4 runs); neural 0.921 / 0.78
+ * So the marginal engine keeps column pairs best from a few hundred rows up; below about 500 rows it ties
+ * with the independent one (what it gains on pairs it loses on column shapes), which stays the default
+ * there as the simplest and most robust; a neural model is for cohorts and schemas too large for marginal
+ * tables; a single column has no dependencies to learn. A study that declares no size is taken to be the
+ * small-to-mid-sized study the marginal engine is built for.
  */
 import type { Schema } from "../schema/schema.js";
 import { coarseLayout } from "./marginal/discretise.js";
@@ -23,8 +27,8 @@ export interface EngineChoice {
   reason: string;
 }
 
-/** From this many rows in all (declared), the marginal engine's pair tables rise above the pooled noise. */
-export const MID_COHORT_ROWS = 5_000;
+/** From this many rows in all (declared), the marginal engine's pair measurements rise above the pooled noise. */
+export const SMALL_COHORT_ROWS = 500;
 /** From this many rows in all (declared), the neural engine's capacity pays for its noisier training. */
 export const LARGE_COHORT_ROWS = 200_000;
 /** Above this many columns, the pairs a marginal engine would need to score grow past what a small budget measures. */
@@ -58,7 +62,7 @@ function preferences(schema: Schema, cohort: { sites: number; expectedRows?: num
   const size = rows !== undefined ? `${rows.toLocaleString("en")} rows declared` : "no cohort size declared";
   const marginal = {
     engine: "marginal",
-    reason: `a mid-sized study (${columns} columns, ${coarseLayout(schema).coarseTotal} marginal cells, ${size}): marginal-based synthesis keeps column pairs most faithfully at budgets near epsilon = 1`,
+    reason: `a small-to-mid-sized study (${columns} columns, ${coarseLayout(schema).coarseTotal} marginal cells, ${size}): marginal-based synthesis keeps column pairs most faithfully at budgets near epsilon = 1`,
   };
   if (rows !== undefined && rows >= LARGE_COHORT_ROWS) {
     return [{ engine: "neural", reason: `a large cohort (${size}, at least ${LARGE_COHORT_ROWS.toLocaleString("en")}): a neural model's capacity pays for its noisier training` }, marginal, independent];
@@ -66,9 +70,9 @@ function preferences(schema: Schema, cohort: { sites: number; expectedRows?: num
   if (columns > WIDE_SCHEMA_COLUMNS) {
     return [{ engine: "neural", reason: `a wide schema (${columns} columns, more than ${WIDE_SCHEMA_COLUMNS}): too many column pairs to measure well at this budget` }, marginal, independent];
   }
-  if (rows !== undefined && rows >= MID_COHORT_ROWS) return [marginal, independent];
+  if (rows === undefined || rows >= SMALL_COHORT_ROWS) return [marginal, independent];
   return [{
     engine: "independent",
-    reason: `a small study (${columns} columns, ${size}; under ${MID_COHORT_ROWS.toLocaleString("en")} rows the pooled noise swamps pair statistics, so no engine keeps column pairs better at epsilon near 1): each column's histogram, learnt on its own`,
+    reason: `a very small study (${columns} columns, ${size}; under ${SMALL_COHORT_ROWS.toLocaleString("en")} rows the pooled noise swamps most pair statistics, so modelling pairs gains nothing at epsilon near 1): each column's histogram, learnt on its own`,
   }, marginal];
 }
