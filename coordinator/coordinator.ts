@@ -12,7 +12,7 @@ import { getEngine } from "../shared/engines/registry.js";
 import { chooseEngine } from "../shared/engines/engine-choice.js";
 import { parseSchema } from "../shared/schema/parse-schema.js";
 import { encodeModelBundle } from "../shared/engines/model-file.js";
-import type { InvitationAnswer, SecureSessionSpec, TaskAssignment, TaskDecline, TaskResult } from "../shared/federation/task.js";
+import type { InvitationAnswer, TaskAssignment, TaskDecline, TaskResult } from "../shared/federation/task.js";
 import { sha256Hex, vectorToBytes } from "../shared/util/vector-bytes.js";
 import type { Logger } from "../shared/telemetry/log.js";
 import type { CoordinatorStore } from "./store/store.js";
@@ -22,9 +22,8 @@ import { StudyContexts, specOf } from "./study/study-context.js";
 import { validateSiteName, validateStudyInput, type CreateStudyInput } from "./study/study-request.js";
 import { SiteRegistry, type CertificateIssuer } from "./sites.js";
 import { chargeStatement, verifyChargeClaim, type ChargeClaim } from "../shared/federation/charge-statement.js";
-import { checkThreshold, decodeMessage, defaultThreshold, maskedInputDigest, newSessionNonce, SecAggError } from "../shared/crypto/secagg/index.js";
-import { decodeSum } from "../shared/federation/secure-contribution.js";
-import { SecureRound } from "./secure-round.js";
+import { checkThreshold, defaultThreshold, newSessionNonce } from "../shared/crypto/secagg/index.js";
+import { SecureAggregation } from "./secure-aggregation.js";
 import { PrivacyLedger } from "./privacy-ledger.js";
 import { CoordinatorTelemetry } from "./telemetry.js";
 import type { RefusalBody } from "../shared/ledger/index.js";
@@ -66,9 +65,8 @@ export class Coordinator {
   private readonly contexts = new StudyContexts();
   private deadlineTimer?: NodeJS.Timeout;
   private readonly deadlineCheckMs: number;
-  /** Secure-aggregation sessions of open rounds, by `${studyId}/${round}`; lost on restart (see resumeSecureRound). */
-  private readonly secureRounds = new Map<string, SecureRound>();
-  private readonly securePhaseTimeoutMs: number;
+  /** The secure-aggregation sessions of open rounds (durable: rebuilt from the store after a restart or a takeover). */
+  private readonly secure: SecureAggregation;
   /** The auditor's ledger (hash chain, signed); the store's event log beside it is operational. */
   readonly ledger: PrivacyLedger;
   /** Round traces, spans and metrics (OpenTelemetry; no-ops unless it is on). */
@@ -79,7 +77,17 @@ export class Coordinator {
     this.log = opts.log;
     this.now = opts.now ?? Date.now;
     this.deadlineCheckMs = opts.deadlineCheckMs ?? 1000;
-    this.securePhaseTimeoutMs = (opts.securePhaseTimeoutSeconds ?? DEFAULT_SECURE_PHASE_TIMEOUT_SECONDS) * 1000;
+    this.secure = new SecureAggregation({
+      store: this.store, log: this.log, now: this.now, sessions: this.sessions, contexts: this.contexts,
+      phaseTimeoutMs: (opts.securePhaseTimeoutSeconds ?? DEFAULT_SECURE_PHASE_TIMEOUT_SECONDS) * 1000,
+      requireStudy: (studyId) => this.requireStudy(studyId),
+      checkCharge: (study, task, round, claim) => this.checkCharge(study, task, round, claim),
+      chargeSoFar: (study, siteName, extra) => this.chargeSoFar(study, siteName, extra),
+      appendCharge: (study, task, round, sha, total, accepted, reason, claim) => this.appendCharge(study, task, round, sha, total, accepted, reason, claim),
+      refusal: (body) => this.ledgerRefusal(body),
+      closeStudy: (study, state, message) => this.closeStudy(study, state, message),
+      commitRound: (study, round, sum, contributors, expired, detail) => this.commitRound(study, round, sum, contributors, expired, detail),
+    });
     this.ledger = PrivacyLedger.open(this.store, { caPem: opts.issuer?.caPem, now: this.now });
     this.sites = new SiteRegistry(this.store, this.log, this.now, opts.issuer, (siteName, publicKey, certificatePem) =>
       this.ledger.enrol({ siteName, publicKey, ...(certificatePem ? { certificatePem } : {}) }));
@@ -101,7 +109,7 @@ export class Coordinator {
       const fresh = this.now() + study.roundDeadlineSeconds * 1000;
       if (round.deadlineAt < fresh) this.store.extendRoundDeadline(round.studyId, round.round, fresh);
       this.log.info("resuming round", { study: study.studyId, round: round.round });
-      if (round.sessionNonce) this.resumeSecureRound(study, round);
+      if (round.sessionNonce) this.secure.resume(study, round);
       else this.tryCompleteRound(study.studyId, round.round);
     }
     this.deadlineTimer = setInterval(() => this.checkDeadlines(), this.deadlineCheckMs);
@@ -170,7 +178,6 @@ export class Coordinator {
     if (cap) this.recordCap(session.siteName, cap);
     this.sessions.attach(session);
     this.log.info("site connected", { site: session.siteName });
-    for (const secure of this.secureRounds.values()) secure.rejoin(session.siteName);
     for (const study of this.store.listStudies()) {
       if (study.state !== "running" || this.store.listRounds(study.studyId).length > 0) continue;
       if (study.participants.some((p) => p.siteName === session.siteName && p.state === "invited")) this.invite(study, session.siteName);
@@ -178,6 +185,7 @@ export class Coordinator {
     for (const task of this.store.pendingTasksForSite(session.siteName)) {
       session.send({ kind: "task", task: this.assignment(task) });
     }
+    this.secure.siteConnected(session);
     return site;
   }
 
@@ -185,13 +193,7 @@ export class Coordinator {
     this.sessions.detach(session);
     this.store.touchSite(session.siteName, this.now());
     this.log.info("site disconnected", { site: session.siteName });
-    // A secure-aggregation phase stops waiting for a site that has gone.
-    for (const [key, secure] of [...this.secureRounds]) {
-      if (!secure.params.siteKeys.has(session.siteName)) continue;
-      secure.depart(session.siteName);
-      const [studyId, round] = splitKey(key);
-      this.advanceSecureRound(studyId, round);
-    }
+    this.secure.siteDisconnected(session.siteName);
   }
 
   touch(siteName: string): void {
@@ -601,7 +603,7 @@ export class Coordinator {
     const round = this.store.getRound(studyId, roundNo);
     if (!study || study.state !== "running" || !round || round.state !== "collecting") return;
     if (round.sessionNonce) {
-      this.advanceSecureRound(studyId, roundNo);
+      this.secure.advance(studyId, roundNo);
       return;
     }
     const tasks = this.store.listTasks(studyId, roundNo);
@@ -664,6 +666,7 @@ export class Coordinator {
       this.store.insertModel({ modelId, studyId: study.studyId, round: round.round, engine: study.engine, bytes, sha256: sha, createdAt: now });
       this.store.finishRound(study.studyId, round.round, "aggregated", now);
       this.store.purgeSubmissionUpdates(study.studyId, round.round);
+      this.store.deleteSecAggSession(study.studyId, round.round);
       for (const t of expired) this.store.updateTask(t.taskId, "expired", "the round closed at its deadline without this site");
       // Every round's pooled model is released: the sites download it to start the next round from.
       this.ledger.release({ studyId: study.studyId, round: round.round, modelId, modelSha256: sha, contributors });
@@ -722,7 +725,7 @@ export class Coordinator {
     }
     const round = this.store.getRound(study.studyId, roundNo)!;
     this.telemetry.roundOpened(study, round);
-    if (round.sessionNonce) this.openSecureRound(study, round, tasks);
+    if (round.sessionNonce) this.secure.open(study, round, tasks);
     return tasks;
   }
 
@@ -741,150 +744,16 @@ export class Coordinator {
       taskId: task.taskId, study: ctx.spec, round: task.round, mechanisms: round.mechanisms,
       modelId: model?.modelId ?? "", modelSha256: model?.sha256 ?? "", modelBytes: model?.bytes.byteLength ?? 0,
       updateLength: round.updateLength, roundConfig: round.roundConfig,
-      ...(round.sessionNonce ? { secureAggregation: this.sessionSpec(study, round) } : {}),
+      ...(round.sessionNonce ? { secureAggregation: this.secure.sessionSpec(study, round) } : {}),
       traceContext: this.telemetry.taskTraceContext(study, round, task.taskId),
     };
   }
 
-  // ---- secure aggregation -----------------------------------------------------------------------------
-
-  /** The round's sites with the Ed25519 keys they enrolled with (a site without one cannot take part). */
-  private sessionSpec(study: StudyRecord, round: RoundRecord): SecureSessionSpec {
-    const siteKeys = this.store.listTasks(study.studyId, round.round).map((t) => {
-      const key = this.store.getSite(t.siteName)?.signingPublicKey;
-      if (!key) throw new FedsynthError("failed-precondition", `site ${t.siteName} has no signing key registered, so it cannot take part in secure aggregation`);
-      return { siteName: t.siteName, publicKey: new Uint8Array(Buffer.from(key, "base64")) };
-    });
-    return { sessionNonce: round.sessionNonce!, threshold: study.secureThreshold, siteKeys };
-  }
-
-  private openSecureRound(study: StudyRecord, round: RoundRecord, tasks: TaskRecord[]): void {
-    const spec = this.sessionSpec(study, round);
-    const params = {
-      context: { studyId: study.studyId, round: round.round, sessionNonce: spec.sessionNonce },
-      threshold: spec.threshold, vectorLength: round.updateLength,
-      siteKeys: new Map(spec.siteKeys.map((k) => [k.siteName, k.publicKey])),
-    };
-    this.secureRounds.set(roundKey(study.studyId, round.round), new SecureRound(params, this.securePhaseTimeoutMs, this.now()));
-    this.log.info("secure aggregation session opened", { study: study.studyId, round: round.round, threshold: spec.threshold, sites: tasks.length });
-  }
-
-  /**
-   * After a restart the session's keys and running sum are gone. Before any masked input was accepted
-   * nothing was spent, and the round starts again with a new session; after, the round cannot be
-   * completed (its sum is lost) nor repeated within the sites' budgets, so the study fails cleanly.
-   */
-  private resumeSecureRound(study: StudyRecord, round: RoundRecord): void {
-    const tasks = this.store.listTasks(study.studyId, round.round);
-    const submitted = tasks.filter((t) => t.state === "submitted").map((t) => t.siteName);
-    if (submitted.length > 0) {
-      this.closeStudy(study, "failed", `round ${round.round}: the coordinator restarted during secure aggregation after ${submitted.join(", ")} had sent masked inputs; ` +
-        "a session cannot be resumed, and repeating the round would charge those sites again (their charges are on the ledger)");
-      return;
-    }
-    this.store.setRoundSession(study.studyId, round.round, newSessionNonce());
-    this.openSecureRound(study, this.store.getRound(study.studyId, round.round)!, tasks.filter((t) => t.state === "pending"));
-  }
+  // ---- secure aggregation (secure-aggregation.ts) -------------------------------------------------------
 
   /** A site's secure-aggregation message for its task (a masked input carries the site's signed charge). */
   receiveSecAgg(siteName: string, taskId: string, bytes: Uint8Array, charge?: { epsilon: number; delta: number; signature: Uint8Array }): { accepted: boolean; message: string } {
-    const refuse = (message: string) => {
-      this.log.warn("secure-aggregation message refused", { site: siteName, task: taskId, reason: message });
-      if (task && task.siteName === siteName) {
-        this.ledgerRefusal({ siteName, studyId: task.studyId, round: task.round, by: "coordinator", reason: "secure-aggregation-message-refused", message, taskId });
-      }
-      return { accepted: false, message };
-    };
-    const task = this.store.getTask(taskId);
-    if (!task || task.siteName !== siteName) return refuse(`task ${taskId} is not assigned to site ${siteName}`);
-    const study = this.requireStudy(task.studyId);
-    const round = this.store.getRound(task.studyId, task.round);
-    const secure = this.secureRounds.get(roundKey(task.studyId, task.round));
-    if (study.state !== "running" || !round || round.state !== "collecting" || !secure) {
-      return refuse(`round ${task.round} of study ${study.studyId} has no secure-aggregation session open`);
-    }
-    let message;
-    try {
-      message = decodeMessage(bytes);
-    } catch (err) {
-      return refuse(`the secure-aggregation message cannot be read: ${FedsynthError.from(err).message}`);
-    }
-    if (message.kind === "key-list" || message.kind === "routed-shares" || message.kind === "survivor-list" || message.kind === "consistency-proof") {
-      return refuse(`site ${siteName} sent a ${message.kind} message, which only the coordinator sends`);
-    }
-    try {
-      if (message.kind !== "masked-input") {
-        secure.receive(siteName, message);
-      } else {
-        if (task.state !== "pending") return refuse(`task ${taskId} is ${task.state} and takes no masked input`);
-        if (!charge) return refuse("a masked input must carry the site's signed charge");
-        const digest = maskedInputDigest(message.masked);
-        const sha = Buffer.from(digest).toString("hex");
-        const verdict = this.checkCharge(study, task, round, { updateSha256: sha, ...charge });
-        if (verdict) return refuse(verdict);
-        secure.receive(siteName, message, digest);
-        const spent = this.chargeSoFar(study, siteName, round.mechanisms);
-        this.store.transaction(() => {
-          this.store.insertSubmission({
-            taskId, studyId: task.studyId, round: task.round, siteName, update: null, updateSha256: sha,
-            epsilon: spent.epsilon, delta: spent.delta, receivedAt: this.now(), signature: Buffer.from(charge.signature).toString("base64"),
-          });
-          this.store.updateTask(taskId, "submitted", "");
-          this.store.setParticipant(task.studyId, siteName, "active", "");
-          this.appendCharge(study, task, round, sha, spent.epsilon, true, "", charge);
-        });
-        this.log.info("masked input accepted", { site: siteName, study: task.studyId, round: task.round, epsilon_total: spent.epsilon });
-      }
-    } catch (err) {
-      if (err instanceof SecAggError || err instanceof FedsynthError) return refuse(err.message);
-      throw err;
-    }
-    this.advanceSecureRound(task.studyId, task.round);
-    return { accepted: true, message: "accepted" };
-  }
-
-  private advanceSecureRound(studyId: string, roundNo: number): void {
-    const key = roundKey(studyId, roundNo);
-    const secure = this.secureRounds.get(key);
-    const study = this.store.getStudy(studyId);
-    const round = this.store.getRound(studyId, roundNo);
-    if (!secure || !study || study.state !== "running" || !round || round.state !== "collecting") return;
-    const tasks = this.store.listTasks(studyId, roundNo);
-    let step;
-    try {
-      // A phase stops waiting for a site that declined or failed its task.
-      const gone = new Set(tasks.filter((t) => t.state !== "pending" && t.state !== "submitted").map((t) => t.siteName));
-      step = secure.advance(this.now(), (site) => gone.has(site));
-    } catch (err) {
-      this.secureRounds.delete(key);
-      this.closeStudy(study, "failed", `round ${roundNo}: secure aggregation failed: ${FedsynthError.from(err).message}`);
-      return;
-    }
-    const taskOf = new Map(tasks.map((t) => [t.siteName, t.taskId]));
-    for (const r of step.relays) this.sessions.send(r.siteName, { kind: "secagg-relay", taskId: taskOf.get(r.siteName)!, message: r.message });
-    if (!step.result) {
-      this.store.updateStudy(studyId, {
-        statusMessage: `round ${roundNo}: secure aggregation, ${secure.phase}; waiting for ${secure.pending().join(", ") || "the relays"}`,
-      }, this.now());
-      return;
-    }
-    this.secureRounds.delete(key);
-    const { sum, contributors, droppedBeforeInput, silentInUnmasking } = step.result;
-    if (contributors.length < study.minSites) {
-      this.closeStudy(study, "failed", `round ${roundNo}: only ${contributors.length} of the ${study.minSites} sites needed sent a masked input (${droppedBeforeInput.join(", ") || "none"} dropped before)`);
-      return;
-    }
-    const ctx = this.contexts.get(study);
-    try {
-      const decoded = decodeSum(sum, ctx.engine.secure!.grid(ctx.taskContext(roundNo, round.roundConfig)));
-      this.commitRound(study, round, decoded, contributors, tasks.filter((t) => t.state === "pending"), {
-        secureAggregationThreshold: study.secureThreshold, droppedBeforeInput, silentInUnmasking,
-      });
-    } catch (err) {
-      const e = FedsynthError.from(err);
-      this.log.error("aggregation failed", { study: studyId, round: roundNo, error: e.message });
-      this.closeStudy(study, "failed", `round ${roundNo}: aggregation failed: ${e.message}`);
-    }
+    return this.secure.receive(siteName, taskId, bytes, charge);
   }
 
   private closeStudy(study: StudyRecord, state: "failed" | "cancelled", message: string): void {
@@ -895,7 +764,8 @@ export class Coordinator {
         this.store.finishRound(study.studyId, round.round, "aborted", now);
         this.telemetry.roundFinished(study, round, "aborted", now, message);
         this.store.purgeSubmissionUpdates(study.studyId, round.round);
-        this.secureRounds.delete(roundKey(study.studyId, round.round));
+        this.store.deleteSecAggSession(study.studyId, round.round);
+        this.secure.forget(study.studyId, round.round);
         for (const t of this.store.listTasks(study.studyId, round.round)) {
           if (t.state === "pending") this.store.updateTask(t.taskId, "expired", message);
         }
@@ -930,11 +800,3 @@ export class Coordinator {
   }
 }
 
-function roundKey(studyId: string, round: number): string {
-  return `${studyId}/${round}`;
-}
-
-function splitKey(key: string): [string, number] {
-  const at = key.lastIndexOf("/");
-  return [key.slice(0, at), Number(key.slice(at + 1))];
-}

@@ -187,6 +187,7 @@ export class SiteAgent {
         if (local && local.state === "accepted") {
           const state = m.state === "completed" || m.state === "failed" || m.state === "cancelled" ? m.state : "failed";
           this.store.closeStudy(m.studyId, state, m.message);
+          for (const [taskId, secure] of this.secureTasks) if (secure.studyId === m.studyId) this.secureTasks.delete(taskId);
           log.info(`study '${local.name}' ${state}: ${m.message}`, { study: m.studyId });
           this.writeStatus();
         }
@@ -261,8 +262,12 @@ export class SiteAgent {
   private async startSecureTask(session: AgentSession, task: TaskAssignment, trace: TaskTrace): Promise<TaskEnd> {
     const { log } = this.opts;
     const running = this.secureTasks.get(task.taskId);
-    // The same session announced again (the stream was re-established): it carries on where it is.
-    if (running && !running.finished && bytesEqual(running.sessionNonce, task.secureAggregation!.sessionNonce)) return {};
+    // The same session announced again (the stream was re-established, or another coordinator resumed the
+    // session): it carries on where it is, and what it sent last goes again, in case it was lost.
+    if (running && !running.finished && bytesEqual(running.sessionNonce, task.secureAggregation!.sessionNonce)) {
+      await running.resend();
+      return {};
+    }
     running?.abort("replaced by a new session for the same task");
     let end: TaskEnd = {};
     try {
@@ -275,7 +280,18 @@ export class SiteAgent {
         task, prepared, siteName: this.opts.siteName, signingKey: this.signingKey, log, trace,
         record: (masked) => this.runner.recordSecureRelease(task, prepared, masked),
         send: async (bytes, charge) => {
-          await session.sendSecAgg(task.taskId, bytes, charge);
+          // On the connection open now: the session outlives the connection it started on.
+          const current = this.session;
+          if (!current) {
+            log.warn("secure aggregation: not connected; the message goes again when the coordinator asks", { task: task.taskId });
+            return;
+          }
+          try {
+            await current.sendSecAgg(task.taskId, bytes, charge);
+          } catch (err) {
+            log.warn(`secure aggregation: the message could not be sent (${FedsynthError.from(err).message}); it goes again when the coordinator asks`, { task: task.taskId });
+            return;
+          }
           // Fault injection for the dropout tests: a site that dies right after its masked input left
           // (it answers nothing more, and its process is killed once the input has been flushed).
           if (charge && process.env.FEDSYNTH_FAULT_DIE_AFTER_MASKED_INPUT === "1") {
@@ -299,13 +315,13 @@ export class SiteAgent {
   private async handleRelay(session: AgentSession, taskId: string, message: Uint8Array): Promise<void> {
     const { log } = this.opts;
     const secure = this.secureTasks.get(taskId);
-    if (!secure || secure.finished) {
+    // A finished session stays known: a coordinator that lost this site's last answer asks for it again.
+    if (!secure || (secure.finished && !(secure.isRepeat(message) && !secure.aborted))) {
       log.warn("secure-aggregation message for a task with no session in progress here; ignored", { task: taskId });
       return;
     }
     try {
       await context.with(secure.traceContext, () => secure.onRelay(message));
-      if (secure.finished) this.secureTasks.delete(taskId);
     } catch (err) {
       const e = FedsynthError.from(err);
       secure.abort(e.message);

@@ -740,6 +740,35 @@ describe("the Helm chart", () => {
     expect(statefulSet().spec.serviceName).toBe(headless.metadata.name);
   });
 
+  it("replicas on PostgreSQL: the store URL from a Secret (never in the args), --replica per pod, the lease, standbys that are never ready", async () => {
+    const v = chartValues();
+    expect(v.postgres).toMatchObject({ enabled: false, existingSecret: "", key: "url", leaseSeconds: 15 });
+    const meta = chartMeta();
+    const values = { ...v, postgres: { ...v.postgres, enabled: true, existingSecret: "fedsynth-coordinator-store" } };
+    const sts = parseYaml(renderApprox(read(CHART, "templates", "statefulset.yaml"), { Values: values, Chart: meta, Release: { Name: "r" } })) as any;
+    expect(sts.spec.replicas).toBe(v.postgres.replicas);
+    expect(v.postgres.replicas).toBeGreaterThanOrEqual(2);
+    expect(sts.spec.podManagementPolicy).toBe("Parallel");
+    expect(sts.spec.updateStrategy.type).toBe("OnDelete");
+    const c = sts.spec.template.spec.containers[0];
+    const args = c.args.map(String);
+    expect(flagValue(args, "--replica")).toBe("$(POD_NAME)");
+    expect(flagValue(args, "--lease-seconds")).toBe(String(v.postgres.leaseSeconds));
+    expect(args).not.toContain("--store");
+    expect(c.env).toContainEqual({ name: "FEDSYNTH_STORE", valueFrom: { secretKeyRef: { name: "fedsynth-coordinator-store", key: "url" } } });
+    expect(c.env).toContainEqual({ name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } });
+    // The same command line the real CLI accepts (it reads FEDSYNTH_STORE when --store is absent).
+    const found = await checkAll([{ where: "statefulset.yaml args (postgres.enabled)", args }]);
+    expect(found.get("coordinator start")?.[0]).toContain("--replica");
+    expect((await runCli(["coordinator", "start", "--help"])).stdout).toContain("FEDSYNTH_STORE");
+    // Without postgres the chart is as before: one replica, no store in the environment.
+    const plain = statefulSet().spec.template.spec.containers[0];
+    expect(plain.env.map((e: any) => e.name)).toEqual(["POD_NAME"]);
+    expect(flagValue(plain.args.map(String), "--replica")).toBeUndefined();
+    expect(() => renderApprox(read(CHART, "templates", "statefulset.yaml"), { Values: { ...v, postgres: { ...v.postgres, enabled: true } }, Chart: meta, Release: { Name: "r" } }))
+      .toThrow(/postgres.existingSecret/);
+  });
+
   it("the chart refuses to render without the PKI Secret or with one port for both servers", () => {
     const meta = chartMeta();
     const render = (values: any) => renderApprox(read(CHART, "templates", "statefulset.yaml"), { Values: values, Chart: meta, Release: { Name: "r" } });

@@ -2,7 +2,9 @@
  * Two coordinator replicas on one PostgreSQL database, behind one address: the driving replica is killed
  * in the middle of a round, the standby takes the lease, resumes the round from the database, the agents
  * reconnect through the same address, and the study completes with every site's submission of every
- * round counted exactly once (on the ledger, in the study, and in each site's own records).
+ * round counted exactly once (on the ledger, in the study, and in each site's own records). Likewise for a
+ * round under secure aggregation killed after masked inputs were summed: the standby rebuilds the session
+ * from the database and finishes it.
  */
 import { cpSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
@@ -130,6 +132,108 @@ describe.skipIf(!!noPostgres)("coordinator replicas sharing PostgreSQL", () => {
       expect(own.map((c) => c.round)).toEqual([1, 2]);
       const view = done.participants.find((p: any) => p.siteName === site);
       expect(view.epsilonCharged).toBeCloseTo(own[1].epsilonStudyTotal, 12);
+    }
+  }, 240_000);
+
+  it("the standby resumes a secure-aggregation round the killed driver left after masked inputs were summed", async () => {
+    pg ??= await startPostgres();
+    const storeUrl = pg.database("secure");
+    const [dirA, dirB] = [join(dir, "secure-a"), join(dir, "secure-b")];
+    ok(await runCli(["coordinator", "init", "--data-dir", dirA]), "coordinator init");
+    cpSync(join(dirA, "pki"), join(dirB, "pki"), { recursive: true });
+    const [portA, portB] = [await freePort(), await freePort()];
+    const front = await startTcpForwarder([portA, portB]);
+    const address = `127.0.0.1:${front.port}`;
+    const replica = (name: string, dataDir: string, port: number) => {
+      const p = new CliProcess(["coordinator", "start", "--data-dir", dataDir, "--listen", `127.0.0.1:${port}`, "--store", storeUrl, "--replica", name, "--lease-seconds", "3"]);
+      procs.push(p);
+      return p;
+    };
+    try {
+      const a = replica("a", dirA, portA);
+      await a.waitFor(/listening on/);
+      const b = replica("b", dirB, portB);
+      await b.waitFor(/standby: another replica drives the rounds/);
+      const op = ["--coordinator", address, "--credentials", join(dirA, "operator")];
+      const sites = ["cleveland", "hungary", "va"];
+      const siteDir = (site: string) => join(dir, "secure-sites", site);
+      for (const site of sites) {
+        const token = JSON.parse(ok(await runCli(["site", "token", ...op, "--site", site, "--json"]), `site token ${site}`).stdout);
+        ok(await runCli(["site", "enroll", "--coordinator", address, "--name", site, "--token", token.token,
+          "--ca-fingerprint", token.caFingerprint, "--data-dir", siteDir(site)]), `site enroll ${site}`);
+      }
+      const agents = sites.map((site) => {
+        const agent = startSecureAgent({
+          address, name: site, data: join(EXAMPLES, `${site}.csv`), dataDir: siteDir(site), epsilonCap: 1,
+          // Hungary's first masked input, charged at the site already, waits 15 s before it leaves: the driver dies
+          // with the others' inputs in its running sum and hungary's to come (it goes to the new driver).
+          env: site === "hungary" ? { FEDSYNTH_FAULT_MASKED_INPUT_DELAY_MS: "15000" } : {},
+        });
+        procs.push(agent);
+        return agent;
+      });
+      await Promise.all(agents.map((ag) => ag.waitFor(/connected to the coordinator/)));
+
+      const studyId = JSON.parse(ok(await runCli(["study", "create", ...op, "--name", "secure-failover", "--schema", join(EXAMPLES, "schema.json"),
+        ...sites.flatMap((s) => ["--site", s]), "--epsilon", "1", "--rounds", "2", "--json"]), "study create").stdout).studyId as string;
+      ok(await runCli(["study", "start", studyId, ...op]), "study start");
+      const status = async () => JSON.parse(ok(await runCli(["study", "status", studyId, ...op, "--json"]), "study status").stdout);
+      expect((await status()).secureThreshold).toBe(2); // secure aggregation by default for 3 sites: ⌈2·3/3⌉
+
+      const inSum = await until(async () => {
+        const submitted: string[] = (await status()).roundDetails[0]?.submitted ?? [];
+        if (submitted.includes("hungary")) throw new Error("hungary's masked input arrived before the coordinator was killed: the test missed its window");
+        return submitted.length > 0 ? submitted : undefined;
+      }, "a masked input in the running sum before hungary's", 120_000);
+      await a.stop("SIGKILL");
+
+      await b.waitFor(/this replica holds the lease and drives the rounds/, 30_000);
+      await b.waitFor(/secure aggregation session resumed from the store/, 30_000);
+      expect(b.output).not.toMatch(/restarted during secure aggregation/);
+      const afterFailover = await status();
+      expect(afterFailover.state, afterFailover.statusMessage).toBe("running");
+      for (const site of inSum) expect(afterFailover.roundDetails[0].submitted).toContain(site);
+
+      const done = await until(async () => {
+        const s = await status();
+        return s.state === "running" || s.state === "created" ? undefined : s;
+      }, "the study to end", 150_000);
+      expect(done.state, done.statusMessage).toBe("completed");
+      expect(done.completedRounds).toBe(2);
+      for (const r of done.roundDetails) expect([...r.submitted].sort()).toEqual(sites);
+      expect(agents[sites.indexOf("hungary")].output).toMatch(/sending the last message again, unchanged/);
+      expect(b.output).toMatch(/masked input received again; it is in the running sum already \(no new charge\) site=hungary/);
+      expect(b.output).not.toMatch(/secure-aggregation message refused/);
+
+      // The ledger from the new driver verifies with every site's own copy; one accepted charge per site per round.
+      const ledgerFile = join(dir, "secure-ledger.jsonl");
+      ok(await runCli(["audit", "export", ...op, "--out", ledgerFile]), "audit export");
+      for (const ag of agents) await ag.stop();
+      const copies: string[] = [];
+      for (const site of sites) {
+        const file = join(dir, `secure-${site}.jsonl`);
+        ok(await runCli(["audit", "export", "--data-dir", siteDir(site), "--out", file]), `audit export ${site}`);
+        copies.push("--site-copy", `${site}=${file}`);
+      }
+      ok(await runCli(["audit", "verify", ledgerFile, "--ca", join(dirA, "pki", "ca.pem"), ...copies]), "audit verify");
+      const entries = readFileSync(ledgerFile, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+      const charges = entries.filter((e) => e.kind === "charge");
+      for (const site of sites) {
+        const mine = charges.filter((c) => c.body.charge.siteName === site);
+        expect(mine.map((c) => [c.body.charge.round, c.body.accepted]), site).toEqual([[1, true], [2, true]]);
+        expect(mine[0].body.charge.mechanisms[0].kind).toBe("distributed-discrete-gaussian");
+        const store = new LocalStore(siteDir(site));
+        const own = store.charges({ studyId });
+        store.close();
+        expect(own.map((c) => c.round)).toEqual([1, 2]);
+        const view = done.participants.find((p: any) => p.siteName === site);
+        expect(view.epsilonCharged).toBeCloseTo(own[1].epsilonStudyTotal, 12);
+      }
+      // Round 1's pooled model came from all three sites' masked inputs.
+      const release = entries.find((e) => e.kind === "release" && e.body.round === 1);
+      expect([...release.body.contributors].sort()).toEqual(sites);
+    } finally {
+      await front.close();
     }
   }, 240_000);
 

@@ -1,6 +1,7 @@
 /**
  * Secure aggregation across real processes: six hospital agents, a coordinator that sees only masked
- * inputs, two sites that die right after theirs left (fault injection), a restart before any masked input.
+ * inputs, two sites that die right after theirs left (fault injection), a restart before any masked input
+ * (the session resumes from the store; test/restart-secure.test.ts restarts it after masked inputs).
  */
 import { afterAll, describe, expect, it } from "vitest";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -105,7 +106,7 @@ describe("secure aggregation across processes", () => {
     expect(readFileSync(join(dir, "synthetic.csv"), "utf8").trim().split("\n")).toHaveLength(201);
   }, 180_000);
 
-  it("starts a new session after a coordinator restart that came before any masked input", async () => {
+  it("resumes the stored session after a coordinator restart that came before any masked input", async () => {
     const dir = tempDir();
     const coordinatorDir = join(dir, "coordinator");
     const first = await startCoordinator(coordinatorDir);
@@ -121,11 +122,14 @@ describe("secure aggregation across processes", () => {
     await Promise.all(agents.map((a) => a.waitFor(/connected to the coordinator/)));
     const studyId = await createAndStart(address, names);
     await first.proc.waitFor(/secure aggregation session opened/);
+    // Once the round (and its session) is committed, which the status shows: the log line comes just before.
+    await until(async () => ((await studyStatus(address, studyId)).roundDetails?.length > 0 ? true : undefined), "round 1 in the store");
     await first.proc.stop("SIGKILL");
 
     const second = await startCoordinator(coordinatorDir, Number(address.split(":").pop()));
     procs.push(second.proc);
     expect(second.proc.output).toMatch(/resuming round/);
+    await second.proc.waitFor(/secure aggregation session resumed from the store/, 60_000);
     const done = await finished(address, studyId);
     expect(done.state, done.statusMessage).toBe("completed");
     // One charge per site: nothing had left any site before the crash.

@@ -147,4 +147,29 @@ export const MIGRATIONS: { version: number; description: string; sql: string }[]
       ALTER TABLE studies ADD COLUMN engine_reason TEXT NOT NULL DEFAULT '';
     `,
   },
+  {
+    version: 7,
+    description: "durable secure-aggregation sessions: a round's phase, its running masked sum and the sites in it, and the signed messages accepted",
+    sql: `
+      CREATE TABLE secagg_sessions (
+        study_id TEXT NOT NULL,
+        round INTEGER NOT NULL,
+        session_nonce TEXT NOT NULL,
+        phase TEXT NOT NULL,
+        summed_sites_json TEXT NOT NULL DEFAULT '[]',
+        running_sum BLOB,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (study_id, round)
+      );
+      CREATE TABLE secagg_messages (
+        study_id TEXT NOT NULL,
+        round INTEGER NOT NULL,
+        phase TEXT NOT NULL,
+        site_name TEXT NOT NULL,
+        message BLOB NOT NULL,
+        received_at INTEGER NOT NULL,
+        PRIMARY KEY (study_id, round, phase, site_name)
+      );
+    `,
+  },
 ];

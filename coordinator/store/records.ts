@@ -131,3 +131,30 @@ export interface LedgerRecord {
   round: number | null;
   body: JsonObject;
 }
+
+/**
+ * What a secure-aggregation session needs to be rebuilt after a restart or a takeover: the open phase, the
+ * running sum of the masked inputs accepted so far (masked: it is never an individual unmasked update) and
+ * the sites in it, written in the same transaction as those sites' charges. The signed messages of the
+ * other phases are kept beside it (SecAggMessageRecord). Dropped when the round ends.
+ */
+export interface SecAggSessionRecord {
+  studyId: string;
+  round: number;
+  sessionNonce: Uint8Array;
+  /** The server's phase (AdvertiseKeys … Unmasking): the phases before it are closed. */
+  phase: string;
+  /** The sites whose masked inputs are in runningSum. */
+  summedSites: string[];
+  /** Σ of their masked inputs, uint32 little-endian (null before the first one). */
+  runningSum: Uint8Array | null;
+  updatedAt: number;
+}
+
+/** One site's signed message of one phase, as the coordinator accepted it (its encoded bytes). */
+export interface SecAggMessageRecord {
+  phase: string;
+  siteName: string;
+  message: Uint8Array;
+  receivedAt: number;
+}

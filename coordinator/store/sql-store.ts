@@ -16,7 +16,7 @@ import { PostgresDriver } from "./postgres-driver.js";
 import type { CoordinatorStore, Lease, StudyPatch } from "./store.js";
 import type {
   EnrollmentTokenRecord, LedgerKind, LedgerRecord, ModelRecord, ParticipantState, RoundRecord, RoundState, SiteIdentity, SiteRecord, StudyRecord,
-  StudyState, SubmissionRecord, TaskRecord, TaskState,
+  StudyState, SubmissionRecord, TaskRecord, TaskState, SecAggMessageRecord, SecAggSessionRecord,
 } from "./records.js";
 
 export function openSqliteStore(dataDir: string): SqlStore {
@@ -281,6 +281,57 @@ export class SqlStore implements CoordinatorStore {
     this.write("UPDATE rounds SET deadline_at = ? WHERE study_id = ? AND round = ?", [deadlineAt, studyId, round]);
   }
 
+  openSecAggSession(studyId: string, round: number, sessionNonce: Uint8Array, now: number): void {
+    this.fenced(() => {
+      this.deleteSecAggSession(studyId, round);
+      this.write("INSERT INTO secagg_sessions (study_id, round, session_nonce, phase, summed_sites_json, running_sum, updated_at) VALUES (?, ?, ?, ?, '[]', NULL, ?)",
+        [studyId, round, Buffer.from(sessionNonce).toString("base64"), "AdvertiseKeys", now]);
+    });
+  }
+
+  getSecAggSession(studyId: string, round: number): SecAggSessionRecord | undefined {
+    const r = this.driver.get("SELECT * FROM secagg_sessions WHERE study_id = ? AND round = ?", [studyId, round]);
+    return r && {
+      studyId: r.study_id, round: Number(r.round), sessionNonce: new Uint8Array(Buffer.from(r.session_nonce, "base64")), phase: r.phase,
+      summedSites: JSON.parse(r.summed_sites_json), runningSum: r.running_sum ? copyBytes(r.running_sum) : null, updatedAt: Number(r.updated_at),
+    };
+  }
+
+  setSecAggPhase(studyId: string, round: number, phase: string, now: number): void {
+    this.requireChange(this.write("UPDATE secagg_sessions SET phase = ?, updated_at = ? WHERE study_id = ? AND round = ?", [phase, now, studyId, round]), studyId, round);
+  }
+
+  setSecAggSum(studyId: string, round: number, summedSites: string[], runningSum: Uint8Array, now: number): void {
+    this.requireChange(this.write("UPDATE secagg_sessions SET summed_sites_json = ?, running_sum = ?, updated_at = ? WHERE study_id = ? AND round = ?",
+      [JSON.stringify(summedSites), runningSum, now, studyId, round]), studyId, round);
+  }
+
+  insertSecAggMessage(studyId: string, round: number, m: SecAggMessageRecord): void {
+    this.write("INSERT INTO secagg_messages (study_id, round, phase, site_name, message, received_at) VALUES (?, ?, ?, ?, ?, ?)",
+      [studyId, round, m.phase, m.siteName, m.message, m.receivedAt]);
+  }
+
+  listSecAggMessages(studyId: string, round: number): SecAggMessageRecord[] {
+    return this.driver.all("SELECT * FROM secagg_messages WHERE study_id = ? AND round = ? ORDER BY received_at, phase, site_name", [studyId, round])
+      .map((r) => ({ phase: r.phase, siteName: r.site_name, message: copyBytes(r.message), receivedAt: Number(r.received_at) }));
+  }
+
+  deleteSecAggSession(studyId: string, round: number): void {
+    this.fenced(() => {
+      this.write("DELETE FROM secagg_messages WHERE study_id = ? AND round = ?", [studyId, round]);
+      this.write("DELETE FROM secagg_sessions WHERE study_id = ? AND round = ?", [studyId, round]);
+    });
+  }
+
+  /** An update of a session that is not there would lose state silently: it is an error instead. */
+  private requireChange(r: { changes: number }, studyId: string, round: number): void {
+    if (r.changes !== 1) {
+      throw new FedsynthError("internal", `round ${round} of study ${studyId} has no stored secure-aggregation session to update`, {
+        hint: "the round's session state was dropped (the round ended, or a new session replaced it)",
+      });
+    }
+  }
+
   insertTask(t: TaskRecord): void {
     this.write("INSERT INTO tasks (task_id, study_id, round, site_name, state, message, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)", [t.taskId, t.studyId, t.round, t.siteName, t.state, t.message, t.createdAt]);
   }
@@ -396,6 +447,13 @@ function submissionFromRow(r: Row): SubmissionRecord {
     taskId: r.task_id, studyId: r.study_id, round: r.round, siteName: r.site_name, update, updateSha256: r.update_sha256,
     epsilon: r.epsilon, delta: r.delta, receivedAt: r.received_at, signature: r.signature ?? "",
   };
+}
+
+/** A blob as a plain, aligned Uint8Array of its own (SQLite gives Buffers that may share a pool). */
+function copyBytes(v: Uint8Array): Uint8Array {
+  const out = new Uint8Array(v.byteLength);
+  out.set(v);
+  return out;
 }
 
 function modelFromRow(r: Row): ModelRecord {

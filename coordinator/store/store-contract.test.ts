@@ -61,11 +61,11 @@ for (const kind of kinds) {
     afterEach(() => store.close());
 
     it("migrates to the latest schema version, and reopening keeps it", () => {
-      expect(store.schemaVersion()).toBe(6);
+      expect(store.schemaVersion()).toBe(7);
       store.insertStudy(study("s1"));
       store.close();
       store = kind.reopen(store);
-      expect(store.schemaVersion()).toBe(6);
+      expect(store.schemaVersion()).toBe(7);
       expect(store.getStudy("s1")?.name).toBe("heart");
     });
 
@@ -99,6 +99,35 @@ for (const kind of kinds) {
       expect(store.latestModel("s1")?.bytes).toEqual(bytes);
       store.finishRound("s1", 1, "aggregated", 9);
       expect(store.getRound("s1", 1)?.finishedAt).toBe(9);
+    });
+
+    it("keeps a secure-aggregation session's phase, running sum and messages until it is dropped or replaced", () => {
+      const nonce = new Uint8Array(16).map((_, i) => 200 + i);
+      store.openSecAggSession("s1", 2, nonce, 10);
+      expect(store.getSecAggSession("s1", 2)).toEqual({ studyId: "s1", round: 2, sessionNonce: nonce, phase: "AdvertiseKeys", summedSites: [], runningSum: null, updatedAt: 10 });
+      const advert = new Uint8Array([1, 0, 255, 3]);
+      store.insertSecAggMessage("s1", 2, { phase: "AdvertiseKeys", siteName: "b", message: advert, receivedAt: 11 });
+      store.insertSecAggMessage("s1", 2, { phase: "AdvertiseKeys", siteName: "a", message: new Uint8Array([9]), receivedAt: 12 });
+      // One message per site and phase: a second is an error, never a silent overwrite.
+      expect(() => store.insertSecAggMessage("s1", 2, { phase: "AdvertiseKeys", siteName: "b", message: new Uint8Array([7]), receivedAt: 13 })).toThrow();
+      store.setSecAggPhase("s1", 2, "MaskedInput", 14);
+      const sum = new Uint8Array(40_004).map((_, i) => (i * 7) % 256);
+      store.transaction(() => store.setSecAggSum("s1", 2, ["a", "b"], sum, 15));
+      expect(store.getSecAggSession("s1", 2)).toMatchObject({ phase: "MaskedInput", summedSites: ["a", "b"], runningSum: sum, updatedAt: 15 });
+      expect(store.listSecAggMessages("s1", 2)).toEqual([
+        { phase: "AdvertiseKeys", siteName: "b", message: advert, receivedAt: 11 },
+        { phase: "AdvertiseKeys", siteName: "a", message: new Uint8Array([9]), receivedAt: 12 },
+      ]);
+      // A rolled-back sum update leaves the sum before it.
+      expect(() => store.transaction(() => { store.setSecAggSum("s1", 2, ["a", "b", "c"], new Uint8Array(4), 16); throw new Error("boom"); })).toThrow("boom");
+      expect(store.getSecAggSession("s1", 2)?.summedSites).toEqual(["a", "b"]);
+      // A new session of the round starts from nothing; dropping it leaves nothing behind.
+      store.openSecAggSession("s1", 2, new Uint8Array(16), 17);
+      expect(store.getSecAggSession("s1", 2)).toMatchObject({ phase: "AdvertiseKeys", summedSites: [], runningSum: null });
+      expect(store.listSecAggMessages("s1", 2)).toEqual([]);
+      store.deleteSecAggSession("s1", 2);
+      expect(store.getSecAggSession("s1", 2)).toBeUndefined();
+      expect(() => store.setSecAggPhase("s1", 2, "ShareKeys", 18)).toThrow(/no stored secure-aggregation session/);
     });
 
     it("keeps sites, tokens, secrets, the ledger chain and the event log", () => {

@@ -4,7 +4,7 @@
  */
 import type {
   EnrollmentTokenRecord, LedgerKind, LedgerRecord, ModelRecord, ParticipantState, RoundRecord, RoundState, SiteIdentity, SiteRecord, StudyRecord,
-  StudyState, SubmissionRecord, TaskRecord, TaskState,
+  StudyState, SubmissionRecord, TaskRecord, TaskState, SecAggMessageRecord, SecAggSessionRecord,
 } from "./records.js";
 
 export interface StudyPatch {
@@ -60,6 +60,17 @@ export interface CoordinatorStore {
   finishRound(studyId: string, round: number, state: RoundState, now: number): void;
   extendRoundDeadline(studyId: string, round: number, deadlineAt: number): void;
   setRoundSession(studyId: string, round: number, sessionNonce: Uint8Array): void;
+
+  /** A round's secure-aggregation session from its start (phase AdvertiseKeys); replaces any earlier session's state of the round. */
+  openSecAggSession(studyId: string, round: number, sessionNonce: Uint8Array, now: number): void;
+  getSecAggSession(studyId: string, round: number): SecAggSessionRecord | undefined;
+  setSecAggPhase(studyId: string, round: number, phase: string, now: number): void;
+  /** The running masked sum and the sites in it; write it in the transaction that records those sites' charges. */
+  setSecAggSum(studyId: string, round: number, summedSites: string[], runningSum: Uint8Array, now: number): void;
+  insertSecAggMessage(studyId: string, round: number, message: SecAggMessageRecord): void;
+  /** In the order they were accepted. */
+  listSecAggMessages(studyId: string, round: number): SecAggMessageRecord[];
+  deleteSecAggSession(studyId: string, round: number): void;
 
   insertTask(task: TaskRecord): void;
   getTask(taskId: string): TaskRecord | undefined;

@@ -113,7 +113,12 @@ export class AgentClient {
         const ok = send(piece(offset, bytes.subarray(offset, end), last, total));
         countTransfer("transmit", kind, end - offset);
         if (last) break;
-        if (!ok) await new Promise((resolve) => call.once("drain", resolve));
+        if (!ok) {
+          // A stream that closes meanwhile never drains: stop waiting, and say that it did not go.
+          let ended = false;
+          await Promise.race([new Promise((resolve) => call.once("drain", resolve)), closed.then(() => { ended = true; }, () => { ended = true; })]);
+          if (ended) throw new FedsynthError("unavailable", "the connection to the coordinator closed while a message was being sent");
+        }
       }
     };
     send({ case: "hello", value: { siteName, agentVersion, siteId: "", epsilonCap: cap?.epsilon ?? 0, deltaCap: cap?.delta ?? 0 } });

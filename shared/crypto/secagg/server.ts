@@ -314,6 +314,38 @@ export class SecAggServer {
     this.masked.add(m.siteId);
   }
 
+  /**
+   * For a durable session (the coordinator's store): the sites whose masked inputs are in the running sum,
+   * and a copy of the sum once every input handed to the helper is in it. The sum is masked (see the
+   * invariant above); it is never an individual unmasked input.
+   */
+  maskedSumSnapshot(): { sites: string[]; sum: Uint32Array } {
+    this.requirePhase("MaskedInput", "a snapshot of the running sum");
+    this.settle("MaskedInput");
+    return { sites: sortSites(this.masked), sum: this.runningSum!.slice() };
+  }
+
+  /**
+   * Resumes MaskedInput from a snapshot (maskedSumSnapshot) taken by an earlier server of this session,
+   * before this one has taken any masked input itself: the sites are taken as summed, once each.
+   */
+  restoreMaskedSum(snapshot: { sites: readonly string[]; sum: Uint32Array }): void {
+    const phase = "MaskedInput";
+    this.requirePhase(phase, "restoring the running sum");
+    if (this.masked.size > 0) this.refuse(phase, undefined, "the running sum can only be restored before any masked input was taken", "failed-precondition");
+    if (!(snapshot.sum instanceof Uint32Array) || snapshot.sum.length !== this.session.params.vectorLength) {
+      this.refuse(phase, undefined, `the stored running sum has ${snapshot.sum?.length} words; this session sums vectors of ${this.session.params.vectorLength}`);
+    }
+    const sites = new Set(snapshot.sites);
+    if (sites.size !== snapshot.sites.length) this.refuse(phase, undefined, "the stored running sum names a site twice");
+    for (const site of sites) {
+      if (!this.shareHolders.includes(site)) this.refuse(phase, site, `the stored running sum holds the input of ${quoteSite(site)}, which did not deal shares in this session`);
+    }
+    this.settle(phase);
+    this.runningSum!.set(snapshot.sum);
+    for (const site of sites) this.masked.add(site);
+  }
+
   closeMaskedInput(): SurvivorList {
     this.closePhase("MaskedInput", this.masked.size, "sent a masked input");
     // The running sum is complete only once the helper has added every input handed to it.
