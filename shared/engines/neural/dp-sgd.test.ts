@@ -140,6 +140,38 @@ describe("DP-SGD for the MADE", () => {
     });
   }
 
+  it("leaves the output biases out of the gradient and of the clipped norm when asked", () => {
+    const enc = encodingFor(schema);
+    const input = inputEncodingFor(enc, "scalar");
+    const directOutput = inputEncodingFor(enc, "scalar");
+    const shape = { width: enc.width, hidden: 0, inputWidth: input.width, direct: true, directWidth: directOutput.width };
+    const masks = madeMasks(enc, 0, { input, direct: true, directOutput });
+    const params = flattenParams(initParams(shape, new SeededRng(3), 1));
+    const net = { ...constantTensors(shape, masks, enc.blocks.length), ...weightTensors(shape, params) };
+    const n = 12;
+    const t = table(n, 7);
+    const y = tf.tensor2d(encodeTable(enc, t), [n, enc.width]);
+    const x = tf.tensor2d(encodeInputs(enc, input, t), [n, input.width]);
+    const w0 = (r: { grads: Float32Array[] }) => r.grads[5];
+    const perExample = Array.from({ length: n }, (_, i) => {
+      const yi = tf.slice(y, [i, 0], [1, enc.width]) as tf.Tensor2D;
+      const xi = tf.slice(x, [i, 0], [1, input.width]) as tf.Tensor2D;
+      const r = gradientSum(net, yi, null, xi);
+      tf.dispose([yi, xi]);
+      return r;
+    });
+    // Each example's norm over the direct weights alone, which is what the clip must now bound.
+    const norms = perExample.map((r) => Math.sqrt(w0(r).reduce((s, v) => s + v * v, 0)));
+    const ghost = perExampleNormsGhost(net, y, x, false);
+    norms.forEach((v, i) => expect(ghost[i]).toBeCloseTo(v, 4));
+    const clipNorm = [...norms].sort((a, b) => a - b)[Math.floor(n / 2)];
+    const sum = gradientSum(net, y, clipNorm, x, false);
+    expect(Array.from(sum.grads[6]).every((v) => v === 0)).toBe(true);
+    w0(sum).forEach((v, k) => expect(v).toBeCloseTo(perExample.reduce((s, r, i) => s + w0(r)[k] * Math.min(1, clipNorm / norms[i]), 0), 4));
+    tf.dispose([x, y]);
+    disposeTensors(net);
+  });
+
   it("computes the loss as the mean of −Σ y·log(p + 1e-12) under the per-column softmax", () => {
     const enc = encodingFor(schema);
     const shape = { width: enc.width, hidden: 8 };

@@ -141,17 +141,19 @@ function backward(net: NetworkTensors, f: Forward, p: tf.Tensor2D, y: tf.Tensor2
  * layer's bias shares Σₖ gᵢₖ² with its weights' Σₖ ((aᵢ²)·M)ₖ gᵢₖ², so each layer takes one product
  * Σₖ ((aᵢ²)·M + 1)ₖ gᵢₖ².
  */
-function ghostTerms(net: NetworkTensors, x: tf.Tensor2D, f: Forward, g: Backward): tf.Tensor[] {
+function ghostTerms(net: NetworkTensors, x: tf.Tensor2D, f: Forward, g: Backward, outputBias = true): tf.Tensor[] {
   const x2 = tf.square(x) as tf.Tensor2D;
   // (a²)·M + 1 as one fused product: the +1 is a bias row of ones.
   const plusOne = (aSquared: tf.Tensor2D, mask: tf.Tensor2D) => dense(aSquared, mask, tf.ones([mask.shape[1]]) as tf.Tensor1D);
+  // The output layer's weights with the output bias's share, or without it when the bias is left out.
+  const output = (aSquared: tf.Tensor2D, mask: tf.Tensor2D) => (outputBias ? plusOne(aSquared, mask) : (tf.matMul(aSquared, mask) as tf.Tensor2D));
   // The output-side weights: w3 from h2 (with g3), w0 from x (with g0; when there is no projection
   // g0 = g3, and both share one product with g3², as does the output bias).
   let reach: tf.Tensor2D | undefined;
-  if (f.h2) reach = plusOne(tf.square(f.h2) as tf.Tensor2D, net.m3!);
-  if (net.w0 && !net.s0) reach = reach ? (tf.add(reach, tf.matMul(x2, net.m0!)) as tf.Tensor2D) : plusOne(x2, net.m0!);
+  if (f.h2) reach = output(tf.square(f.h2) as tf.Tensor2D, net.m3!);
+  if (net.w0 && !net.s0) reach = reach ? (tf.add(reach, tf.matMul(x2, net.m0!)) as tf.Tensor2D) : output(x2, net.m0!);
   const g3Squared = tf.square(g.g3);
-  const terms: tf.Tensor[] = [tf.sum(reach ? tf.mul(reach, g3Squared) : g3Squared, 1)];
+  const terms: tf.Tensor[] = reach || outputBias ? [tf.sum(reach ? tf.mul(reach, g3Squared) : g3Squared, 1)] : [];
   if (net.w0 && net.s0) terms.push(tf.sum(tf.mul(tf.matMul(x2, net.m0!), tf.square(g.g0!)), 1));
   if (f.h2) {
     const layer = (aSquared: tf.Tensor2D, mask: tf.Tensor2D, grad: tf.Tensor2D) => tf.sum(tf.mul(plusOne(aSquared, mask), tf.square(grad)), 1);
@@ -173,13 +175,15 @@ function readSum(terms: tf.Tensor[], n: number): Float64Array {
 /**
  * Gradient sum over a batch: `y` the one-hot rows (targets: one 1 per column block), `x` their input
  * features (default: y, for one-hot inputs). With `clipNorm`, each example's gradient is clipped first.
+ * With `outputBias` false the output biases' gradient is left out — zeros, and no share of the clipped
+ * norm — for callers that set those biases from other releases, so the clip bound goes to the weights.
  *
  * The loss, the clip scales and the share clipped are computed on the host from values read back (the
  * squared norms, the target cells' probabilities): on the eager backends a read-back is a copy, cheaper
  * than the kernels it replaces (sqrt, maximum, div, greater, cast and sum per example). Bias gradients are
  * column sums by sparseSegmentSum (one pass), not tf.sum over axis 0, which transposes first on wasm.
  */
-export function gradientSum(net: NetworkTensors, y: tf.Tensor2D, clipNorm: number | null, x: tf.Tensor2D = y): GradientResult {
+export function gradientSum(net: NetworkTensors, y: tf.Tensor2D, clipNorm: number | null, x: tf.Tensor2D = y, outputBias = true): GradientResult {
   const batch = y.shape[0];
   // The parts in parameter order (w1, b1, w2, b2, w3, w0, b3), absent ones empty.
   const present = [!!net.w1, !!net.w1, !!net.w1, !!net.w1, !!net.w1, !!net.w0, true];
@@ -196,7 +200,7 @@ export function gradientSum(net: NetworkTensors, y: tf.Tensor2D, clipNorm: numbe
     const g = backward(net, f, p, y);
     let scale: tf.Tensor2D | undefined;
     if (clipNorm !== null) {
-      const squared = readSum(ghostTerms(net, x, f, g), batch);
+      const squared = readSum(ghostTerms(net, x, f, g, outputBias), batch);
       const s = new Float32Array(batch);
       for (let i = 0; i < batch; i++) {
         const norm = Math.sqrt(squared[i]);
@@ -221,7 +225,7 @@ export function gradientSum(net: NetworkTensors, y: tf.Tensor2D, clipNorm: numbe
       );
     }
     if (net.w0) out.push(tf.mul(tf.matMul(xT, g.g0 === g.g3 ? s3 : scaled(g.g0!)), net.m0!));
-    out.push(columnSum(s3));
+    out.push(outputBias ? columnSum(s3) : tf.zeros([net.b3.size]));
     return out;
   });
   // One read-back per part (cheaper than a concat kernel); the parts are this call's own tensors, so their
@@ -247,10 +251,10 @@ export function perExampleNormsBruteForce(net: NetworkTensors, y: tf.Tensor2D, x
 }
 
 /** Per-example norms by the ghost formula, exposed for tests. */
-export function perExampleNormsGhost(net: NetworkTensors, y: tf.Tensor2D, x: tf.Tensor2D = y): number[] {
+export function perExampleNormsGhost(net: NetworkTensors, y: tf.Tensor2D, x: tf.Tensor2D = y, outputBias = true): number[] {
   return tf.tidy(() => {
     const f = forward(net, x);
-    return Array.from(readSum(ghostTerms(net, x, f, backward(net, f, blockProbabilities(net, f.logits, y).p, y)), y.shape[0]), Math.sqrt);
+    return Array.from(readSum(ghostTerms(net, x, f, backward(net, f, blockProbabilities(net, f.logits, y).p, y), outputBias), y.shape[0]), Math.sqrt);
   });
 }
 

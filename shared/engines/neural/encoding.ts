@@ -46,6 +46,27 @@ export interface InputEncoding {
   blocks: { offset: number; size: number }[];
   /** Per column: the features of each of its cells, row-major (block cells × block features). */
   features: Float32Array[];
+  /** Set when every feature has had its mean under released marginals subtracted (centerInputs). */
+  centered?: boolean;
+}
+
+/**
+ * The same features minus their means under `probabilities` (per column, one per block cell, e.g. the
+ * released marginals). A one-hot block's features sum to 1 in every row, so uncentred they carry a copy
+ * of the output bias's gradient into every later column's weights, and that copy takes most of a
+ * per-example clip norm; centred, the gradient keeps the dependence (covariance) part at a smaller norm.
+ * The network is the same family (the means fold into the output biases, which sampling recalibrates).
+ */
+export function centerInputs(input: InputEncoding, probabilities: ArrayLike<number>[]): InputEncoding {
+  const features = input.features.map((f, j) => {
+    const k = input.blocks[j].size;
+    const p = probabilities[j];
+    const cells = f.length / k;
+    const mean = new Float64Array(k);
+    for (let c = 0; c < cells; c++) for (let d = 0; d < k; d++) mean[d] += (p[c] ?? 0) * f[c * k + d];
+    return Float32Array.from(f, (v, i) => v - mean[i % k]);
+  });
+  return { ...input, features, centered: true };
 }
 
 export function inputEncodingFor(encoding: Encoding, kind: InputKind = "onehot"): InputEncoding {

@@ -35,7 +35,7 @@ export interface NeuralSecureConfig {
   gradient: NeuralSecureGrid;
 }
 
-export const DEFAULT_MARGINAL_SHARE = 0.8;
+export const DEFAULT_MARGINAL_SHARE = 0.7;
 export const NEURAL_SECURE_MAX_SITE_ROWS = 100_000;
 
 export interface SecurePlanInput {

@@ -50,6 +50,8 @@ describe("neural engine under secure aggregation", () => {
       const words = tables.map((t) => {
         const x = neuralEngine.secure!.contribution(c, round === 1 ? null : model, t);
         expect(x).toHaveLength(neuralEngine.updateLength(c));
+        // The output biases come from the round-1 histograms: a gradient round sends none of their gradient.
+        if (round > 1) expect(Array.from(x.subarray(x.length - model.shape.width)).every((v) => v === 0)).toBe(true);
         return encodeContribution(x, grid).words;
       });
       model = neuralEngine.aggregate(model, decodeSum(sumWords(words), grid), tables.length, c);
@@ -61,5 +63,10 @@ describe("neural engine under secure aggregation", () => {
     expect(rows.every((r) => r.length === conformanceSchema.columns.length)).toBe(true);
     const restored = neuralEngine.deserialize(neuralEngine.serialize(model), conformanceSchema, config);
     expect(Array.from(restored.params)).toEqual(Array.from(model.params));
+    // The inputs were centred on the pooled marginals after round 1; a restored model (what a site gets)
+    // must read them the same way, or its gradients and samples would belong to another network.
+    expect(model.input.centered).toBe(true);
+    expect(restored.input.features.map((f) => Array.from(f))).toEqual(model.input.features.map((f) => Array.from(f)));
+    expect([...neuralEngine.sample(restored, 200, new SeededRng(2))]).toEqual([...neuralEngine.sample(model, 200, new SeededRng(2))]);
   }, 120_000);
 });

@@ -155,10 +155,12 @@ export function trainLocal(
 
 /**
  * Σ over every row of its gradient clipped to L2 norm `clipNorm`, at `params`, without noise: what a site
- * contributes to a secure-aggregation round (its noise share goes on at the grid, not here).
+ * contributes to a secure-aggregation round (its noise share goes on at the grid, not here). With
+ * `outputBias` false the output biases' part is zeros and takes no share of the clip norm.
  */
 export function clippedGradientSum(
   shape: MadeShape, masks: MadeMasks, columns: number, params: Float32Array, y: Float32Array, rows: number, clipNorm: number, inputs?: Float32Array,
+  outputBias = true,
 ): Float64Array {
   if (rows === 0) return new Float64Array(params.length);
   const constants = constantTensors(shape, masks, columns);
@@ -167,7 +169,7 @@ export function clippedGradientSum(
     const all = Array.from({ length: rows }, (_, i) => i);
     const yb = batchTensor(y, shape.width, all);
     const xb = inputs ? batchTensor(inputs, inputWidthOf(shape), all) : yb;
-    const result = gradientSum({ ...constants, ...weights }, yb, clipNorm, xb);
+    const result = gradientSum({ ...constants, ...weights }, yb, clipNorm, xb, outputBias);
     if (xb !== yb) xb.dispose();
     yb.dispose();
     return Float64Array.from(concat(result.grads, params.length));
