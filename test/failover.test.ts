@@ -74,8 +74,9 @@ describe.skipIf(!!noPostgres)("coordinator replicas sharing PostgreSQL", () => {
         // VA dials the replicas themselves (no address in front of them): the agent tries each in turn.
         address: site === "va" ? `127.0.0.1:${portA},127.0.0.1:${portB}` : address,
         name: site, data: join(EXAMPLES, `${site}.csv`), dataDir: join(dir, "sites", site), epsilonCap: 1,
-        // Hungary is slow: it holds each task for 3 s, so the driver dies with hungary's round-1 update still to come.
-        env: site === "hungary" ? { FEDSYNTH_FAULT_TASK_DELAY_MS: "3000" } : {},
+        // Hungary is slow: it holds each task for 10 s, so the driver dies with hungary's round-1 update still to
+        // come (a loaded machine takes seconds per status call, which must not miss that window).
+        env: site === "hungary" ? { FEDSYNTH_FAULT_TASK_DELAY_MS: "10000" } : {},
       });
       procs.push(agent);
       return agent;

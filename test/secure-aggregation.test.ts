@@ -113,10 +113,11 @@ describe("secure aggregation across processes", () => {
     procs.push(first.proc);
     const address = first.address;
     const names = ["cleveland", "hungary", "switzerland"];
-    // Switzerland holds its task for 3 s, so the session cannot pass its first phase before the crash.
+    // Switzerland holds its task for 12 s, so the session cannot pass its first phase before the crash, even
+    // when a loaded machine takes seconds per status call.
     const agents = names.map((name) => startAgent({
       address, name, data: join(EXAMPLES, `${name}.csv`), dataDir: join(dir, "sites", name), epsilonCap: 1,
-      env: name === "switzerland" ? { FEDSYNTH_FAULT_TASK_DELAY_MS: "3000" } : {},
+      env: name === "switzerland" ? { FEDSYNTH_FAULT_TASK_DELAY_MS: "12000" } : {},
     }));
     procs.push(...agents);
     await Promise.all(agents.map((a) => a.waitFor(/connected to the coordinator/)));
