@@ -291,6 +291,8 @@ describe("Coordinator", () => {
 
   it("keeps everything across a reopen of the store", () => {
     const study = create();
+    // As a process does: the coordinator stops (sealing its ledger) before its store closes.
+    coordinator.stop();
     store.close();
     store = openSqliteStore(dir);
     coordinator = new Coordinator({ store, log });
