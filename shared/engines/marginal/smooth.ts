@@ -38,17 +38,21 @@ function solve(l: Float64Array, n: number, b: Float64Array): Float64Array {
   return x;
 }
 
+/** Past this many bins the dense solves cost more than they are worth (such columns have little noise per unit of mass anyway). */
+export const MAX_SMOOTHED_BINS = 256;
+
 /** λ values tried, relative to the mean precision. */
 const LAMBDAS = Array.from({ length: 41 }, (_, i) => 10 ** (-4 + i * 0.25));
 
 /**
  * Smoothed counts of B bins of widths m (grid values per bin; 1 for equal-width continuous bins), each
- * count with noise variance v. Returns the counts unchanged when B < 4 or v ≤ 0.
+ * count with noise variance v. Returns the counts unchanged when B < 4, B > MAX_SMOOTHED_BINS or v ≤ 0.
+ * (The neural engine smooths its pooled marginals with it too.)
  */
 export function smoothCounts(x: ArrayLike<number>, m: ArrayLike<number>, v: number): Float64Array {
   const B = x.length;
   const out = Float64Array.from(x);
-  if (B < 4 || !(v > 0) || !Number.isFinite(v)) return out;
+  if (B < 4 || B > MAX_SMOOTHED_BINS || !(v > 0) || !Number.isFinite(v)) return out;
   const w = Float64Array.from(m, (mb) => (mb * mb) / v);
   const d = Float64Array.from(x, (xb, b) => xb / m[b]);
   // DᵀD of second differences.

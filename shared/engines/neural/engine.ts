@@ -14,7 +14,7 @@ import { calibrateSigma } from "../../privacy/calibrate.js";
 import type { Engine, JsonObject, SecureGrid, StudyPrivacy, TaskContext } from "../engine.js";
 import { DEFAULT_MARGINAL_SHARE, planNeuralSecure, secureRoundMechanism, type NeuralSecureConfig } from "./secure-plan.js";
 import { columnProbabilities, countTable, histogramLayout, normSub, type ColumnDistributions, type HistogramLayout } from "../independent/histogram.js";
-import { MAX_SMOOTHED_BINS, smoothCounts } from "./smooth.js";
+import { MAX_SMOOTHED_BINS, smoothCounts } from "../marginal/smooth.js";
 import { centerInputs, encodeInputs, encodeTable, encodingFor, inputEncodingFor, type Encoding, type InputEncoding, type InputKind } from "./encoding.js";
 import { directWidthOf, flattenParams, initParams, inputWidthOf, madeMasks, paramOffsets, parameterCount, type MadeMasks, type MadeShape } from "./made.js";
 
@@ -73,7 +73,7 @@ export interface NeuralConfig {
   shrinkThreshold?: number;
   initSeed: number;
   /**
-   * Numeric columns' released bin counts are smoothed across neighbouring bins before use (smooth.ts;
+   * Numeric columns' released bin counts are smoothed across neighbouring bins before use (marginal/smooth.ts;
    * post-processing). Absent in older configs: not smoothed.
    */
   smoothMarginals?: boolean;
@@ -116,7 +116,7 @@ export interface NeuralConfig {
  * - histogramNoiseRatio 1.5 leaves most of the budget to the round-1 histograms (column shapes 0.917 vs
  *   0.921 independent): at this budget the pair-trend score is dominated by the marginals' noise (with
  *   exact marginals independent columns already score 0.870 against 0.886–0.895 for the learned model).
- * - smoothMarginals: the numeric columns' bin counts are smoothed before use (smooth.ts); pair trends
+ * - smoothMarginals: the numeric columns' bin counts are smoothed before use (marginal/smooth.ts); pair trends
  *   0.797 → 0.812 on heart (16 runs; independent engine 0.805).
  */
 export const NEURAL_DEFAULTS = {
@@ -145,7 +145,7 @@ export const NEURAL_DEFAULTS = {
  * What differs under secure aggregation (the default for 3+ sites), measured with scripts/measure-neural.ts
  * (SECURE=1, ε = 1, two rounds, heart federation; A/B runs of 24–32 with NOISE_SEED, then fresh noise):
  *
- * - The numeric columns' marginals are smoothed (smoothMarginals, smooth.ts): at this budget the pair
+ * - The numeric columns' marginals are smoothed (smoothMarginals, marginal/smooth.ts): at this budget the pair
  *   trends are dominated by the histograms' noise, and smoothing lifted them by 0.007 (0.834 → 0.841 at
  *   the settings before the two changes below; without secure aggregation 0.797 → 0.812).
  * - The gradient round carries no output-bias gradient (outputBiasGradient false: +0.002 pairs, +0.007
@@ -239,7 +239,7 @@ function distributions(schema: Schema, c: NeuralConfig, histogram: Float64Array,
 }
 
 /**
- * The numeric columns' bin probabilities from their smoothed coarse counts (smooth.ts), each bin's grid
+ * The numeric columns' bin probabilities from their smoothed coarse counts (marginal/smooth.ts), each bin's grid
  * values keeping their shares within the bin; categorical columns as they were.
  */
 function smoothNumericColumns(schema: Schema, layout: HistogramLayout, histogram: Float64Array, dist: ColumnDistributions, variance: number): ColumnDistributions {
@@ -250,7 +250,7 @@ function smoothNumericColumns(schema: Schema, layout: HistogramLayout, histogram
     if (column.type !== "numeric" || size - 1 > MAX_SMOOTHED_BINS) return;
     const off = layout.offsets[j];
     const coarse = new Float64Array(size);
-    coarse.set(smoothCounts(histogram.subarray(off, off + size - 1), variance));
+    coarse.set(smoothCounts(histogram.subarray(off, off + size - 1), new Float64Array(size - 1).fill(1), variance));
     coarse[size - 1] = histogram[off + size - 1];
     const counts = normSub(coarse, dist.rows);
     let total = 0;
