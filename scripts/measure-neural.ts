@@ -92,6 +92,8 @@ interface Variant {
   configure(schema: Schema, privacy: StudyPrivacy): JsonObject;
 }
 
+const tripleTally = new Map<string, number>();
+
 async function synthesize(v: Variant, schema: Schema, privacy: StudyPrivacy, sites: Table[], rows: number, seed?: number): Promise<Table> {
   const engine = v.engine;
   await engine.prepare?.();
@@ -100,6 +102,9 @@ async function synthesize(v: Variant, schema: Schema, privacy: StudyPrivacy, sit
   const noise: Rng = seed === undefined ? new SecureRng() : new SeededRng(seed);
   for (let round = 1; round <= privacy.rounds; round++) {
     const roundConfig = engine.planRound(model, { schema, privacy, config, round });
+    // The marginal engine's 3-way tables (settings.triples), tallied per variant for the report.
+    const triples = (roundConfig as { triples?: unknown[] }).triples;
+    if (Array.isArray(triples)) tripleTally.set(v.label, (tripleTally.get(v.label) ?? 0) + triples.length);
     const ctx: TaskContext = { schema, privacy, config, round, roundConfig };
     let sum: Float64Array = new Float64Array(engine.updateLength(ctx));
     if (engine.secure?.enabled(config) && seed !== undefined) {
@@ -155,6 +160,7 @@ async function main(): Promise<void> {
   }
   console.log(`ε=${privacy.epsilon}, δ=${privacy.delta}, rounds=${privacy.rounds}, ${runs} runs`);
   for (const dataName of dataNames) {
+    tripleTally.clear();
     const data = dataName === "heart" ? await heart() : cohort();
     const acc = variants.map(() => ({ shapes: [] as number[], pairs: [] as number[], auc: [] as number[], dcr: [] as number[], seconds: [] as number[], pairScores: new Map<string, number[]>(), columnScores: new Map<string, number[]>() }));
     const base = { shapes: [] as number[], pairs: [] as number[], auc: [] as number[] };
@@ -202,6 +208,7 @@ async function main(): Promise<void> {
     variants.forEach((v, i) => {
       const a = acc[i];
       console.log(`  ${v.label.padEnd(40)} shapes ${f(a.shapes)}  pairs ${f(a.pairs)}  AUC ${f(a.auc)}  DCR ratio ${f(a.dcr)}  ${mean(a.seconds).toFixed(1)}s`);
+      if (v.engine === (marginalEngine as Engine)) console.log(`    3-way tables selected: ${tripleTally.get(v.label) ?? 0} over ${a.pairs.length} runs`);
       // DETAIL=1: the worst pairs and each column's shape score (development aid).
       if (process.env.DETAIL === "1") {
         const pairs = [...a.pairScores].map(([k, xs]) => [k, mean(xs)] as const).sort((x, y) => x[1] - y[1]);

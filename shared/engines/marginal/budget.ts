@@ -8,7 +8,9 @@
  *   pairs      the 2-way tables of all P pairs over a few groups per column: one cell per table, Δ = √P;
  *   selected   per selected round, tables t with public weights w_t (Σ w_t² = 1, from the round config):
  *              table t gets noise σ_s / w_t, i.e. the weighted vector (w_t · table t)_t, of L2 sensitivity
- *              √(Σ w_t²) = 1, gets noise σ_s.
+ *              √(Σ w_t²) = 1, gets noise σ_s. A table is a pair's, a column's 1-way cells or (settings.
+ *              triples) a 3-way table: each row adds 1 to one cell of each, so all count alike; the 3-way
+ *              tables' cells are within the round's padded length (config.ts: selectedCells).
  *
  * Split. Both Gaussian DP (μ² = Σ (Δ/σ)²) and zCDP (ρ = Σ Δ²/(2σ²)) add up as squares, so each release
  * gets a share of that square (settings: marginalShare, pairsShare, the rest for the selected tables,

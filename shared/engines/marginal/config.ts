@@ -10,7 +10,8 @@
  *                      settings ask for it (groups of equal pooled mass, from round 1's marginals);
  *   later rounds       the 2-way tables (and the columns' 1-way marginals, measured again) the coordinator
  *                      selects from the pooled sums so far (select.ts), each with its own public weight; the
- *                      selected rounds share their budget equally.
+ *                      selected rounds share their budget equally. With settings.triples, 3-way tables over
+ *                      coarser groups too (select-triples.ts), counted like any other table.
  * A one-column schema has no pairs: one round of marginals only.
  */
 import type { JsonObject } from "../engine.js";
@@ -19,7 +20,7 @@ import { FedsynthError } from "../../errors.js";
 import { checkSchema } from "../study-checks.js";
 
 export { checkSchema };
-import { coarseLayout, maxGroups } from "./discretise.js";
+import { coarseLayout, maxGroups, TRIPLE_GROUPS } from "./discretise.js";
 import type { GridPlan, MarginalBudget } from "./budget.js";
 
 /** 2: the AIM-style engine (all pairs, then selected tables, junction-tree model). 1 was the tree engine. */
@@ -36,6 +37,15 @@ export interface MarginalSettings {
   pairsAfterMarginals: boolean;
   /** What the all-pairs round measures of each pair: its table over groups, or one ±1 contrast (scalars). */
   pairsKind: "tables" | "scalars";
+  /**
+   * 3-way tables in the selected rounds: never ("off"), when their expected gain beats the pair tables'
+   * (select-triples.ts), or the best admissible triple in every selected round ("always": for tests and
+   * experiments). A config without the field reads as "off" (what it was configured with). Off by
+   * default: measured at ε = 1 and 4, secure, "auto" helped the heart data a little (pair trends +0.002,
+   * TSTR AUC +0.01, one triple a run) but cost the cohort 0.001–0.002 of pair trends and AUC, where a
+   * round's 2k tables are all taken and each triple displaces a finer pair table (select-triples.ts).
+   */
+  triples: "off" | "auto" | "always";
 }
 
 /**
@@ -45,7 +55,7 @@ export interface MarginalSettings {
  * both (heart pair trends 0.841 vs 0.834, AUC 0.63 vs 0.58, same split): a contrast spends its whole
  * sensitivity on the one direction a pair's dependence mostly takes, a table mostly on margins already known.
  */
-export const MARGINAL_DEFAULTS: MarginalSettings = { marginalShare: 0.5, pairsShare: 0.25, pairsGroups: 3, pairsAfterMarginals: true, pairsKind: "scalars" };
+export const MARGINAL_DEFAULTS: MarginalSettings = { marginalShare: 0.5, pairsShare: 0.25, pairsGroups: 3, pairsAfterMarginals: true, pairsKind: "scalars", triples: "off" };
 
 export interface BudgetShape {
   columns: number;
@@ -62,7 +72,7 @@ export interface BudgetShape {
   /** Most cells of the all-pairs tables, and of one selected round's tables (the secure rounds' padded lengths). */
   pairsCells: number;
   selectedCells: number;
-  /** Most tables (pair tables and 1-way columns together) one selected round measures. */
+  /** Most tables (pair and 3-way tables and 1-way columns together) one selected round measures. */
   maxTables: number;
 }
 
@@ -85,6 +95,33 @@ function pairCapacity(schema: Schema, sizes: number[], a: number, b: number, cap
   return g(a) * g(b);
 }
 
+/**
+ * The `most` largest capacities (cells) of 3-way tables: a column's groups are 2 … TRIPLE_GROUPS + 1, so
+ * the triples are counted by their columns' group counts rather than listed (C(k, 3) of them).
+ */
+function tripleCapacities(schema: Schema, sizes: number[], most: number): number[] {
+  const count = new Map<number, number>();
+  schema.columns.forEach((c, j) => {
+    const g = Math.min(maxGroups(c, sizes[j]) - 1, TRIPLE_GROUPS) + 1;
+    count.set(g, (count.get(g) ?? 0) + 1);
+  });
+  const values = [...count.keys()].sort((x, y) => y - x);
+  const choose = (n: number, m: number) => (m === 1 ? n : m === 2 ? (n * (n - 1)) / 2 : (n * (n - 1) * (n - 2)) / 6);
+  const out: number[] = [];
+  for (let x = 0; x < values.length; x++) {
+    for (let y = x; y < values.length; y++) {
+      for (let z = y; z < values.length; z++) {
+        const picks = new Map<number, number>();
+        for (const v of [values[x], values[y], values[z]]) picks.set(v, (picks.get(v) ?? 0) + 1);
+        let n = 1;
+        for (const [v, m] of picks) n *= count.get(v)! >= m ? choose(count.get(v)!, m) : 0;
+        for (let i = 0; i < Math.min(n, most); i++) out.push(values[x] * values[y] * values[z]);
+      }
+    }
+  }
+  return out;
+}
+
 /** The release shape of a study, from the schema, the number of rounds and the settings alone. */
 export function budgetShape(schema: Schema, rounds: number, settings: MarginalSettings = MARGINAL_DEFAULTS): BudgetShape {
   const layout = coarseLayout(schema);
@@ -101,8 +138,10 @@ export function budgetShape(schema: Schema, rounds: number, settings: MarginalSe
       capacities.push(pairCapacity(schema, layout.sizes, a, b));
     }
   }
-  capacities.sort((x, y) => y - x);
   const maxTables = Math.min(pairs, 2 * k);
+  // A selected round may measure 3-way tables of at most TRIPLE_GROUPS groups per column, within the same count of tables.
+  if (settings.triples !== "off") capacities.push(...tripleCapacities(schema, layout.sizes, maxTables));
+  capacities.sort((x, y) => y - x);
   const selectedCells = selectedRounds > 0 ? capacities.slice(0, maxTables).reduce((s, x) => s + x, 0) : 0;
   return {
     columns: k, cells: layout.total, coarseCells: layout.coarseTotal, fineColumns: layout.fine.length,
@@ -127,7 +166,9 @@ export function checkSettings(s: unknown): MarginalSettings {
   if (!Number.isSafeInteger(t.pairsGroups) || (t.pairsGroups as number) < 1 || (t.pairsGroups as number) > 8) throw invalid("The marginal engine's pairsGroups must be a whole number from 1 to 8");
   if (typeof t.pairsAfterMarginals !== "boolean") throw invalid("The marginal engine's pairsAfterMarginals must be true or false");
   if (t.pairsKind !== "tables" && t.pairsKind !== "scalars") throw invalid("The marginal engine's pairsKind must be \"tables\" or \"scalars\"");
-  return { marginalShare: t.marginalShare!, pairsShare: t.pairsShare!, pairsGroups: t.pairsGroups!, pairsAfterMarginals: t.pairsAfterMarginals, pairsKind: t.pairsKind };
+  const triples = t.triples ?? "off";
+  if (triples !== "off" && triples !== "auto" && triples !== "always") throw invalid("The marginal engine's triples must be \"off\", \"auto\" or \"always\"");
+  return { marginalShare: t.marginalShare!, pairsShare: t.pairsShare!, pairsGroups: t.pairsGroups!, pairsAfterMarginals: t.pairsAfterMarginals, pairsKind: t.pairsKind, triples };
 }
 
 function readGrid(raw: unknown, what: string): GridPlan {
@@ -168,5 +209,6 @@ export function readConfig(config: JsonObject, schema: Schema): MarginalConfig {
     }
     s.grids.forEach((g, r) => readGrid(g, `round ${r + 1}'s`));
   }
-  return c as MarginalConfig;
+  // The checked settings (a config written before a setting existed reads with its default).
+  return { ...(c as MarginalConfig), settings };
 }

@@ -19,6 +19,13 @@ export const NUMERIC_GROUPS = 5;
 /** Categorical columns with at most this many values keep one group per value. */
 export const CATEGORICAL_GROUPS = 8;
 
+/**
+ * Most groups of non-missing cells per column in a 3-way table (at most 4 × 4 × 4 cells with missing): its
+ * groups are the all-pairs round's (select-triples.ts) — a contrast's two halves, or the all-pairs tables'
+ * groups, at most pairsGroups — so that a triple costs about what one pair table does.
+ */
+export const TRIPLE_GROUPS = 3;
+
 /** cell → group; group count = max + 1. */
 export type Grouping = number[];
 
@@ -70,6 +77,21 @@ export function massGrouping(column: Column, size: number, p: ArrayLike<number>,
   const g = k <= groups ? Array.from({ length: k }, (_, c) => c) : runs(p, k, groups);
   g.push(k === 0 ? 0 : g[k - 1] + 1);
   return g;
+}
+
+/**
+ * A coarsening of `g` into at most `most` groups besides missing, merging consecutive groups of `g` to
+ * about equal mass under `p` (post-processing, like massGrouping): every group of the result is a union of
+ * groups of `g`, so that a 3-way table over it refines no column of the model further than its pair tables do.
+ */
+export function coarserGrouping(g: Grouping, p: ArrayLike<number>, most: number): Grouping {
+  const n = groupCount(g) - 1;
+  const mass = new Float64Array(Math.max(0, n));
+  for (let c = 0; c < g.length - 1; c++) mass[g[c]] += Math.max(0, p[c]);
+  const merged = n <= most ? Array.from({ length: n }, (_, x) => x) : runs(mass, n, Math.max(1, most));
+  const out = g.slice(0, -1).map((x) => merged[x]);
+  out.push(n === 0 ? 0 : merged[n - 1] + 1);
+  return out;
 }
 
 /**

@@ -10,7 +10,8 @@
  *                 coordinator selected from the pooled sums so far: where the model of the precise
  *                 measurements misses the all-pairs contrasts most relative to their noise, or where a
  *                 column's marginal is still the larger error (select.ts), with weights that split the
- *                 round's budget.
+ *                 round's budget; with settings.triples also 3-way tables over coarser groups, where
+ *                 one table's margins are worth more than the pair tables they displace (select-triples.ts).
  * The coordinator fits a graphical model to every release (estimate.ts, pgm.ts): consistent non-negative
  * clique marginals over a junction tree of the model's pairs, maximum-entropy where nothing was measured,
  * and samples it ancestrally (model-sampler.ts). Budget: budget.ts, calibrated to exactly ε in plaintext

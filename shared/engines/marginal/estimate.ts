@@ -22,7 +22,8 @@
  *    measurements use (one group when none), so that every measurement is a linear query of the model.
  * 4. The fit (pgm.ts): clique marginals over the refined groups, consistent and non-negative, fitting the
  *    1-way estimates (each group's sum, variance |group|·v_j) and every shrunk measurement of the model's
- *    pairs in weighted least squares. Within a group, cells and grid values split as step 1 says.
+ *    pairs in weighted least squares — and the selected rounds' 3-way tables (triple.ts), whose columns
+ *    the junction tree holds in one clique (they join the model first, each shrunk part by part). Within a group, cells and grid values split as step 1 says.
  */
 import { columnProbabilities, estimateRowCount, normSub, shrinkBlock, type ColumnDistributions, type HistogramLayout } from "../independent/histogram.js";
 import type { NumericColumn, Schema } from "../../schema/schema.js";
@@ -36,6 +37,7 @@ import { fitModel, type FittedModel, type Measurement } from "./pgm.js";
 import { roundLayout, siteNoise } from "./site-update.js";
 import { pairIndex } from "./round-plan.js";
 import type { RoundRecord } from "./model-bytes.js";
+import { shrinkTriple, tripleSize, type TripleMeasurement } from "./triple.js";
 
 /** Most cells of the model's clique tables together (bounds the fit's work and the sampler's tables). */
 export const MODEL_CELLS = 30_000;
@@ -85,10 +87,13 @@ export interface Collected {
   /** Each column's noise variance of a pooled coarse 1-way cell (round 1's, less where a selected round measured the column again). */
   marginalVariance: number[];
   tables: PairMeasurement[];
+  /** The selected rounds' 3-way tables (triple.ts). */
+  triples: TripleMeasurement[];
 }
 
 export function collect(schema: Schema, layout: HistogramLayout, config: MarginalConfig, rounds: readonly RoundRecord[]): Collected {
   const tables: PairMeasurement[] = [];
+  const triples: TripleMeasurement[] = [];
   const k = layout.columns;
   // Every column's coarse cells as weighted sums (precision-weighted), round 1's and any re-measurement's.
   let first: Float64Array | undefined;
@@ -131,6 +136,11 @@ export function collect(schema: Schema, layout: HistogramLayout, config: Margina
         for (let c = 0; c < layout.sizes[j]; c++) weighted[j][c] += r.sum[at + c] / v;
         precision[j] += 1 / v;
       });
+      part.triples.forEach((vars, t) => {
+        const groups = vars.map((j) => part.tripleGroups[j]) as TripleMeasurement["groups"];
+        const at = offset + part.tripleOffsets[t];
+        triples.push({ vars, groups, y: Float64Array.from(r.sum.subarray(at, at + tripleSize(groups))), variance: variance(at) });
+      });
     }
   });
   const marginalVariance = Array.from(precision, (w) => (w > 0 ? 1 / w : firstVariance));
@@ -140,7 +150,7 @@ export function collect(schema: Schema, layout: HistogramLayout, config: Margina
     for (let j = 0; j < k; j++) for (let c = 0; c < layout.sizes[j]; c++) estimate[layout.offsets[j] + c] = weighted[j][c] / precision[j];
     hist = columnDistributions(schema, layout, estimate, marginalVariance, FINE_NOISE_MULTIPLIER ** 2 * firstVariance);
   }
-  return { layout, rows: hist.rows, p: hist.probabilities, values: hist.values, marginalVariance, tables };
+  return { layout, rows: hist.rows, p: hist.probabilities, values: hist.values, marginalVariance, tables, triples };
 }
 
 /** Inverse-variance weighted mean of a coarse bin's count and the sum of its m fine counts (as the independent engine). */
@@ -314,43 +324,56 @@ export function coarsen(fine: Grouping, coarse: Grouping): Int32Array | undefine
   return out;
 }
 
-/** The model's pairs' columns' domains: each column's refinement of the groupings of the model's tables on it. */
-function modelDomain(sizes: number[], tables: readonly PairMeasurement[]): Grouping[] {
-  return sizes.map((size, j) => refinement(size, tables.flatMap((t) => (t.a === j ? [t.groups[0]] : t.b === j ? [t.groups[1]] : []))));
+/** A table the model must hold in one clique: a pair's or a triple's. */
+export type ModelTable = PairMeasurement | TripleMeasurement;
+
+/** A table's columns, ascending. */
+export function tableVars(t: ModelTable): number[] {
+  return "vars" in t ? t.vars : [t.a, t.b];
 }
 
-/** Domain sizes of a model's columns when its pairs' tables use these groupings (for bounding the junction tree). */
-function domainOf(sizes: number[], tables: readonly PairMeasurement[]): number[] {
+const tableKey = (t: ModelTable) => tableVars(t).join(",");
+
+/** The model's columns' domains: each column's refinement of the groupings of the model's tables on it. */
+function modelDomain(sizes: number[], tables: readonly ModelTable[]): Grouping[] {
+  return sizes.map((size, j) => refinement(size, tables.flatMap((t) => {
+    const at = tableVars(t).indexOf(j);
+    return at >= 0 ? [t.groups[at]] : [];
+  })));
+}
+
+/** Domain sizes of a model's columns when its tables use these groupings (for bounding the junction tree). */
+function domainOf(sizes: number[], tables: readonly ModelTable[]): number[] {
   return modelDomain(sizes, tables).map(groupCount);
 }
 
 /**
- * Adds tables' pairs in order while the junction tree (over the columns' refined groups) stays within
- * `limit` cells; returns the tables kept (every table of a kept pair) and the tree. At most 4 × columns
- * pairs are tried beyond the base ones (each try triangulates the graph afresh).
+ * Adds tables' column sets (pairs or triples) in order while the junction tree (over the columns' refined
+ * groups) stays within `limit` cells; returns the tables kept (every table of a kept set) and the tree.
+ * At most 4 × columns sets are tried beyond the base ones (each try triangulates the graph afresh).
  */
-export function growModel(sizes: number[], base: readonly PairMeasurement[], candidates: readonly PairMeasurement[], limit = MODEL_CELLS): { tables: PairMeasurement[]; tree: JunctionTree } {
+export function growModel<T extends ModelTable>(sizes: number[], base: readonly T[], candidates: readonly T[], limit = MODEL_CELLS): { tables: T[]; tree: JunctionTree } {
   const k = sizes.length;
-  const byPair = new Map<number, PairMeasurement[]>();
-  const order: number[] = [];
+  const bySet = new Map<string, T[]>();
+  const order: string[] = [];
   for (const t of [...base, ...candidates]) {
-    const id = pairIndex(k, t.a, t.b);
-    if (!byPair.has(id)) {
-      byPair.set(id, []);
+    const id = tableKey(t);
+    if (!bySet.has(id)) {
+      bySet.set(id, []);
       order.push(id);
     }
-    byPair.get(id)!.push(t);
+    bySet.get(id)!.push(t);
   }
-  const baseIds = new Set(base.map((t) => pairIndex(k, t.a, t.b)));
-  const kept: PairMeasurement[] = [];
+  const baseIds = new Set(base.map(tableKey));
+  const kept: T[] = [];
   let tree = junctionTree(domainOf(sizes, []), []);
   let tried = 0;
   for (const id of order) {
     if (!baseIds.has(id) && ++tried > 4 * k) break;
-    const tables = [...kept, ...byPair.get(id)!];
-    const next = junctionTree(domainOf(sizes, tables), tables.map((u) => [u.a, u.b]));
+    const tables = [...kept, ...bySet.get(id)!];
+    const next = junctionTree(domainOf(sizes, tables), tables.map(tableVars));
     if (next.size > limit) continue;
-    kept.push(...byPair.get(id)!);
+    kept.push(...bySet.get(id)!);
     tree = next;
   }
   return { tables: kept, tree };
@@ -364,12 +387,13 @@ export interface JointModel {
   /** Per column: cell probabilities and, for fine columns, grid-value probabilities (as collected). */
   p: Float64Array[];
   values: (Float64Array | undefined)[];
-  /** The model's pairs. */
+  /** The model's pairs, and its 3-way tables' columns. */
   pairs: [number, number][];
+  triples: [number, number, number][];
 }
 
 export interface ModelOptions {
-  /** Which tables the fit may use (default: all). */
+  /** Which pair tables the fit may use (default: all; every 3-way table is used). */
   use?: (t: PairMeasurement) => boolean;
   /** Whether unselected all-pairs tables may join the model when significant (default true). */
   significant?: boolean;
@@ -389,16 +413,18 @@ export function fitCollected(c: Collected, opts: ModelOptions = {}): JointModel 
   const extra = opts.significant === false ? [] : used
     .filter((t) => t.source === "pairs" && shrunk.get(t)!.strength > SIGNIFICANCE)
     .sort((u, v) => shrunk.get(v)!.strength - shrunk.get(u)!.strength);
-  // Every measurement of a pair in the model is used, whichever round it came from.
-  const inModel = new Set(growModel(sizes, base, extra).tables.map((t) => pairIndex(k, t.a, t.b)));
+  // Every measurement of a pair in the model is used, whichever round it came from; 3-way tables come first.
+  const grown = growModel<ModelTable>(sizes, [...c.triples, ...base], extra).tables;
+  const triples = grown.filter((t): t is TripleMeasurement => "vars" in t);
+  const inModel = new Set(grown.filter((t): t is PairMeasurement => !("vars" in t)).map((t) => pairIndex(k, t.a, t.b)));
   const tables = used.filter((t) => inModel.has(pairIndex(k, t.a, t.b)));
-  const refine = modelDomain(sizes, tables);
+  const refine = modelDomain(sizes, [...triples, ...tables]);
   const domain = refine.map(groupCount);
   const pairs = [...inModel].map((id) => {
     const t = tables.find((u) => pairIndex(k, u.a, u.b) === id)!;
     return [t.a, t.b] as [number, number];
   });
-  const tree = junctionTree(domain, pairs);
+  const tree = junctionTree(domain, [...triples.map((t) => t.vars), ...pairs]);
   const measurements: Measurement[] = [];
   c.p.forEach((p, j) => {
     if (domain[j] <= 1) return;
@@ -425,10 +451,16 @@ export function fitCollected(c: Collected, opts: ModelOptions = {}): JointModel 
     }
     measurements.push({ vars: [t.a, t.b], groups: [ga, gb], groupCounts: [groupCount(t.groups[0]), groupCount(t.groups[1])], y: shrunk.get(t)!.shrunk, variance: t.variance });
   }
+  for (const t of triples) {
+    const shrunk = shrinkTriple(t.y, [0, 1, 2].map((i) => groupShares(c.p[t.vars[i]], t.groups[i])) as [Float64Array, Float64Array, Float64Array], c.rows, t.variance).shrunk;
+    measurements.push({
+      vars: [...t.vars], groups: t.vars.map((j, i) => coarsen(refine[j], t.groups[i])!), groupCounts: t.groups.map(groupCount), y: shrunk, variance: t.variance,
+    });
+  }
   const start = c.p.map((p, j) => {
     const s = groupShares(p, refine[j]);
     return Float64Array.from(s, (x) => Math.log(x + 1e-12));
   });
   const fit = fitModel(tree, domain, measurements, c.rows, { start, iterations: opts.iterations, trace: opts.trace });
-  return { fit, refine, p: c.p, values: c.values, pairs };
+  return { fit, refine, p: c.p, values: c.values, pairs, triples: triples.map((t) => t.vars) };
 }

@@ -5,6 +5,8 @@
  *
  *   "FSMG" | u32 version | u32 header bytes | header JSON | f64 × (Σ lengths), little-endian
  *   header: { columns: [name, cells][], rounds: [{ roundConfig, contributors, length }] }
+ * A round config is the round's whole public plan (round-plan.ts: its tables, 3-way tables, groups and
+ * weights), so that reading a model lays every round's sum out as it was measured.
  */
 import type { JsonObject } from "../engine.js";
 import type { Schema } from "../../schema/schema.js";

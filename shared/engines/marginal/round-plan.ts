@@ -7,6 +7,8 @@
  *                             { pairsSigns: number[][] }          every pair's contrast Σ sign_a · sign_b
  *   a selected round          { groups: Grouping[], tables: [a, b][], weights: number[], columns: j[], columnWeights: number[] }
  *                             (pair tables over the groups, and columns' coarse 1-way cells; Σ of all weights² ≤ 1)
+ *                             with settings.triples also { tripleGroups: Grouping[], triples: [a, b, c][], tripleWeights: number[] }
+ *                             (3-way tables over coarser groups, their weights in the same Σ w² ≤ 1)
  * (round 1 of a study of ≤ 2 rounds carries the marginals and the all-pairs part: { pairsGroups }.)
  *
  * Selection itself (which tables, which weights, which groups) is in select.ts.
@@ -14,7 +16,7 @@
 import type { JsonObject } from "../engine.js";
 import type { Schema } from "../../schema/schema.js";
 import type { HistogramLayout } from "../independent/histogram.js";
-import { checkGrouping, type Grouping } from "./discretise.js";
+import { checkGrouping, TRIPLE_GROUPS, type Grouping } from "./discretise.js";
 import { invalid, roundParts, type MarginalConfig } from "./config.js";
 
 export interface RoundPlan {
@@ -29,6 +31,10 @@ export interface RoundPlan {
   /** Columns whose coarse 1-way cells the selected round measures again, with their weights. */
   columns?: number[];
   columnWeights?: number[];
+  /** 3-way tables a < b < c over tripleGroups, with their weights. */
+  tripleGroups?: Grouping[];
+  triples?: [number, number, number][];
+  tripleWeights?: number[];
 }
 
 /** All pairs i < j, in lexicographic order: the order of the all-pairs tables. */
@@ -51,7 +57,8 @@ export function readRoundPlan(roundConfig: JsonObject, schema: Schema, layout: H
   const k = layout.columns;
   const rc = (roundConfig ?? {}) as Record<string, unknown>;
   const scalars = config.settings.pairsKind === "scalars";
-  const allowed = new Set([...(parts.pairs ? [scalars ? "pairsSigns" : "pairsGroups"] : []), ...(parts.selected ? ["groups", "tables", "weights", "columns", "columnWeights"] : [])]);
+  const allowed = new Set([...(parts.pairs ? [scalars ? "pairsSigns" : "pairsGroups"] : []), ...(parts.selected ? ["groups", "tables", "weights", "columns", "columnWeights"] : []),
+    ...(parts.selected && config.settings.triples !== "off" ? ["tripleGroups", "triples", "tripleWeights"] : [])]);
   for (const key of Object.keys(rc)) if (!allowed.has(key)) throw bad(`round ${round} has no field '${key}'`);
   const groupings = (raw: unknown, most: number, what: string): Grouping[] => {
     if (!Array.isArray(raw) || raw.length !== k) throw bad(`expected the ${what} of ${k} columns`);
@@ -76,8 +83,12 @@ export function readRoundPlan(roundConfig: JsonObject, schema: Schema, layout: H
     const weights = rc.weights ?? [];
     const columns = rc.columns ?? [];
     const columnWeights = rc.columnWeights ?? [];
-    if (!Array.isArray(tables) || !Array.isArray(columns)) throw bad("tables and columns must be lists");
-    if (tables.length + columns.length < 1 || tables.length + columns.length > config.maxTables) throw bad(`expected 1 to ${config.maxTables} tables and columns`);
+    const triples = rc.triples ?? [];
+    const tripleWeights = rc.tripleWeights ?? [];
+    if (!Array.isArray(tables) || !Array.isArray(columns) || !Array.isArray(triples)) throw bad("tables, columns and triples must be lists");
+    const count = tables.length + columns.length + triples.length;
+    if (count < 1 || count > config.maxTables) throw bad(`expected 1 to ${config.maxTables} tables and columns`);
+    if (!Array.isArray(tripleWeights) || tripleWeights.length !== triples.length) throw bad("expected one weight per 3-way table");
     if (!Array.isArray(weights) || weights.length !== tables.length) throw bad("expected one weight per table");
     if (!Array.isArray(columnWeights) || columnWeights.length !== columns.length) throw bad("expected one weight per column");
     const seen = new Set<number>();
@@ -105,6 +116,19 @@ export function readRoundPlan(roundConfig: JsonObject, schema: Schema, layout: H
     };
     plan.weights = weights.map(weight);
     plan.columnWeights = columnWeights.map(weight);
+    if (triples.length > 0 || rc.tripleGroups !== undefined) {
+      plan.tripleGroups = groupings(rc.tripleGroups, TRIPLE_GROUPS, "3-way groups");
+      const seenTriples = new Set<string>();
+      plan.triples = triples.map((t) => {
+        if (!Array.isArray(t) || t.length !== 3 || !t.every((v) => Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) < k)) throw bad("a 3-way table is not three column indices");
+        const [a, b, c] = t as [number, number, number];
+        if (!(a < b && b < c)) throw bad(`3-way table [${a}, ${b}, ${c}] must list its columns in ascending order`);
+        if (seenTriples.has(`${a},${b},${c}`)) throw bad(`3-way table [${a}, ${b}, ${c}] is listed twice`);
+        seenTriples.add(`${a},${b},${c}`);
+        return [a, b, c];
+      });
+      plan.tripleWeights = tripleWeights.map(weight);
+    }
     if (!(sq <= 1)) throw bad(`the table weights' squares sum to ${sq}, more than 1`);
   }
   return plan;
@@ -120,6 +144,11 @@ export function roundPlanJson(plan: RoundPlan): JsonObject {
     out.weights = [...plan.weights!];
     out.columns = [...(plan.columns ?? [])];
     out.columnWeights = [...(plan.columnWeights ?? [])];
+    if (plan.triples?.length) {
+      out.tripleGroups = plan.tripleGroups!.map((g) => [...g]);
+      out.triples = plan.triples.map((t) => [...t]);
+      out.tripleWeights = [...plan.tripleWeights!];
+    }
   }
   return out;
 }

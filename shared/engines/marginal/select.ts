@@ -21,15 +21,17 @@
  * candidates of largest gain, with the K that maximizes the summed gain, skipping pairs that would grow
  * the junction tree beyond its bound. Each column's groups for the round's tables are of equal pooled mass,
  * about √(N / (CELL_SIGNAL · cell noise)) of them, so that an average cell of a table of two such columns
- * holds CELL_SIGNAL times its noise.
+ * holds CELL_SIGNAL times its noise. With settings.triples, 3-way tables compete too (select-triples.ts):
+ * the K candidates are then taken greedily, a triple counting only the pairs no other choice measures.
  */
 import type { Schema } from "../../schema/schema.js";
 import type { HistogramLayout } from "../independent/histogram.js";
 import { SeededRng } from "../../random/rng.js";
 import { groupCount, massGrouping, type Grouping } from "./discretise.js";
 import type { MarginalConfig } from "./config.js";
-import { coarsen, collect, fitCollected, growModel, runSigns, type Collected, type JointModel } from "./estimate.js";
-import { pairList, type RoundPlan } from "./round-plan.js";
+import { coarsen, collect, fitCollected, growModel, interactions, runSigns, SIGNIFICANCE, type Collected, type JointModel } from "./estimate.js";
+import { pairIndex, pairList, type RoundPlan } from "./round-plan.js";
+import { chooseGreedy, tripleCandidates, tripleGroupings, type Candidate } from "./select-triples.js";
 import { gridWeights } from "./budget.js";
 import { modelSampler } from "./model-sampler.js";
 import { modelMarginal } from "./pgm.js";
@@ -125,21 +127,19 @@ export function selectedPlan(schema: Schema, layout: HistogramLayout, config: Ma
   // A column measured again: its coarse estimate's error, cells · v_j, falls to cells · v_j·v'/(v_j + v') at a
   // re-measurement of variance v' — and every pair table with the column carries that error in its margin.
   const columnWeight = layout.columns;
-  type Candidate = { pair?: [number, number]; column?: number; gain: (K: number) => number };
   const pairCandidate = (m: (typeof miss)[number]): Candidate => ({
-    pair: [m.table.a, m.table.b], gain: (K) => (m.error > 0 ? (m.error * m.error) / (m.error + m.cells * K * v1) : 0),
+    pair: [m.table.a, m.table.b], parts: [{ id: pairIndex(layout.columns, m.table.a, m.table.b), error: m.error, share: 1, noise: m.cells }],
   });
   const columns: Candidate[] = layout.sizes.map((size, j) => {
     const v = c.marginalVariance[j];
-    return { column: j, gain: (K: number) => (columnWeight * size * v * v) / (v + K * v1) };
+    return { column: j, parts: [], gain: (K: number) => (columnWeight * size * v * v) / (v + K * v1) };
   });
-  const choose = (pairs: Candidate[]): { K: number; chosen: Candidate[] } => {
-    const all = [...pairs, ...columns];
+  const choose = (candidates: Candidate[], force = false): { K: number; chosen: Candidate[] } => {
+    const all = [...candidates, ...columns];
     let best = { K: 1, gain: -Infinity, chosen: [] as Candidate[] };
     for (let K = 1; K <= Math.min(config.maxTables, all.length); K++) {
-      const ranked = all.map((cand) => ({ cand, g: cand.gain(K) })).sort((x, y) => y.g - x.g).slice(0, K);
-      const gain = ranked.reduce((t, x) => t + x.g, 0);
-      if (gain > best.gain * (1 + 1e-12) || best.chosen.length === 0) best = { K, gain, chosen: ranked.map((x) => x.cand) };
+      const { chosen, gain } = chooseGreedy(all, K, v1, force);
+      if (gain > best.gain * (1 + 1e-12) || best.chosen.length === 0) best = { K, gain, chosen };
     }
     return best;
   };
@@ -156,9 +156,22 @@ export function selectedPlan(schema: Schema, layout: HistogramLayout, config: Ma
   const { tables: grown } = growModel(layout.sizes.slice(), previous, [...stubs, ...allPairs]);
   const admitted = new Set(grown.filter((t) => t.source === "selected").map((t) => t.a * layout.columns + t.b));
   const ordered = miss.filter((m) => admitted.has(m.table.a * layout.columns + m.table.b) && !previous.some((p) => p.a === m.table.a && p.b === m.table.b));
-  const { chosen } = choose(ordered.map(pairCandidate));
+  const mode = config.settings.triples;
+  const tripleGroups = mode === "off" ? [] : tripleGroupings(selectedGroups, c.p, c.rows, Math.sqrt(v1 * K0), CELL_SIGNAL);
+  // The significant all-pairs tables the final model takes after the selected ones (fitCollected), strongest first.
+  const inter = mode === "off" ? [] : interactions(c);
+  const strength = new Map(c.tables.map((t, i) => [t, inter[i]?.strength ?? 0]));
+  const significant = allPairs.filter((t) => strength.get(t)! > SIGNIFICANCE).sort((u, v) => strength.get(v)! - strength.get(u)!);
+  const triples = mode === "off" ? [] : tripleCandidates(
+    layout.columns, miss.map((m) => ({ a: m.table.a, b: m.table.b, error: m.error })), new Set([...model.pairs, ...significant.map((t) => [t.a, t.b])].map(([a, b]) => pairIndex(layout.columns, a, b))),
+    new Set(c.triples.map((t) => t.vars.join(","))), selectedGroups, tripleGroups, v1, layout.sizes.slice(), [...c.triples, ...previous],
+    [...grown.filter((t) => t.source === "selected"), ...significant],
+  );
+  const { chosen } = choose([...ordered.map(pairCandidate), ...triples], mode === "always" && triples.length > 0);
   const weight = Math.sqrt(1 / chosen.length) * (1 - 1e-9);
   const selected = chosen.filter((x) => x.pair).map((x) => x.pair!);
   const measuredColumns = chosen.filter((x) => x.column !== undefined).map((x) => x.column!);
-  return { selectedGroups, selected, weights: selected.map(() => weight), columns: measuredColumns, columnWeights: measuredColumns.map(() => weight) };
+  const measuredTriples = chosen.filter((x) => x.triple).map((x) => x.triple!);
+  const tripleFields = measuredTriples.length > 0 ? { tripleGroups, triples: measuredTriples, tripleWeights: measuredTriples.map(() => weight) } : {};
+  return { selectedGroups, selected, weights: selected.map(() => weight), columns: measuredColumns, columnWeights: measuredColumns.map(() => weight), ...tripleFields };
 }

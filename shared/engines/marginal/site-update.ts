@@ -27,10 +27,21 @@ export interface TablePart {
   /** Columns whose coarse 1-way cells follow the tables, and their offsets. */
   columns: number[];
   columnOffsets: number[];
+  /** 3-way tables (over tripleGroups, a's groups slowest) after the columns, and their offsets. */
+  triples: [number, number, number][];
+  tripleGroups: Grouping[];
+  tripleOffsets: number[];
   cells: number;
 }
 
-export function tablePart(tables: [number, number][], groups: Grouping[], columns: number[] = [], sizes: number[] = []): TablePart {
+/** Cells of a 3-way table over its columns' groups. */
+export function tripleCells(t: readonly number[], groups: Grouping[]): number {
+  return groupCount(groups[t[0]]) * groupCount(groups[t[1]]) * groupCount(groups[t[2]]);
+}
+
+export function tablePart(
+  tables: [number, number][], groups: Grouping[], columns: number[] = [], sizes: number[] = [], triples: [number, number, number][] = [], tripleGroups: Grouping[] = [],
+): TablePart {
   const offsets: number[] = [];
   let cells = 0;
   for (const [a, b] of tables) {
@@ -42,7 +53,12 @@ export function tablePart(tables: [number, number][], groups: Grouping[], column
     columnOffsets.push(cells);
     cells += sizes[j];
   }
-  return { tables, offsets, groups, columns, columnOffsets, cells };
+  const tripleOffsets: number[] = [];
+  for (const t of triples) {
+    tripleOffsets.push(cells);
+    cells += tripleCells(t, tripleGroups);
+  }
+  return { tables, offsets, groups, columns, columnOffsets, triples, tripleGroups, tripleOffsets, cells };
 }
 
 export interface RoundLayout {
@@ -77,7 +93,7 @@ export function roundLayout(ctx: Pick<TaskContext, "schema" | "round" | "roundCo
     length += secure ? config.pairsCells : out.pairsPart.cells;
   }
   if (parts.selected) {
-    out.selectedPart = tablePart(plan.selected!, plan.selectedGroups!, plan.columns, layout.sizes);
+    out.selectedPart = tablePart(plan.selected!, plan.selectedGroups!, plan.columns, layout.sizes, plan.triples, plan.tripleGroups);
     if (out.selectedPart.cells > config.selectedCells) throw invalid(`The round's tables have ${out.selectedPart.cells} cells, more than the study's bound ${config.selectedCells}`);
     out.selected = length;
     length += secure ? config.selectedCells : out.selectedPart.cells;
@@ -100,6 +116,14 @@ function countPart(out: Float64Array, offset: number, part: TablePart, codes: In
     const x = codes[j];
     const base = offset + part.columnOffsets[t];
     for (let i = 0; i < x.length; i++) out[base + x[i]] += 1;
+  });
+  part.triples.forEach(([a, b, c], t) => {
+    const [ga, gb, gc] = [part.tripleGroups[a], part.tripleGroups[b], part.tripleGroups[c]];
+    const wb = groupCount(gb);
+    const wc = groupCount(gc);
+    const [x, y, z] = [codes[a], codes[b], codes[c]];
+    const base = offset + part.tripleOffsets[t];
+    for (let i = 0; i < x.length; i++) out[base + (ga[x[i]] * wb + gb[y[i]]) * wc + gc[z[i]]] += 1;
   });
 }
 
@@ -130,7 +154,8 @@ export function contribution(ctx: TaskContext, table: Table): Float64Array {
 /**
  * Each coordinate's noise standard deviation relative to the round's base scale: plaintext noise is
  * base · this, secure-grid weights are 1/this (times the grid's common scale). 1-way coarse cells 1/w_m,
- * fine cells α/w_m, all-pairs cells 1/w_p, a selected table of weight w_t 1/(w_s·w_t); padding like its part.
+ * fine cells α/w_m, all-pairs cells 1/w_p, a selected table (pair, column or 3-way) of weight w_t 1/(w_s·w_t);
+ * padding like its part.
  */
 export function coordinateWeights(config: MarginalConfig, rl: RoundLayout): Float64Array {
   const w = gridWeights(config, config.settings);
@@ -149,8 +174,12 @@ export function coordinateWeights(config: MarginalConfig, rl: RoundLayout): Floa
       weights.fill(w.selected * weightsOf[t], rl.selected + part.offsets[t], rl.selected + part.offsets[t] + n);
     });
     part.columns.forEach((_, t) => {
-      const end = t + 1 < part.columns.length ? part.columnOffsets[t + 1] : part.cells;
+      const end = t + 1 < part.columns.length ? part.columnOffsets[t + 1] : part.triples.length > 0 ? part.tripleOffsets[0] : part.cells;
       weights.fill(w.selected * rl.plan.columnWeights![t], rl.selected + part.columnOffsets[t], rl.selected + end);
+    });
+    part.triples.forEach((triple, t) => {
+      const start = rl.selected + part.tripleOffsets[t];
+      weights.fill(w.selected * rl.plan.tripleWeights![t], start, start + tripleCells(triple, part.tripleGroups));
     });
   }
   return weights;
