@@ -278,35 +278,43 @@ export function columnProbabilities(layout: HistogramLayout, estimate: Float64Ar
         coarse[b] = combineBlock(coarse[b], fineSum, m, noise);
       }
     }
-    const hist = normSub(coarse, rows);
-    let sum = 0;
-    for (let c = 0; c < size; c++) sum += hist[c];
-    const p = new Float64Array(size);
-    if (sum > 0 && Number.isFinite(sum)) {
-      for (let c = 0; c < size; c++) p[c] = hist[c] / sum;
-    } else if (size > 1) {
-      for (let c = 0; c < size - 1; c++) p[c] = 1 / (size - 1);
-    } else {
-      p[0] = 1; // a column with no categories at all can only be missing
-    }
+    const { p, v } = readColumn(coarse, rows, fine, estimate, noise ? noise.fineVariance : 0);
     probabilities.push(p);
-    if (!fine) {
-      values.push(undefined);
-      continue;
-    }
-    const v = new Float64Array(fine.size + 1);
-    const shares = new Float64Array(fine.perBin);
-    for (let b = 0; b < size - 1; b++) {
-      const first = b * fine.perBin;
-      const m = Math.min(fine.size, first + fine.perBin) - first;
-      const block = estimate.subarray(fine.offset + first, fine.offset + first + m);
-      shrinkBlock(block, hist[b], noise ? noise.fineVariance : 0, shares);
-      for (let k = 0; k < m; k++) v[first + k] = p[b] * shares[k];
-    }
-    v[fine.size] = p[size - 1];
     values.push(v);
   }
   return { rows: Math.max(0, rows), probabilities, values };
+}
+
+/**
+ * Steps 3 and 4 for one column: its (combined) coarse counts made non-negative and summing to `rows`, as
+ * probabilities, and for a two-level column each bin's probability split over its grid values.
+ */
+export function readColumn(
+  coarse: Float64Array, rows: number, fine: FineLevel | undefined, estimate: Float64Array, fineVariance: number,
+): { p: Float64Array; v: Float64Array | undefined } {
+  const size = coarse.length;
+  const hist = normSub(coarse, rows);
+  let sum = 0;
+  for (let c = 0; c < size; c++) sum += hist[c];
+  const p = new Float64Array(size);
+  if (sum > 0 && Number.isFinite(sum)) {
+    for (let c = 0; c < size; c++) p[c] = hist[c] / sum;
+  } else if (size > 1) {
+    for (let c = 0; c < size - 1; c++) p[c] = 1 / (size - 1);
+  } else {
+    p[0] = 1; // a column with no categories at all can only be missing
+  }
+  if (!fine) return { p, v: undefined };
+  const v = new Float64Array(fine.size + 1);
+  const shares = new Float64Array(fine.perBin);
+  for (let b = 0; b < size - 1; b++) {
+    const first = b * fine.perBin;
+    const m = Math.min(fine.size, first + fine.perBin) - first;
+    shrinkBlock(estimate.subarray(fine.offset + first, fine.offset + first + m), hist[b], fineVariance, shares);
+    for (let k = 0; k < m; k++) v[first + k] = p[b] * shares[k];
+  }
+  v[fine.size] = p[size - 1];
+  return { p, v };
 }
 
 /** Numeric bins of every column (undefined for categoricals), computed once. */

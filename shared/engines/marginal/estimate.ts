@@ -25,7 +25,7 @@
  *    pairs in weighted least squares — and the selected rounds' 3-way tables (triple.ts), whose columns
  *    the junction tree holds in one clique (they join the model first, each shrunk part by part). Within a group, cells and grid values split as step 1 says.
  */
-import { columnProbabilities, estimateRowCount, normSub, shrinkBlock, type ColumnDistributions, type HistogramLayout } from "../independent/histogram.js";
+import { columnProbabilities, estimateRowCount, readColumn, type ColumnDistributions, type HistogramLayout } from "../independent/histogram.js";
 import type { NumericColumn, Schema } from "../../schema/schema.js";
 import { numericBins } from "../../schema/bins.js";
 import { smoothCounts } from "./smooth.js";
@@ -208,27 +208,8 @@ export function columnDistributions(schema: Schema, layout: HistogramLayout, est
       if (bins.grid) for (let b = 0; b < size - 1; b++) widths[b] = Math.min(bins.grid.count, (b + 1) * bins.perBin) - b * bins.perBin;
     }
     if (schema.columns[j].type === "numeric") coarse.set(smoothCounts(coarse.subarray(0, size - 1), widths, binVariance), 0);
-    const hist = normSub(coarse, rows);
-    let sum = 0;
-    for (let c = 0; c < size; c++) sum += hist[c];
-    const p = new Float64Array(size);
-    if (sum > 0 && Number.isFinite(sum)) for (let c = 0; c < size; c++) p[c] = hist[c] / sum;
-    else if (size > 1) for (let c = 0; c < size - 1; c++) p[c] = 1 / (size - 1);
-    else p[0] = 1;
+    const { p, v } = readColumn(coarse, rows, fine, estimate, fineVariance);
     probabilities.push(p);
-    if (!fine) {
-      values.push(undefined);
-      continue;
-    }
-    const v = new Float64Array(fine.size + 1);
-    const shares = new Float64Array(fine.perBin);
-    for (let b = 0; b < size - 1; b++) {
-      const first = b * fine.perBin;
-      const m = Math.min(fine.size, first + fine.perBin) - first;
-      shrinkBlock(estimate.subarray(fine.offset + first, fine.offset + first + m), hist[b], fineVariance, shares);
-      for (let k = 0; k < m; k++) v[first + k] = p[b] * shares[k];
-    }
-    v[fine.size] = p[size - 1];
     values.push(v);
   }
   return { rows: Math.max(0, rows), probabilities, values };
