@@ -9,9 +9,10 @@
  * rewrite):
  *   generated cohort, 4 sites, ~220 training rows:  independent 0.839 / 0.712 / 0.49, marginal 0.827 / 0.724 / 0.50 (6 runs)
  *   generated cohort, 4 sites, ~720 training rows:  independent 0.929 / 0.843 / 0.56, marginal 0.936 / 0.870 / 0.63 (6 runs)
- *   heart, 4 sites, ~590 training rows:             independent 0.945 / 0.837 / 0.51, marginal 0.937 / 0.848 / 0.69 (6 runs); neural 0.835 / 0.65 (12 runs)
- *   generated cohort, 5 sites, ~9,600 training rows: independent 0.989 / 0.913 / 0.48, marginal 0.987 / 0.958 / 0.80 (4 runs); neural 0.921 / 0.78
- * So the marginal engine keeps column pairs best from a few hundred rows up; below about 500 rows it ties
+ *   heart, 4 sites, ~590 training rows (12 runs):   independent 0.943 / 0.834 / 0.49, marginal 0.936 / 0.850 / 0.67, neural 0.935 / 0.848 / 0.69
+ *   generated cohort, 5 sites, ~9,600 training rows (4 runs): independent 0.989 / 0.913 / 0.38, marginal 0.987 / 0.959 / 0.80, neural 0.987 / 0.923 / 0.78
+ * So the marginal engine keeps column pairs best from a few hundred rows up (on heart level with the neural
+ * one, which needs TensorFlow.js and more time); below about 500 rows it ties
  * with the independent one (what it gains on pairs it loses on column shapes), which stays the default
  * there as the simplest and most robust; a neural model is for cohorts and schemas too large for marginal
  * tables; a single column has no dependencies to learn. A study that declares no size is taken to be the
