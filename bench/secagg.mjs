@@ -6,11 +6,12 @@
 //
 // Every site runs the real client and every message goes through the real wire encoding; the sites are
 // simulated in worker threads (one per core, up to 4) so that a 100-site round fits in a few minutes.
-// While the coordinator is timed those workers are idle; the coordinator itself may use one helper
-// thread of its own (shared/crypto/secagg/parallel.ts: it adds checked inputs into the running sum while
-// the main thread hashes the next one, and shares the unmasking; both threads add with WebAssembly SIMD,
-// where the plaintext baseline below keeps its JavaScript loop), so its time is given both as wall clock
-// and as CPU time of the whole process (process.cpuUsage: every thread, user + system). Inputs are
+// While the coordinator is timed those workers are idle; the coordinator itself may use two helper
+// threads of its own (shared/crypto/secagg/parallel.ts: the first adds checked inputs into the running
+// sum while the main thread hashes the next one; both expand and remove the unmasking masks while the
+// main thread waits; they add with WebAssembly SIMD, where the plaintext baseline below keeps its
+// JavaScript loop; never more than two of the three threads work at once), so its time is given both as
+// wall clock and as CPU time of the whole process (process.cpuUsage: every thread, user + system). Inputs are
 // uniform 32-bit words (the cost of masking and summing does not depend on the values); the unmasked sum
 // is checked against the plaintext sum of the same vectors, word for word.
 //
@@ -22,7 +23,11 @@
 //                         in the sum); wall clock from the first input to the closed phase. The messages
 //                         are decoded before this window (decoding, a 4 MB copy each, is the transport's;
 //                         coordinator_decode_ms) and the site workers are idle during it
-//   coordinator_unmask_ms   all unmasking answers checked, seeds reconstructed, masks removed (wall)
+//   coordinator_unmask_ms   all unmasking answers checked, seeds reconstructed, masks removed (wall);
+//                         of which coordinator_unmask_answers_ms the answers' checks (receiveUnmask, the
+//                         main thread alone) and coordinator_finish_ms the seeds and the masks (finish)
+//   helper_threads        0 without a helper (short vectors, one core, FEDSYNTH_SECAGG_THREADS=1), 1 with
+//                         FEDSYNTH_SECAGG_THREADS=2 (the main thread then unmasks beside it), else 2
 //   plaintext_sum_ms      the same vectors summed in the clear with prg.ts's addInto, on one thread
 //                         (median of 3; plaintext_sum_ms_all lists the 3). It is a plain JavaScript loop
 //                         (~1.7 ns a word) and single-threaded: the coordinator's adds are SIMD and it
@@ -133,7 +138,9 @@ if (!isMainThread) {
 
   async function run({ sites: n, parameters: length, drop = "none" }) {
     const loadAtStart = round2(loadavg()[0]);
-    const helperThread = parallel !== undefined && length >= parallel.PARALLEL_MIN_WORDS && workerCount >= 2 && process.env.FEDSYNTH_SECAGG_THREADS !== "1";
+    const threadsEnv = process.env.FEDSYNTH_SECAGG_THREADS;
+    const helperThreads =
+      parallel === undefined || length < parallel.PARALLEL_MIN_WORDS || workerCount < 2 || threadsEnv === "1" ? 0 : threadsEnv === "2" ? 1 : (parallel.MAX_HELPERS ?? 1);
     const ids = identities(n);
     const sites = [...ids.keys()];
     const threshold = defaultThreshold(n);
@@ -223,6 +230,7 @@ if (!isMainThread) {
     const unmaskCpu = process.cpuUsage();
     t = performance.now();
     for (const m of decoded) server.receiveUnmask(m);
+    const answersMs = performance.now() - t;
     const result = server.finish();
     const unmaskMs = performance.now() - t;
     const unmaskCpuMs = cpuMs(process.cpuUsage(unmaskCpu));
@@ -255,10 +263,12 @@ if (!isMainThread) {
       dropped: dropCount === 0 ? "none" : { when: drop === "before-input" ? "after ShareKeys, no masked input" : "after MaskedInput, no unmasking answer", sites: dropCount },
       client_mask_ms: { mean: round2(clientMs.reduce((a, b) => a + b, 0) / clientMs.length), max: round2(Math.max(...clientMs)) },
       load_avg_1m: loadAtStart,
-      helper_thread: helperThread,
+      helper_threads: helperThreads,
       coordinator_unmask_aggregate_ms: round2(receiveMs + unmaskMs),
       coordinator_receive_ms: round2(receiveMs),
       coordinator_unmask_ms: round2(unmaskMs),
+      coordinator_unmask_answers_ms: round2(answersMs),
+      coordinator_finish_ms: round2(unmaskMs - answersMs),
       coordinator_unmask_aggregate_cpu_ms: round2(receiveCpuMs + unmaskCpuMs),
       coordinator_receive_cpu_ms: round2(receiveCpuMs),
       coordinator_unmask_cpu_ms: round2(unmaskCpuMs),

@@ -1,12 +1,14 @@
 import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { addInto, applyMasks, type MaskTerm } from "../prg.js";
-import { PARALLEL_MIN_WORDS, ParallelSum } from "./parallel.js";
+import { helperCount, PARALLEL_MIN_WORDS, ParallelSum } from "./parallel.js";
 
 // These run on machines with two or more cores (where the helper thread is used); with one, `open`
 // declines and the server does everything on its own thread, which the other suites cover.
 const lane = (length: number) => ParallelSum.open(length);
 const multicore = lane(PARALLEL_MIN_WORDS) !== undefined;
+/** A vector's bytes: comparing those is fast where toEqual walks millions of words one by one. */
+const bytes = (v: Uint32Array) => Buffer.from(v.buffer, v.byteOffset, v.byteLength);
 
 describe.runIf(multicore)("the helper thread", () => {
   it("declines short vectors", () => {
@@ -38,30 +40,64 @@ describe.runIf(multicore)("the helper thread", () => {
       handed.push(v);
     });
     p.settle();
-    expect(p.sum).toEqual(expected);
+    // Byte comparisons: an element-by-element toEqual of these vectors takes tens of seconds.
+    expect(Buffer.compare(bytes(p.sum), bytes(expected))).toBe(0);
     expect(p.sum.buffer).toBeInstanceOf(SharedArrayBuffer);
     // Nothing was detached (a detach would slow every typed-array loop in the isolate) or changed.
-    handed.forEach((v, i) => expect(v).toEqual(inputs[i]));
+    handed.forEach((v, i) => {
+      expect(v.length, `input ${i}`).toBe(length);
+      expect(Buffer.compare(bytes(v), bytes(inputs[i])), `input ${i}`).toBe(0);
+    });
   });
 
-  it("removes masks exactly as prg.applyMasks does, the ranges shared between both threads", () => {
-    // Not a whole number of ranges or of ChaCha20 blocks; more terms than one keystream pass holds.
-    const length = 3 * 65536 + 1234 + 7;
-    const terms: MaskTerm[] = Array.from({ length: 133 }, (_, i) => ({
-      seed: new Uint8Array(randomBytes(32)),
-      domain: i % 3 === 0 ? "self-mask" : "pairwise-mask",
-      sign: i % 5 < 2 ? -1 : 1,
-    }));
-    const start = new Uint32Array(randomBytes(length * 4).buffer);
-    const expected = Uint32Array.from(start);
-    applyMasks(expected, terms);
-    const p = lane(length)!;
-    p.add(Uint32Array.from(start));
-    p.applyMasks(terms);
-    expect(p.sum).toEqual(expected);
-    // Twice on one lane (the range counters start again).
-    p.applyMasks(terms.slice(0, 3));
-    applyMasks(expected, terms.slice(0, 3));
-    expect(p.sum).toEqual(expected);
+  // With two helpers this thread only waits; with one it takes ranges beside it (FEDSYNTH_SECAGG_THREADS=2).
+  for (const helpers of [2, 1]) {
+    it.runIf(helpers <= helperCount())(`removes masks exactly as prg.applyMasks does, the ranges shared between the threads (${helpers} helper(s))`, () => {
+      // Not a whole number of ranges or of ChaCha20 blocks; more terms than one keystream pass holds.
+      const length = 3 * 65536 + 1234 + 7;
+      const terms: MaskTerm[] = Array.from({ length: 133 }, (_, i) => ({
+        seed: new Uint8Array(randomBytes(32)),
+        domain: i % 3 === 0 ? "self-mask" : "pairwise-mask",
+        sign: i % 5 < 2 ? -1 : 1,
+      }));
+      const start = new Uint32Array(randomBytes(length * 4).buffer);
+      const expected = Uint32Array.from(start);
+      applyMasks(expected, terms);
+      const p = ParallelSum.open(length, { helpers })!;
+      p.add(Uint32Array.from(start));
+      p.applyMasks(terms);
+      expect(p.sum).toEqual(expected);
+      // Twice on one lane (the range counters start again).
+      p.applyMasks(terms.slice(0, 3));
+      applyMasks(expected, terms.slice(0, 3));
+      expect(p.sum).toEqual(expected);
+      const [mine, first, second] = p.unmaskedRanges;
+      expect(mine + first + second).toBe(2 * Math.ceil(length / 65536));
+      // The coordinator's thread takes ranges only beside a single helper.
+      if (helpers === 2) expect(mine).toBe(0);
+      else expect(second).toBe(0);
+      p.release();
+    });
+  }
+
+  it.runIf(helperCount() >= 2)("both helpers take unmasking ranges", () => {
+    // Which helper claims a range is a race, so a few rounds are allowed; a second helper that never
+    // starts, or never gets the job, leaves every range of every round to the first.
+    const length = 16 * 65536;
+    const terms: MaskTerm[] = Array.from({ length: 8 }, (_, i) => ({ seed: new Uint8Array(randomBytes(32)), domain: "self-mask", sign: i % 2 ? 1 : -1 }));
+    const p = ParallelSum.open(length)!;
+    p.add(new Uint32Array(length));
+    const expected = new Uint32Array(length);
+    for (let round = 0; round < 10 && p.unmaskedRanges.slice(1).some((n) => n === 0); round++) {
+      p.applyMasks(terms);
+      applyMasks(expected, terms);
+    }
+    // Byte for byte without toEqual, which walks a 1M-word array element by element for seconds.
+    expect(Buffer.compare(bytes(p.sum), bytes(expected))).toBe(0);
+    const [mine, first, second] = p.unmaskedRanges;
+    expect(mine).toBe(0);
+    expect(first).toBeGreaterThan(0);
+    expect(second).toBeGreaterThan(0);
+    p.release();
   });
 });

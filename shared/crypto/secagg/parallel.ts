@@ -1,18 +1,27 @@
 /**
- * A second thread for the coordinator's two long loops over the model vector: adding each accepted masked
+ * Helper threads for the coordinator's two long loops over the model vector: adding each accepted masked
  * input into the running sum, and removing the masks when the round is unmasked.
  *
  * Receiving a masked input costs the coordinator's thread a SHA-256 of the vector (the digest the site's
  * signed charge and signature commit to) and then an add of the vector into the running sum; unmasking
  * costs a ChaCha20 keystream per surviving site (and per dropped–survivor pair) added into the sum. With a
- * helper thread the add of input i runs while the coordinator hashes input i + 1, and the unmasking is
- * shared between both threads by ranges of the vector. The calling API stays synchronous: a phase that
- * needs the finished sum waits for the helper (Atomics.wait) before it goes on.
+ * helper thread the add of input i runs while the coordinator hashes input i + 1. The unmasking is shared
+ * by ranges of the vector between two helper threads while the coordinator's thread waits: node:crypto
+ * returns every 64 KiB of keystream in a new buffer, ~400 MB of them for 100 sites × 1M words, and that
+ * churn makes V8 collect garbage in the isolate that allocates it, at a cost that grows with the isolate's
+ * heap (external-memory pressure forces mark-compacts). A helper's heap is a few MB; the coordinator's is
+ * as big as the coordinator (store, transport, sessions). In bench/secagg.mjs (100 × 1M, --trace-gc) the
+ * unmasking cost the coordinator's isolate 10 collections, 2 of them mark-compacts, ~127 ms, when its
+ * thread took half the ranges; with two helpers it has 4 scavenges (~25 ms, its own allocations) and each
+ * helper ~6 (~35 ms). With a single helper (FEDSYNTH_SECAGG_THREADS=2) the coordinator's thread takes
+ * ranges beside it, as before. Never more than two threads work at once: the coordinator's thread waits
+ * while two helpers unmask, and one helper adds while the coordinator hashes.
+ * The calling API stays synchronous: a phase that needs the finished sum waits (Atomics.wait).
  *
- * What the helper sees: the running sum (shared memory, which the coordinator's thread does not touch
- * while the helper adds into it), each masked input only once it has been checked (its signature, over
- * its digest, verified), and, at the end, the mask seeds the coordinator reconstructed anyway. It is the
- * same process and holds nothing the coordinator's thread did not hold: the invariant of server.ts (no
+ * What the helpers see: the running sum (shared memory, which the coordinator's thread does not touch
+ * while a helper adds into it), each masked input only once it has been checked (its signature, over
+ * its digest, verified), and, at the end, the mask seeds the coordinator reconstructed anyway. They are
+ * the same process and hold nothing the coordinator's thread did not hold: the invariant of server.ts (no
  * individual unmasked input, ever) is unchanged.
  *
  * A masked input reaches the helper in shared memory: decodeMessage puts long vectors there (encoding.ts),
@@ -32,11 +41,12 @@
  *
  * Short vectors (below PARALLEL_MIN_WORDS), one-core machines, big-endian machines and runtimes without
  * WebAssembly SIMD do everything on the calling thread, as before (so does FEDSYNTH_SECAGG_THREADS=1,
- * for comparing). The helper is one worker thread per
- * process, shared by every session, started on first use and unref'd (it never keeps the process alive).
- * KERNEL is the one implementation of the two loops; the helper runs it, and so does this thread (it is
- * compiled here with `new Function`), so both threads do exactly the same arithmetic. It is a string so
- * that it runs the same from the compiled build and from the TypeScript sources under a test runner.
+ * for comparing). The helpers are two worker threads per process (one with FEDSYNTH_SECAGG_THREADS=2),
+ * shared by every session, started on first use and unref'd (they never keep the process alive). The
+ * first adds the masked inputs; both unmask. KERNEL is the one implementation of the two loops; the
+ * helpers run it, and so does this thread when it takes ranges (it is compiled here with `new Function`),
+ * so every thread does exactly the same arithmetic. It is a string so that it runs the same from the
+ * compiled build and from the TypeScript sources under a test runner.
  */
 import { createCipheriv } from "node:crypto";
 import { availableParallelism, cpus, endianness } from "node:os";
@@ -50,20 +60,23 @@ export const PARALLEL_MIN_WORDS = 1 << 16;
 const GRAIN_WORDS = 1 << 16;
 /** Masked inputs handed over and not yet added, at most; the receiving thread waits beyond that. */
 const MAX_IN_FLIGHT = 8;
-/** The helper is taken for dead after this long without progress. */
+/** Helper threads, at most: the first adds the masked inputs, and all of them unmask. */
+export const MAX_HELPERS = 2;
+/** The helpers are taken for dead after this long without progress. */
 const STALL_MS = 30_000;
 const CHUNK_BYTES = 65536;
-/** Each thread's scratch area: four keystream chunks side by side. */
+/** Each thread's scratch area (this one's, then each helper's): four keystream chunks side by side. */
 const SCRATCH_BYTES = 4 * CHUNK_BYTES;
 const WASM_PAGE = 65536;
 
 // The control words of one lane (Int32Array on a SharedArrayBuffer).
-const SEQ = 0; // bumped (and notified) whenever the helper finishes something
-const DONE = 1; // jobs the helper has finished
-const FAILED = 2; // non-zero once a job failed in the helper
+const SEQ = 0; // bumped (and notified) whenever a helper finishes something
+const DONE = 1; // jobs the helpers have finished
+const FAILED = 2; // non-zero once a job failed in a helper
 const NEXT_GRAIN = 3; // the next unmasking range to claim, for both threads
 const GRAINS_DONE = 4;
-const CONTROL_WORDS = 5;
+const GRAINS_BY = 5; // then one word per thread (this one, helper 0, helper 1): ranges each unmasked
+const CONTROL_WORDS = GRAINS_BY + 1 + MAX_HELPERS;
 
 // --- the WebAssembly adder -------------------------------------------------------------------------
 //
@@ -223,7 +236,7 @@ const WORKER_SOURCE = String.raw`
 const { parentPort, workerData } = require("node:worker_threads");
 const { createCipheriv } = require("node:crypto");
 ${KERNEL}
-const [SEQ, DONE, FAILED, NEXT_GRAIN, GRAINS_DONE] = [0, 1, 2, 3, 4];
+const [SEQ, DONE, FAILED, NEXT_GRAIN, GRAINS_DONE, GRAINS_BY] = [0, 1, 2, 3, 4, 5];
 // Bumped on every job and every range done, whichever session it is for: a session waiting behind
 // another session's long unmasking sees the helper is alive.
 const heartbeat = workerData.heartbeat;
@@ -259,6 +272,7 @@ parentPort.on("message", (job) => {
           if (g >= job.grains) break;
           const from = g * job.grain;
           maskRange(lane, job.length, job.seeds, job.nonces, job.signs, from, Math.min(job.length, from + job.grain));
+          Atomics.add(ctl, GRAINS_BY + 1 + workerData.index, 1);
           Atomics.add(ctl, GRAINS_DONE, 1);
           bump(ctl);
         }
@@ -299,12 +313,17 @@ function getKernel(): Kernel {
 
 interface Helper {
   worker: Worker;
-  /** Counts everything the helper finishes, for every session (see waitFor). */
-  heartbeat: Int32Array;
+  /** Its place among the helpers: which scratch area and which GRAINS_BY word are its own. */
+  index: number;
+  /** False once it has exited or thrown; a helper that died is not used again. */
+  alive: boolean;
 }
 
-let helper: Helper | undefined;
-let helperDisabled = false;
+/** By index; a slot is empty until its helper is started, and again once it died (see getHelpers). */
+const helpers: (Helper | undefined)[] = [];
+/** Counts everything any helper finishes, for every session (see waitFor). */
+let heartbeat: Int32Array | undefined;
+let helpersDisabled = false;
 
 function cores(): number {
   try {
@@ -314,36 +333,50 @@ function cores(): number {
   }
 }
 
-function getHelper(): Helper | undefined {
-  if (helper || helperDisabled) return helper;
-  const adder = getAdderModule();
-  if (cores() < 2 || endianness() !== "LE" || !adder || process.env.FEDSYNTH_SECAGG_THREADS === "1") {
-    helperDisabled = true;
-    return undefined;
-  }
-  const heartbeat = new Int32Array(new SharedArrayBuffer(4));
-  const worker = new Worker(WORKER_SOURCE, { eval: true, name: "fedsynth-secagg-helper", workerData: { heartbeat, adder } });
-  worker.unref();
-  const h: Helper = { worker, heartbeat };
-  // A helper that died is not used again; lanes waiting on it give up when it makes no progress.
-  const forget = () => {
-    if (helper === h) helper = undefined;
-  };
-  worker.on("error", forget);
-  worker.on("exit", forget);
-  helper = h;
-  return helper;
+/** How many helpers this process uses: none on one core (or without SIMD, or big-endian), one with FEDSYNTH_SECAGG_THREADS=2. */
+export function helperCount(): number {
+  if (cores() < 2 || endianness() !== "LE" || !getAdderModule()) return 0;
+  const env = process.env.FEDSYNTH_SECAGG_THREADS;
+  if (env === "1") return 0;
+  if (env === "2") return 1;
+  return MAX_HELPERS;
 }
 
-/** Starts the helper thread now rather than on the first masked input (it takes tens of milliseconds). */
+/** The helpers alive now, starting any that is not (a dead one is replaced for the next session). */
+function getHelpers(): Helper[] {
+  if (helpersDisabled) return [];
+  const wanted = helperCount();
+  if (wanted === 0) {
+    helpersDisabled = true;
+    return [];
+  }
+  heartbeat ??= new Int32Array(new SharedArrayBuffer(4));
+  for (let index = 0; index < wanted; index++) {
+    if (helpers[index]) continue;
+    const worker = new Worker(WORKER_SOURCE, { eval: true, name: `fedsynth-secagg-helper-${index}`, workerData: { heartbeat, adder: getAdderModule(), index } });
+    worker.unref();
+    const h: Helper = { worker, index, alive: true };
+    // Lanes that still hold it see `alive` false, or give up when it makes no progress.
+    const forget = () => {
+      h.alive = false;
+      if (helpers[index] === h) helpers[index] = undefined;
+    };
+    worker.on("error", forget);
+    worker.on("exit", forget);
+    helpers[index] = h;
+  }
+  return helpers.slice(0, wanted) as Helper[];
+}
+
+/** Starts the helper threads now rather than on the first masked input (they take tens of milliseconds). */
 export function warmUp(): void {
-  getHelper();
+  getHelpers();
 }
 
 let nextLaneId = 0;
 
 /**
- * One session's running sum and its share of the helper. `undefined` from `open` means: no helper for
+ * One session's running sum and its share of the helpers. `undefined` from `open` means: no helper for
  * this vector, do it all on the calling thread.
  */
 export class ParallelSum {
@@ -351,32 +384,43 @@ export class ParallelSum {
   readonly sum: Uint32Array;
   private readonly memory: WasmMemory;
   private readonly lane: Lane;
-  private readonly helperScratch: number;
+  private readonly sumBytes: number;
+  /** The helpers this lane was opened with, by index; the first adds the masked inputs. */
+  private readonly helpers: readonly Helper[];
   private readonly id = nextLaneId++;
   private readonly ctl = new Int32Array(new SharedArrayBuffer(CONTROL_WORDS * 4));
   private posted = 0;
 
-  private constructor(adder: WasmModule, length: number) {
-    // [sum, padded to 16 bytes][this thread's scratch][the helper's scratch]
+  private constructor(adder: WasmModule, length: number, helpers: readonly Helper[]) {
+    // [sum, padded to 16 bytes][this thread's scratch][helper 0's scratch][helper 1's scratch]
     const sumBytes = Math.ceil((length * 4) / 16) * 16;
-    const pages = Math.ceil((sumBytes + 2 * SCRATCH_BYTES) / WASM_PAGE);
+    const pages = Math.ceil((sumBytes + (1 + MAX_HELPERS) * SCRATCH_BYTES) / WASM_PAGE);
     this.memory = new wasm!.Memory({ initial: pages, maximum: pages, shared: true });
     this.sum = new Uint32Array(this.memory.buffer, 0, length);
     const ops = new wasm!.Instance(adder, { e: { m: this.memory } }).exports as Lane["ops"];
     this.lane = { u8: new Uint8Array(this.memory.buffer), ops, scratch: sumBytes };
-    this.helperScratch = sumBytes + SCRATCH_BYTES;
+    this.sumBytes = sumBytes;
+    this.helpers = helpers;
   }
 
-  static open(length: number): ParallelSum | undefined {
-    if (length < PARALLEL_MIN_WORDS || !Number.isSafeInteger(length) || length * 4 + 2 * SCRATCH_BYTES > 65536 * WASM_PAGE) return undefined;
-    if (!getHelper()) return undefined;
-    return new ParallelSum(getAdderModule()!, length);
+  /** `helpers` caps how many helpers this lane uses (for tests and comparisons); the process's count otherwise. */
+  static open(length: number, options: { helpers?: number } = {}): ParallelSum | undefined {
+    if (length < PARALLEL_MIN_WORDS || !Number.isSafeInteger(length) || length * 4 + (1 + MAX_HELPERS) * SCRATCH_BYTES > 65536 * WASM_PAGE) return undefined;
+    const helpers = getHelpers().slice(0, options.helpers ?? MAX_HELPERS);
+    if (helpers.length === 0) return undefined;
+    return new ParallelSum(getAdderModule()!, length, helpers);
+  }
+
+  /** Ranges unmasked by each thread since the lane opened: [this thread, helper 0, helper 1]. */
+  get unmaskedRanges(): number[] {
+    return Array.from({ length: 1 + MAX_HELPERS }, (_, i) => Atomics.load(this.ctl, GRAINS_BY + i));
   }
 
   // Nothing is ever transferred (see above): every buffer in a job is shared memory or small.
-  private post(op: string, fields: object): void {
-    if (!helper) throw new FedsynthError("internal", "the secure-aggregation helper thread has stopped");
-    helper.worker.postMessage({ op, ctl: this.ctl, lane: this.id, memory: this.memory, scratch: this.helperScratch, ...fields });
+  private post(h: Helper, op: string, fields: object): void {
+    if (!h.alive) throw new FedsynthError("internal", "a secure-aggregation helper thread has stopped");
+    h.worker.postMessage({ op, ctl: this.ctl, lane: this.id, memory: this.memory, scratch: this.sumBytes + (1 + h.index) * SCRATCH_BYTES, ...fields });
+    this.posted++;
   }
 
   /**
@@ -392,8 +436,7 @@ export class ParallelSum {
       words = new Uint32Array(new SharedArrayBuffer(masked.byteLength));
       words.set(masked);
     }
-    this.post("add", { words });
-    this.posted++;
+    this.post(this.helpers[0], "add", { words });
   }
 
   /** Waits until every input handed over is in the sum. */
@@ -401,7 +444,10 @@ export class ParallelSum {
     this.waitFor(() => Atomics.load(this.ctl, DONE) === this.posted, "finish adding the masked inputs");
   }
 
-  /** applyMasks(sum, terms) of prg.ts, the vector's ranges shared between this thread and the helper. */
+  /**
+   * applyMasks(sum, terms) of prg.ts, the vector's ranges shared between the helpers, and this thread too
+   * when the lane has one helper (or one of two has died).
+   */
   applyMasks(terms: readonly MaskTerm[]): void {
     this.settle();
     if (terms.length === 0) return;
@@ -409,50 +455,53 @@ export class ParallelSum {
     const grains = Math.ceil(length / GRAIN_WORDS);
     Atomics.store(this.ctl, NEXT_GRAIN, 0);
     Atomics.store(this.ctl, GRAINS_DONE, 0);
+    const maskers = this.helpers.filter((h) => h.alive);
+    if (maskers.length === 0) throw new FedsynthError("internal", "the secure-aggregation helper threads have stopped");
     // Same-sign terms next to each other, so that the kernel can take them four at a time.
     const ordered = [...terms.filter((t) => t.sign === 1), ...terms.filter((t) => t.sign === -1)];
     const seeds = new Uint8Array(ordered.length * 32);
     const nonces = new Uint8Array(ordered.length * 12);
-    ordered.forEach((t, k) => {
-      if (t.seed.length !== 32) throw new FedsynthError("invalid-argument", `a mask seed is 32 bytes (256 bits), not ${t.seed.length}`);
-      seeds.set(t.seed, k * 32);
-      nonces.set(maskNonce(t.domain), k * 12);
-    });
     const signs = ordered.map((t) => t.sign);
-    const k = getKernel();
     try {
-      // The helper gets its own copy of the seeds (structured clone) and wipes it when done.
-      this.post("mask", { length, grain: GRAIN_WORDS, grains, seeds, nonces, signs });
-      this.posted++;
-      for (;;) {
-        const g = Atomics.add(this.ctl, NEXT_GRAIN, 1);
-        if (g >= grains) break;
-        const from = g * GRAIN_WORDS;
-        k.maskRange(this.lane, length, seeds, nonces, signs, from, Math.min(length, from + GRAIN_WORDS));
-        Atomics.add(this.ctl, GRAINS_DONE, 1);
+      ordered.forEach((t, k) => {
+        if (t.seed.length !== 32) throw new FedsynthError("invalid-argument", `a mask seed is 32 bytes (256 bits), not ${t.seed.length}`);
+        seeds.set(t.seed, k * 32);
+        nonces.set(maskNonce(t.domain), k * 12);
+      });
+      // Each helper gets its own copy of the seeds (structured clone) and wipes it when done.
+      for (const h of maskers) this.post(h, "mask", { length, grain: GRAIN_WORDS, grains, seeds, nonces, signs });
+      if (maskers.length < MAX_HELPERS) {
+        const k = getKernel();
+        for (;;) {
+          const g = Atomics.add(this.ctl, NEXT_GRAIN, 1);
+          if (g >= grains) break;
+          const from = g * GRAIN_WORDS;
+          k.maskRange(this.lane, length, seeds, nonces, signs, from, Math.min(length, from + GRAIN_WORDS));
+          Atomics.add(this.ctl, GRAINS_BY, 1);
+          Atomics.add(this.ctl, GRAINS_DONE, 1);
+        }
       }
     } finally {
       seeds.fill(0);
     }
-    // Every range is claimed; wait for the helper's to be done (not for it to pick the job up, if it has
-    // not yet: it will then find nothing left to claim).
+    // Wait for every range to be done (not for every helper to pick the job up: one that has not yet
+    // finds nothing left to claim).
     this.waitFor(() => Atomics.load(this.ctl, GRAINS_DONE) === grains, "remove the masks");
   }
 
-  /** Lets the helper drop this session's memory (it keeps the last session's otherwise). */
+  /** Lets the helpers drop this session's memory (each keeps the last session's otherwise). */
   release(): void {
-    try {
-      if (helper) {
-        this.post("release", {});
-        this.posted++;
+    for (const h of this.helpers) {
+      try {
+        if (h.alive) this.post(h, "release", {});
+      } catch {
+        // That helper is gone, and its memory with it.
       }
-    } catch {
-      // The helper is gone, and its memory with it.
     }
   }
 
   private waitFor(ready: () => boolean, what: string): void {
-    const beat = helper?.heartbeat;
+    const beat = heartbeat;
     const progress = () => Atomics.load(this.ctl, SEQ) + (beat ? Atomics.load(beat, 0) : 0);
     let seen = progress();
     let since = Date.now();
