@@ -18,6 +18,19 @@ const schema = parseSchema(JSON.stringify({
   ],
 }), "t");
 
+/** Each row's own gradient, one backward pass per row: the reference the one-pass clipped sum must match. */
+function exampleByExample(net: Parameters<typeof gradientSum>[0], y: tf.Tensor2D, x: tf.Tensor2D) {
+  const [n, width] = y.shape;
+  const inputWidth = x.shape[1];
+  return Array.from({ length: n }, (_, i) => {
+    const yi = tf.slice(y, [i, 0], [1, width]) as tf.Tensor2D;
+    const xi = tf.slice(x, [i, 0], [1, inputWidth]) as tf.Tensor2D;
+    const r = gradientSum(net, yi, null, xi);
+    tf.dispose([yi, xi]);
+    return r;
+  });
+}
+
 function table(n: number, seed: number) {
   const rng = new SeededRng(seed);
   const lines = ["age,sex,smoker"];
@@ -107,13 +120,7 @@ describe("DP-SGD for the MADE", () => {
       const t = table(n, 4);
       const y = tf.tensor2d(encodeTable(enc, t), [n, enc.width]);
       const x = tf.tensor2d(encodeInputs(enc, input, t), [n, input.width]);
-      const perExample = Array.from({ length: n }, (_, i) => {
-        const yi = tf.slice(y, [i, 0], [1, enc.width]) as tf.Tensor2D;
-        const xi = tf.slice(x, [i, 0], [1, input.width]) as tf.Tensor2D;
-        const r = gradientSum(net, yi, null, xi);
-        tf.dispose([yi, xi]);
-        return r;
-      });
+      const perExample = exampleByExample(net, y, x);
       const norms = perExample.map((r) => Math.sqrt(r.grads.reduce((s, g) => s + g.reduce((u, v) => u + v * v, 0), 0)));
       // Midway between two distinct middle norms (rows may repeat), so that some but not all are clipped.
       const distinct = [...new Set(norms.map((v) => v.toPrecision(6)))].map(Number).sort((u, v) => u - v);
@@ -153,13 +160,7 @@ describe("DP-SGD for the MADE", () => {
     const y = tf.tensor2d(encodeTable(enc, t), [n, enc.width]);
     const x = tf.tensor2d(encodeInputs(enc, input, t), [n, input.width]);
     const w0 = (r: { grads: Float32Array[] }) => r.grads[5];
-    const perExample = Array.from({ length: n }, (_, i) => {
-      const yi = tf.slice(y, [i, 0], [1, enc.width]) as tf.Tensor2D;
-      const xi = tf.slice(x, [i, 0], [1, input.width]) as tf.Tensor2D;
-      const r = gradientSum(net, yi, null, xi);
-      tf.dispose([yi, xi]);
-      return r;
-    });
+    const perExample = exampleByExample(net, y, x);
     // Each example's norm over the direct weights alone, which is what the clip must now bound.
     const norms = perExample.map((r) => Math.sqrt(w0(r).reduce((s, v) => s + v * v, 0)));
     const ghost = perExampleNormsGhost(net, y, x, false);
