@@ -119,6 +119,23 @@ function thrown(f: () => unknown): SecAggError {
   throw new Error("expected an error, got none");
 }
 
+/** Every Uint32Array reachable from an object (through fields, maps and sets): what a server holds. */
+function heldVectors(root: unknown): Uint32Array[] {
+  const held: Uint32Array[] = [];
+  const seen = new Set<unknown>();
+  const walk = (v: unknown): void => {
+    if (v === null || typeof v !== "object" || seen.has(v)) return;
+    seen.add(v);
+    if (v instanceof Uint32Array) held.push(v);
+    else if (ArrayBuffer.isView(v)) return;
+    else if (v instanceof Map) for (const [k, x] of v) (walk(k), walk(x));
+    else if (v instanceof Set) for (const x of v) walk(x);
+    else for (const x of Object.values(v)) walk(x);
+  };
+  walk(root);
+  return held;
+}
+
 describe("secure aggregation: the sum is exact", () => {
   for (const n of [5, 10]) {
     it(`n = ${n}, no dropout`, () => {
@@ -181,18 +198,7 @@ describe("secure aggregation: the sum is exact", () => {
     }
     const list = run.server.closeMaskedInput();
     // What the server holds is one vector, the running sum.
-    const held: Uint32Array[] = [];
-    const seen = new Set<unknown>();
-    const walk = (v: unknown): void => {
-      if (v === null || typeof v !== "object" || seen.has(v)) return;
-      seen.add(v);
-      if (v instanceof Uint32Array) held.push(v);
-      else if (ArrayBuffer.isView(v)) return;
-      else if (v instanceof Map) for (const [k, x] of v) (walk(k), walk(x));
-      else if (v instanceof Set) for (const x of v) walk(x);
-      else for (const x of Object.values(v)) walk(x);
-    };
-    walk(run.server);
+    const held = heldVectors(run.server);
     expect(held).toHaveLength(1);
     expect(held[0].length).toBe(PARALLEL_MIN_WORDS + 1);
     expect([...messages.values()].some((m) => held[0].buffer === m.masked.buffer)).toBe(false);
@@ -216,18 +222,7 @@ describe("secure aggregation: the sum is exact", () => {
       received.push(m.masked);
       run.server.receiveMaskedInput(m);
     }
-    const held: Uint32Array[] = [];
-    const seen = new Set<unknown>();
-    const walk = (v: unknown): void => {
-      if (v === null || typeof v !== "object" || seen.has(v)) return;
-      seen.add(v);
-      if (v instanceof Uint32Array) held.push(v);
-      else if (ArrayBuffer.isView(v)) return;
-      else if (v instanceof Map) for (const [k, x] of v) (walk(k), walk(x));
-      else if (v instanceof Set) for (const x of v) walk(x);
-      else for (const x of Object.values(v)) walk(x);
-    };
-    walk(run.server);
+    const held = heldVectors(run.server);
     expect(held).toHaveLength(1);
     expect(received.some((m) => held[0] === m || held[0].buffer === m.buffer)).toBe(false);
   });

@@ -18,6 +18,21 @@ const schema = parseSchema(JSON.stringify({
   ],
 }), "t");
 
+/** A MADE with direct connections over the test schema: its encodings, shape and masks. */
+function directArchitecture(a: { hidden: number; input: InputKind; directOutput?: InputKind }) {
+  const enc = encodingFor(schema);
+  const input = inputEncodingFor(enc, a.input);
+  const directOutput = inputEncodingFor(enc, a.directOutput ?? "onehot");
+  const shape = { width: enc.width, hidden: a.hidden, inputWidth: input.width, direct: true, directWidth: directOutput.width };
+  const masks = madeMasks(enc, a.hidden, { input, direct: true, ...(a.directOutput ? { directOutput } : {}) });
+  return { enc, input, shape, masks };
+}
+
+/** The network's tensors (constants and weights) for the test schema. */
+function networkOf(shape: Parameters<typeof weightTensors>[0], masks: Parameters<typeof constantTensors>[1], params: Float32Array) {
+  return { ...constantTensors(shape, masks, encodingFor(schema).blocks.length), ...weightTensors(shape, params) };
+}
+
 /** Each row's own gradient, one backward pass per row: the reference the one-pass clipped sum must match. */
 function exampleByExample(net: Parameters<typeof gradientSum>[0], y: tf.Tensor2D, x: tf.Tensor2D) {
   const [n, width] = y.shape;
@@ -53,7 +68,7 @@ describe("DP-SGD for the MADE", () => {
     const shape = { width: enc.width, hidden: 16 };
     const masks = madeMasks(enc, 16);
     const params = flattenParams(initParams(shape, new SeededRng(3)));
-    const net = { ...constantTensors(shape, masks, enc.blocks.length), ...weightTensors(shape, params) };
+    const net = networkOf(shape, masks, params);
     const x = tf.tensor2d(encodeTable(enc, table(12, 1)), [12, enc.width]);
     const ghost = perExampleNormsGhost(net, x);
     const brute = perExampleNormsBruteForce(net, x);
@@ -78,14 +93,10 @@ describe("DP-SGD for the MADE", () => {
   ];
   for (const a of architectures) {
     it(`ghost norms are exact with direct connections (hidden ${a.hidden}, ${a.input} inputs, ${a.directOutput ?? "onehot"} direct outputs)`, () => {
-      const enc = encodingFor(schema);
-      const input = inputEncodingFor(enc, a.input);
-      const directOutput = inputEncodingFor(enc, a.directOutput ?? "onehot");
-      const shape = { width: enc.width, hidden: a.hidden, inputWidth: input.width, direct: true, directWidth: directOutput.width };
-      const masks = madeMasks(enc, a.hidden, { input, direct: true, ...(a.directOutput ? { directOutput } : {}) });
+      const { enc, input, shape, masks } = directArchitecture(a);
       // Random (not zero) direct weights, so that every part of the gradient is exercised.
       const params = flattenParams(initParams(shape, new SeededRng(3), 1)).map((v, i) => v + 0.01 * ((i * 7919) % 13));
-      const net = { ...constantTensors(shape, masks, enc.blocks.length), ...weightTensors(shape, params) };
+      const net = networkOf(shape, masks, params);
       const t = table(12, 1);
       const y = tf.tensor2d(encodeTable(enc, t), [12, enc.width]);
       const x = tf.tensor2d(encodeInputs(enc, input, t), [12, input.width]);
@@ -109,13 +120,9 @@ describe("DP-SGD for the MADE", () => {
   // part (weights, biases, direct connections) is each example's gradient scaled to norm ≤ clipNorm.
   for (const a of [{ hidden: 0, input: "scalar" as InputKind, directOutput: "scalar" as InputKind }, { hidden: 8, input: "scalar" as InputKind, directOutput: "scalar" as InputKind }, { hidden: 8, input: "onehot" as InputKind }]) {
     it(`the clipped gradient sum, loss and clipped share match per-example gradients (hidden ${a.hidden}, ${a.input} inputs, ${a.directOutput ?? "onehot"} direct outputs)`, () => {
-      const enc = encodingFor(schema);
-      const input = inputEncodingFor(enc, a.input);
-      const directOutput = inputEncodingFor(enc, a.directOutput ?? "onehot");
-      const shape = { width: enc.width, hidden: a.hidden, inputWidth: input.width, direct: true, directWidth: directOutput.width };
-      const masks = madeMasks(enc, a.hidden, { input, direct: true, ...(a.directOutput ? { directOutput } : {}) });
+      const { enc, input, shape, masks } = directArchitecture(a);
       const params = flattenParams(initParams(shape, new SeededRng(3), 1)).map((v, i) => v + 0.01 * ((i * 7919) % 13));
-      const net = { ...constantTensors(shape, masks, enc.blocks.length), ...weightTensors(shape, params) };
+      const net = networkOf(shape, masks, params);
       const n = 12;
       const t = table(n, 4);
       const y = tf.tensor2d(encodeTable(enc, t), [n, enc.width]);
@@ -148,13 +155,9 @@ describe("DP-SGD for the MADE", () => {
   }
 
   it("leaves the output biases out of the gradient and of the clipped norm when asked", () => {
-    const enc = encodingFor(schema);
-    const input = inputEncodingFor(enc, "scalar");
-    const directOutput = inputEncodingFor(enc, "scalar");
-    const shape = { width: enc.width, hidden: 0, inputWidth: input.width, direct: true, directWidth: directOutput.width };
-    const masks = madeMasks(enc, 0, { input, direct: true, directOutput });
+    const { enc, input, shape, masks } = directArchitecture({ hidden: 0, input: "scalar", directOutput: "scalar" });
     const params = flattenParams(initParams(shape, new SeededRng(3), 1));
-    const net = { ...constantTensors(shape, masks, enc.blocks.length), ...weightTensors(shape, params) };
+    const net = networkOf(shape, masks, params);
     const n = 12;
     const t = table(n, 7);
     const y = tf.tensor2d(encodeTable(enc, t), [n, enc.width]);
@@ -177,7 +180,7 @@ describe("DP-SGD for the MADE", () => {
     const enc = encodingFor(schema);
     const shape = { width: enc.width, hidden: 8 };
     const masks = madeMasks(enc, 8);
-    const net = { ...constantTensors(shape, masks, enc.blocks.length), ...weightTensors(shape, flattenParams(initParams(shape, new SeededRng(5)))) };
+    const net = networkOf(shape, masks, flattenParams(initParams(shape, new SeededRng(5))));
     const n = 20;
     const y = tf.tensor2d(encodeTable(enc, table(n, 6)), [n, enc.width]);
     const logits = forward(net, y).logits;
@@ -203,13 +206,13 @@ describe("DP-SGD for the MADE", () => {
     const masks = madeMasks(enc, 8);
     const params = flattenParams(initParams(shape, new SeededRng(5)));
     const y = tf.tensor2d(encodeTable(enc, table(10, 7)), [10, enc.width]);
-    const base = { ...constantTensors(shape, masks, enc.blocks.length), ...weightTensors(shape, params) };
+    const base = networkOf(shape, masks, params);
     const reference = gradientSum(base, y, 1);
     // A per-column shift leaves that column's softmax unchanged; 95 is past where a fused softmax flushes to 0.
     const shifted = Float32Array.from(params);
     const b3At = params.length - enc.width;
     for (let o = enc.blocks[0].offset; o < enc.blocks[0].offset + enc.blocks[0].size; o++) shifted[b3At + o] -= 95;
-    const net = { ...constantTensors(shape, masks, enc.blocks.length), ...weightTensors(shape, shifted) };
+    const net = networkOf(shape, masks, shifted);
     const moved = gradientSum(net, y, 1);
     expect(moved.loss).toBeCloseTo(reference.loss, 4);
     moved.grads.forEach((g, part) => g.forEach((v, k) => expect(v).toBeCloseTo(reference.grads[part][k], 4)));
