@@ -16,7 +16,8 @@
  * messages accepted before it). A site that reconnects is sent its relay of the open phase again; a message
  * it sends again is recognised by its bytes and not taken twice.
  */
-import { SecAggServer, encodeMessage, decodeMessage, type AggregateResult, type ClientMessage, type SecAggParams, type SecAggPhase } from "../shared/crypto/secagg/index.js";
+import { SECAGG_PHASES, SecAggServer, encodeMessage, decodeMessage, type AggregateResult, type ClientMessage, type SecAggParams, type SecAggPhase } from "../shared/crypto/secagg/index.js";
+import { wordsFromLittleEndian, wordsToLittleEndian } from "../shared/crypto/secagg/encoding.js";
 import { bytesEqual } from "../shared/crypto/identity.js";
 import { FedsynthError } from "../shared/errors.js";
 
@@ -40,8 +41,6 @@ export interface StoredSession {
   runningSum: Uint8Array | null;
   messages: { phase: string; siteName: string; message: Uint8Array }[];
 }
-
-const PHASES: SecAggPhase[] = ["AdvertiseKeys", "ShareKeys", "MaskedInput", "ConsistencyCheck", "Unmasking"];
 
 /** The phase a site's message belongs to. */
 export function phaseOf(kind: ClientMessage["kind"]): SecAggPhase {
@@ -79,11 +78,11 @@ export class SecureRound {
    * fit the session: then it cannot be resumed.
    */
   static resume(params: SecAggParams, phaseTimeoutMs: number, now: number, stored: StoredSession): SecureRound {
-    const target = PHASES.indexOf(stored.phase as SecAggPhase);
+    const target = SECAGG_PHASES.indexOf(stored.phase as SecAggPhase);
     if (target < 0) throw new FedsynthError("internal", `the stored secure-aggregation session is at an unknown phase '${stored.phase}'`);
     const round = new SecureRound(params, phaseTimeoutMs, now);
     for (let i = 0; i <= target; i++) {
-      const phase = PHASES[i];
+      const phase = SECAGG_PHASES[i];
       if (phase === "MaskedInput") {
         if (stored.runningSum) round.server.restoreMaskedSum({ sites: stored.summedSites, sum: sumFromBytes(stored.runningSum) });
         else if (stored.summedSites.length > 0) throw new FedsynthError("internal", "the stored secure-aggregation session names summed sites but has no running sum");
@@ -208,17 +207,12 @@ export class SecureRound {
   }
 }
 
-const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
-
 function sumToBytes(sum: Uint32Array): Uint8Array {
-  const bytes = Buffer.from(sum.buffer, sum.byteOffset, sum.byteLength);
-  return LITTLE_ENDIAN ? new Uint8Array(bytes) : new Uint8Array(Buffer.from(bytes).swap32());
+  // The snapshot is the session's own copy, so a view of it is safe to store.
+  return wordsToLittleEndian(sum);
 }
 
 function sumFromBytes(bytes: Uint8Array): Uint32Array {
   if (bytes.byteLength % 4 !== 0) throw new FedsynthError("internal", `the stored running sum has ${bytes.byteLength} bytes, not a whole number of 32-bit words`);
-  const copy = Buffer.alloc(bytes.byteLength);
-  copy.set(bytes);
-  if (!LITTLE_ENDIAN) copy.swap32();
-  return new Uint32Array(copy.buffer, copy.byteOffset, copy.byteLength / 4);
+  return wordsFromLittleEndian(bytes, new Uint32Array(bytes.byteLength / 4));
 }

@@ -12,6 +12,20 @@ const LITTLE_ENDIAN = endianness() === "LE";
 const LARGE = 4096;
 const fromUtf8 = new TextDecoder("utf-8", { fatal: true });
 
+/** A vector's words as little-endian bytes: a view of it where the machine is little-endian, else a swapped copy. */
+export function wordsToLittleEndian(v: Uint32Array): Uint8Array {
+  const view = new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+  return LITTLE_ENDIAN ? view : new Uint8Array(Buffer.from(view).swap32());
+}
+
+/** Fills `out` from little-endian bytes (exactly 4 per word). */
+export function wordsFromLittleEndian(bytes: Uint8Array, out: Uint32Array): Uint32Array {
+  const target = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+  target.set(bytes.subarray(0, target.byteLength));
+  if (!LITTLE_ENDIAN) Buffer.from(target.buffer, target.byteOffset, target.byteLength).swap32();
+  return out;
+}
+
 export class ByteWriter {
   // Small fields go into one growing buffer; large byte strings (masked vectors) are kept by reference
   // and copied once, in `finish`.
@@ -88,10 +102,7 @@ export class ByteWriter {
   /** A vector of 32-bit words, little-endian, behind its word count. Not copied until `finish`. */
   words(v: Uint32Array): this {
     this.u32(v.length);
-    if (LITTLE_ENDIAN) return this.fixed(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
-    const out = Buffer.from(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
-    out.swap32();
-    return this.fixed(out);
+    return this.fixed(wordsToLittleEndian(v));
   }
 
   get length(): number {
@@ -179,10 +190,8 @@ export class ByteReader {
     // copied into shared memory, so that the coordinator can hand it to its helper thread as it is,
     // without a second copy and without moving (detaching) it (parallel.ts).
     const out = n >= PARALLEL_MIN_WORDS ? new Uint32Array(new SharedArrayBuffer(n * 4)) : new Uint32Array(n);
-    const bytes = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
-    bytes.set(this.buf.subarray(this.pos, this.pos + n * 4));
+    wordsFromLittleEndian(this.buf.subarray(this.pos, this.pos + n * 4), out);
     this.pos += n * 4;
-    if (!LITTLE_ENDIAN) Buffer.from(out.buffer).swap32();
     return out;
   }
 

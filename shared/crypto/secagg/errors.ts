@@ -8,6 +8,9 @@ import { FedsynthError, type ErrorCode } from "../../errors.js";
 /** The phases of Bonawitz et al. 2017, Fig. 4. */
 export type SecAggPhase = "AdvertiseKeys" | "ShareKeys" | "MaskedInput" | "ConsistencyCheck" | "Unmasking";
 
+/** The phases in the order a session runs them. */
+export const SECAGG_PHASES: readonly SecAggPhase[] = ["AdvertiseKeys", "ShareKeys", "MaskedInput", "ConsistencyCheck", "Unmasking"];
+
 export class SecAggError extends FedsynthError {
   readonly phase: SecAggPhase;
   /** The site the error is about (the sender of a refused message, or the site whose secret failed). */

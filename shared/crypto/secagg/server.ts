@@ -29,7 +29,7 @@ import { FedsynthError } from "../../errors.js";
 import { bytesEqual, SIGNATURE_BYTES, verifyDetached } from "../identity.js";
 import { addInto, applyMasks, type MaskTerm } from "../prg.js";
 import { combineShares, type ShamirShare } from "../shamir.js";
-import { SecAggError, quoteSite, type SecAggPhase } from "./errors.js";
+import { SECAGG_PHASES, SecAggError, quoteSite, type SecAggPhase } from "./errors.js";
 import { PARALLEL_MIN_WORDS, ParallelSum, warmUp } from "./parallel.js";
 import {
   COMMITMENT_BYTES,
@@ -79,8 +79,6 @@ export interface AggregateResult {
   /** Sites in the sum that did not answer the unmasking request (their inputs still count). */
   silentInUnmasking: string[];
 }
-
-const PHASES: SecAggPhase[] = ["AdvertiseKeys", "ShareKeys", "MaskedInput", "ConsistencyCheck", "Unmasking"];
 
 interface RevealedBy {
   selfMask: Map<string, RevealedShare>;
@@ -187,7 +185,7 @@ export class SecAggServer {
   private requirePhase(phase: SecAggPhase, what: string, site?: string): void {
     if (this.state === phase) return;
     if (this.state === "failed") this.refuse(phase, site, `the round has failed (${this.failure}); ${what} is not accepted`, "failed-precondition");
-    const late = this.state === "done" || PHASES.indexOf(this.state) > PHASES.indexOf(phase);
+    const late = this.state === "done" || SECAGG_PHASES.indexOf(this.state) > SECAGG_PHASES.indexOf(phase);
     this.refuse(phase, site, `${what} arrived ${late ? "after the phase closed" : "before the phase opened"} (the session is at ${this.state === "done" ? "its end" : this.state})`, "failed-precondition");
   }
 
@@ -202,7 +200,7 @@ export class SecAggServer {
     const identityKey = this.session.params.siteKeys.get(site);
     if (!identityKey) this.refuse(phase, site, `${quoteSite(site)} is not one of the study's sites; its ${kind} message is refused`);
     if (!allowed.includes(site)) {
-      const before = PHASES[PHASES.indexOf(phase) - 1];
+      const before = SECAGG_PHASES[SECAGG_PHASES.indexOf(phase) - 1];
       this.refuse(phase, site, `${quoteSite(site)} did not complete ${before}, so its ${kind} message cannot be used`, "failed-precondition");
     }
     if (answered.has(site)) this.refuse(phase, site, `a second ${kind} message from ${quoteSite(site)} is refused (one per site per phase)`, "already-exists");
