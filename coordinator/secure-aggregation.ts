@@ -15,7 +15,8 @@ import type { Mechanism } from "../shared/privacy/mechanism.js";
 import type { SecureSessionSpec } from "../shared/federation/task.js";
 import type { Logger } from "../shared/telemetry/log.js";
 import type { RefusalBody } from "../shared/ledger/index.js";
-import { decodeMessage, maskedInputDigest, newSessionNonce, SecAggError } from "../shared/crypto/secagg/index.js";
+import { decodeMessage, isClientMessage, maskedInputDigest, newSessionNonce, SecAggError } from "../shared/crypto/secagg/index.js";
+import { bytesEqual } from "../shared/crypto/identity.js";
 import { decodeSum } from "../shared/federation/secure-contribution.js";
 import type { CoordinatorStore } from "./store/store.js";
 import type { RoundRecord, StudyRecord, TaskRecord } from "./store/records.js";
@@ -139,7 +140,7 @@ export class SecureAggregation {
   /** The round's stored session state, if it is of the round's current session. */
   private storedSession(round: RoundRecord) {
     const saved = round.sessionNonce ? this.host.store.getSecAggSession(round.studyId, round.round) : undefined;
-    return saved && Buffer.compare(Buffer.from(saved.sessionNonce), Buffer.from(round.sessionNonce!)) === 0 ? saved : undefined;
+    return saved && bytesEqual(saved.sessionNonce, round.sessionNonce!) ? saved : undefined;
   }
 
   /** Forgets the in-memory session after a write that failed: the next use rebuilds it from what the store holds. */
@@ -195,7 +196,7 @@ export class SecureAggregation {
     } catch (err) {
       return refuse(`the secure-aggregation message cannot be read: ${FedsynthError.from(err).message}`);
     }
-    if (message.kind === "key-list" || message.kind === "routed-shares" || message.kind === "survivor-list" || message.kind === "consistency-proof") {
+    if (!isClientMessage(message)) {
       return refuse(`site ${siteName} sent a ${message.kind} message, which only the coordinator sends`);
     }
     // A site sends its last message again after a reconnection: one already taken is acknowledged, once.

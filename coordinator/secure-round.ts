@@ -16,7 +16,7 @@
  * messages accepted before it). A site that reconnects is sent its relay of the open phase again; a message
  * it sends again is recognised by its bytes and not taken twice.
  */
-import { SECAGG_PHASES, SecAggServer, encodeMessage, decodeMessage, type AggregateResult, type ClientMessage, type SecAggParams, type SecAggPhase } from "../shared/crypto/secagg/index.js";
+import { SECAGG_PHASES, SecAggServer, encodeMessage, decodeMessage, isClientMessage, type AggregateResult, type ClientMessage, type SecAggParams, type SecAggPhase } from "../shared/crypto/secagg/index.js";
 import { wordsFromLittleEndian, wordsToLittleEndian } from "../shared/crypto/secagg/encoding.js";
 import { bytesEqual } from "../shared/crypto/identity.js";
 import { FedsynthError } from "../shared/errors.js";
@@ -89,7 +89,7 @@ export class SecureRound {
       } else {
         for (const m of stored.messages.filter((s) => s.phase === phase)) {
           const message = decodeMessage(m.message);
-          if (message.kind === "key-list" || message.kind === "routed-shares" || message.kind === "survivor-list" || message.kind === "consistency-proof" || phaseOf(message.kind) !== phase) {
+          if (!isClientMessage(message) || phaseOf(message.kind) !== phase) {
             throw new FedsynthError("internal", `the stored ${phase} message of site ${m.siteName} is a ${message.kind} message`);
           }
           round.receive(m.siteName, message);

@@ -3,5 +3,5 @@ export { SecAggServer, type AggregateResult, type ServerState } from "./server.j
 export { SECAGG_PHASES, SecAggError, type SecAggPhase } from "./errors.js";
 export { newSessionNonce, compareSiteIds, sortSites, type SecAggParams, type SessionContext } from "./session.js";
 export { checkThreshold, defaultThreshold, thresholdGuarantees, type ThresholdGuarantees } from "./threshold.js";
-export { decodeMessage, encodeMessage, encodedSize, maskedInputDigest, type ClientMessage, type ServerMessage, type SecAggMessage } from "./messages.js";
+export { decodeMessage, encodeMessage, encodedSize, isClientMessage, maskedInputDigest, type ClientMessage, type ServerMessage, type SecAggMessage } from "./messages.js";
 export type * from "./messages.js";

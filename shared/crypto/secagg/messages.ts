@@ -126,6 +126,11 @@ export interface UnmaskShares extends InSession {
 
 export type ClientMessage = AdvertiseKeys | ShareKeys | MaskedInput | ConsistencySignature | UnmaskShares;
 export type ServerMessage = KeyList | RoutedShares | SurvivorList | ConsistencyProof;
+
+/** Whether a decoded message is one a site sends (the others only the coordinator sends). */
+export function isClientMessage(m: SecAggMessage): m is ClientMessage {
+  return m.kind !== "key-list" && m.kind !== "routed-shares" && m.kind !== "survivor-list" && m.kind !== "consistency-proof";
+}
 export type SecAggMessage = ClientMessage | ServerMessage;
 export type MessageKind = SecAggMessage["kind"];
 
