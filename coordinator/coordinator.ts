@@ -213,7 +213,8 @@ export class Coordinator {
       : chooseEngine(schema, { sites: input.sites.length, expectedRows: input.expectedRows }, (name) => {
         // An engine refuses a study it cannot run (too few rounds allowed, a network too large) in configure.
         try {
-          getEngine(name).configure(schema, { epsilon: input.epsilon, delta: input.delta, rounds: input.rounds || (getEngine(name).defaultRounds?.(false) ?? 1) });
+          const candidate = getEngine(name);
+          candidate.configure(schema, { epsilon: input.epsilon, delta: input.delta, rounds: input.rounds || (candidate.defaultRounds?.(false) ?? 1) });
           return undefined;
         } catch (err) {
           return FedsynthError.from(err).message;

@@ -36,7 +36,7 @@ export function registerDemoCommand(program: Command): void {
     .command("demo")
     .description("run the bundled four-hospital heart-disease federation end to end and print a fidelity report")
     .option("--workdir <dir>", "where to put the split data, the synthetic CSV, the report and every process's log", "fedsynth-demo")
-    .option("--engine <name>", "synthesizer engine (default: the best the project has)")
+    .option("--engine <name>", "synthesizer engine (default: the coordinator chooses one for the study, as simulate does)")
     .option("--epsilon <e>", "each hospital's privacy budget", parsePositive("--epsilon"), 1)
     .option("--rounds <n>", "federated rounds (default: the engine's)", parseCount("--rounds"))
     .option("--seed <n>", "seed for the holdout split and for sampling", parseCount("--seed", 0), 7)

@@ -12,7 +12,7 @@ export function registerSimulateCommand(program: Command): void {
     .description("run one study end to end on this machine: a real coordinator and one real site agent per --site, over gRPC on loopback")
     .requiredOption("--schema <schema.json>", "the study's public schema")
     .requiredOption("--site <name=file.csv>", "a site and its data file (repeat for each site)", collect)
-    .option("--engine <name>", "synthesizer engine (default: the best the project has)")
+    .option("--engine <name>", "synthesizer engine (default: the coordinator chooses one from the schema and the files' row count; the summary's engineReason says why)")
     .option("--epsilon <e>", "each site's total privacy budget for the study", parsePositive("--epsilon"), 1)
     .option("--delta <d>", "each site's delta for the study", parseProbability("--delta"), 1e-5)
     .option("--rounds <n>", "federated rounds (default: the engine's; neural under secure aggregation: 2)", parseCount("--rounds"))
