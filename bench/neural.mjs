@@ -159,7 +159,7 @@ function bareMs({ m, k, n }) {
 {
   const c = configs[0];
   const { shape, masks, encoding, input, params } = modelFor(c.schema, c.hidden);
-  const net = { ...constantTensors(shape, masks, encoding.blocks.length), ...weightTensors(shape, params) };
+  const net = { ...constantTensors(shape, masks, encoding.blocks.length), ...weightTensors(shape, params, masks) };
   const yArray = randomOneHot(encoding, c.batch, new SeededRng(2));
   const y = tf.tensor2d(yArray, [c.batch, shape.width]);
   const xArray = inputsOf(encoding, input, yArray, c.batch);
@@ -176,7 +176,7 @@ results.shapes = [];
 for (const c of configs) {
   const { shape, masks, encoding, input, params } = modelFor(c.schema, c.hidden);
   const columns = encoding.blocks.length;
-  const net = { ...constantTensors(shape, masks, columns), ...weightTensors(shape, params) };
+  const net = { ...constantTensors(shape, masks, columns), ...weightTensors(shape, params, masks) };
   const yArray = randomOneHot(encoding, c.batch, new SeededRng(2));
   const y = tf.tensor2d(yArray, [c.batch, shape.width]);
   const xArray = inputsOf(encoding, input, yArray, c.batch);

@@ -30,7 +30,7 @@ function directArchitecture(a: { hidden: number; input: InputKind; directOutput?
 
 /** The network's tensors (constants and weights) for the test schema. */
 function networkOf(shape: Parameters<typeof weightTensors>[0], masks: Parameters<typeof constantTensors>[1], params: Float32Array) {
-  return { ...constantTensors(shape, masks, encodingFor(schema).blocks.length), ...weightTensors(shape, params) };
+  return { ...constantTensors(shape, masks, encodingFor(schema).blocks.length), ...weightTensors(shape, params, masks) };
 }
 
 /** Each row's own gradient, one backward pass per row: the reference the one-pass clipped sum must match. */

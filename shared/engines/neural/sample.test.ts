@@ -68,7 +68,7 @@ function* referenceRows(shape: MadeShape, masks: MadeMasks, encoding: Encoding, 
 /** The straightforward sampler for any network (direct connections, input features): the full forward pass at every column. */
 function* referenceRowsAny(shape: MadeShape, masks: MadeMasks, encoding: Encoding, input: InputEncoding, params: Float32Array, n: number, rng: Rng): Generator<OutputRow> {
   const { blocks } = encoding;
-  const net = { ...constantTensors(shape, masks, blocks.length), ...weightTensors(shape, params) };
+  const net = { ...constantTensors(shape, masks, blocks.length), ...weightTensors(shape, params, masks) };
   try {
     const x = new Float32Array(n * input.width);
     const cells = blocks.map(() => new Int32Array(n));

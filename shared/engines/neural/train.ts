@@ -48,19 +48,28 @@ export function constantTensors(shape: MadeShape, masks: MadeMasks, columns: num
   return out;
 }
 
-export function weightTensors(shape: MadeShape, flat: Float32Array): Weights {
+/**
+ * The weights as tensors, masked (w ⊙ M) on the host as they are uploaded: the forward pass then needs no
+ * mask products, and a weight whose mask is 0 stays out of the network whatever its stored value.
+ */
+export function weightTensors(shape: MadeShape, flat: Float32Array, masks: MadeMasks): Weights {
   const p = unflattenParams(shape, flat);
   const { width, hidden } = shape;
   const inW = inputWidthOf(shape);
+  const masked = (w: Float32Array, m: Float32Array) => {
+    const out = new Float32Array(w.length);
+    for (let i = 0; i < w.length; i++) out[i] = w[i] * m[i];
+    return out;
+  };
   const out: Weights = { b3: tf.tensor1d(p.b3) };
   if (hidden > 0) {
-    out.w1 = tf.tensor2d(p.w1, [inW, hidden]);
+    out.w1 = tf.tensor2d(masked(p.w1, masks.m1), [inW, hidden]);
     out.b1 = tf.tensor1d(p.b1);
-    out.w2 = tf.tensor2d(p.w2, [hidden, hidden]);
+    out.w2 = tf.tensor2d(masked(p.w2, masks.m2), [hidden, hidden]);
     out.b2 = tf.tensor1d(p.b2);
-    out.w3 = tf.tensor2d(p.w3, [hidden, width]);
+    out.w3 = tf.tensor2d(masked(p.w3, masks.m3), [hidden, width]);
   }
-  if (shape.direct) out.w0 = tf.tensor2d(p.w0, [inW, directWidthOf(shape)]);
+  if (shape.direct) out.w0 = tf.tensor2d(masked(p.w0, masks.m0), [inW, directWidthOf(shape)]);
   return out;
 }
 
@@ -107,7 +116,7 @@ export function trainLocal(
   for (let step = 1; step <= settings.steps; step++) {
     const chosen: number[] = [];
     for (let r = 0; r < rows; r++) if (random.next() < settings.samplingRate) chosen.push(r);
-    const weights = weightTensors(shape, params);
+    const weights = weightTensors(shape, params, masks);
     const net = { ...constants, ...weights };
     let grad: Float32Array;
     try {
@@ -164,7 +173,7 @@ export function clippedGradientSum(
 ): Float64Array {
   if (rows === 0) return new Float64Array(params.length);
   const constants = constantTensors(shape, masks, columns);
-  const weights = weightTensors(shape, params);
+  const weights = weightTensors(shape, params, masks);
   try {
     const all = Array.from({ length: rows }, (_, i) => i);
     const yb = batchTensor(y, shape.width, all);
@@ -196,7 +205,7 @@ export function calibrateOutputBiases(
   const params = Float32Array.from(flat);
   const b3At = params.length - width;
   const constants = constantTensors(shape, masks, blocks.length);
-  const weights = weightTensors(shape, params);
+  const weights = weightTensors(shape, params, masks);
   const net = { ...constants, ...weights };
   const x = new Float32Array(rows * inW);
   try {
