@@ -4,7 +4,8 @@
 // - fit: a whole plaintext study (the engine's default rounds) of 20 columns (8 integer, 4 continuous, 2 stepped,
 //   6 categorical; correlated through a latent factor) over 10 sites of 2,000 rows: every site's updates and the
 //   coordinator's aggregations, round planning and model fit, in seconds (and the sites' and coordinator's shares);
-// - sampling: rows/s of `sample` over 1,000,000 rows (consumed, not stored), SeededRng;
+// - sampling: rows/s of `sample` over 1,000,000 rows (consumed, not stored), SeededRng: by the clock, and per
+//   second of the process's CPU time (steadier than the clock on a machine shared with other work);
 // - model: the size of the serialized model in bytes.
 // Env: FEDSYNTH_BENCH_QUICK=1 for a short run (200,000 sampled rows).
 import { join } from "node:path";
@@ -79,14 +80,17 @@ const sampleRows = process.env.FEDSYNTH_BENCH_QUICK === "1" ? 200_000 : 1_000_00
 // Warm-up, then the timed run.
 for (const _ of engine.sample(model, 20_000, new SeededRng(1)));
 t = performance.now();
+const cpu0 = process.cpuUsage();
 let n = 0;
 for (const row of engine.sample(model, sampleRows, new SeededRng(2))) n += row.length > 0 ? 1 : 0;
 const sampleSeconds = (performance.now() - t) / 1000;
+const cpu = process.cpuUsage(cpu0);
+const sampleCpuSeconds = (cpu.user + cpu.system) / 1e6;
 
 console.log(JSON.stringify({
   machine: { node: process.version },
   study: { columns: schema.columns.length, sites: SITES, rows_per_site: ROWS, rounds: privacy.rounds, model_pairs: model.fitted.pairs.length, cliques: model.fitted.fit.tree.cliques.length, model_cells: model.fitted.fit.tree.size },
   fit: { seconds: +fitSeconds.toFixed(3), site_seconds_total: +siteSeconds.toFixed(3), coordinator_seconds: +coordinatorSeconds.toFixed(3) },
-  sampling: { rows: n, rows_per_second: Math.round(n / sampleSeconds) },
+  sampling: { rows: n, rows_per_second: Math.round(n / sampleSeconds), rows_per_cpu_second: Math.round(n / sampleCpuSeconds) },
   model: { bytes: engine.serialize(model).length },
 }, null, 2));

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FedsynthError } from "../errors.js";
 import { parseTable, readTable } from "./read-csv.js";
 import type { OutputRow, Schema } from "./schema.js";
-import { createCsvWriter, formatNumber } from "./write-csv.js";
+import { createCsvWriter, csvField, formatNumber } from "./write-csv.js";
 
 const schema: Schema = {
   columns: [
@@ -54,6 +54,22 @@ describe("createCsvWriter", () => {
       [0, 1, null, 0, 1],
     ]);
     expect(await readTable(path, schema)).toEqual(r);
+  });
+
+  it("writes each line as csvField writes its fields, in UTF-8, whatever the text and however long the line", async () => {
+    const path = join(dir, "text.csv");
+    const s: Schema = { columns: [{ name: "a", type: "categorical", values: ["x"] }, { name: "b, \"c\"", type: "categorical", values: ["y"] }], missing: [""] };
+    const long = "é,".repeat(40_000) + '"end"';
+    const fields = ["", "plain", "tab\there", "a,b", 'say "hi"', "multi\nline", "cr\rhere", "naïve", "日本語", "emoji 😀", "\u00a0", "~", long, "x".repeat(70_000)];
+    const rows: OutputRow[] = fields.flatMap((a) => fields.slice(0, 6).map((b) => [a, b]));
+    // Lines of multi-byte text across many chunk ends, short ones and some of several KiB.
+    for (let i = 0; i < 20_000; i++) rows.push(["日本語" + i, "é".repeat(i % 7) + (i % 3 === 0 ? "," : "")]);
+    for (let i = 0; i < 100; i++) rows.push(i % 2 === 0 ? ["日".repeat(1500 + 37 * i), '"'] : ['"', "日".repeat(1500 + 37 * i)]);
+    const writer = createCsvWriter(path, s);
+    for (const row of rows) await writer.write(row);
+    await writer.close();
+    const want = [s.columns.map((c) => csvField(c.name)), ...rows.map((r) => r.map(csvField))].map((r) => r.join(",") + "\n").join("");
+    expect((await readFile(path)).equals(Buffer.from(want, "utf8"))).toBe(true);
   });
 
   it("writes only the header when no rows are written", async () => {

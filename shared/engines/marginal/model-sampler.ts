@@ -7,8 +7,10 @@
  * (from the collected column distribution) — one draw gives the group, the cell and the value. Otherwise
  * the draw gives the group, and the code within it comes from the group's own alias table, reusing the
  * first draw's uniform. Then every code is written as a value as the independent engine's sampler writes
- * it (a category, a grid value, or uniform within the bin for continuous columns; never outside the
- * bounds). Alias tables are flat typed arrays per draw, so that a row costs a few cache lines per column.
+ * it (a category, a grid value, or uniform within the bin for continuous columns, from the draw's uniform
+ * again; never outside the bounds). Rows are drawn SAMPLE_CHUNK at a time, step by step over the chunk,
+ * and consecutive draws with few outcomes between them share one uniform (see fill). Alias tables are flat
+ * typed arrays, so that a draw costs a cache line or two.
  */
 import type { Column, OutputRow } from "../../schema/schema.js";
 import { numericBins } from "../../schema/bins.js";
@@ -18,66 +20,136 @@ import { projectionMap } from "./pgm.js";
 import type { JointModel } from "./estimate.js";
 import { tableSize } from "./junction-tree.js";
 
-/** Writes cell `c` of a column as an output string ("" for the missing cell). */
-export type CellDecoder = (c: number, rng: Rng) => string;
+/**
+ * Writes a column's codes as output strings: a category or a grid value by code; or, given one more
+ * uniform (the residual of the code's draw, see fill), a grid value uniform within the bin's block, or a
+ * value uniform within a continuous column's bin (never outside the bounds): as the independent engine's
+ * sampler writes them.
+ */
+interface ColumnWriter {
+  /** Strings by code, when the code alone determines the string (else undefined). */
+  labels?: string[];
+  /** The string of cell `c` given a uniform `t` in [0, 1] (for columns without labels). */
+  write(c: number, t: number): string;
+  /** Most strings the uniform chooses between within one cell (1 with labels). */
+  outcomes: number;
+}
 
-export function cellDecoder(column: Column, size: number): CellDecoder {
+function columnWriter(column: Column, size: number, labels: string[] | undefined): ColumnWriter {
+  const none = (): string => "";
+  if (labels) return { labels, write: none, outcomes: 1 };
+  if (column.type === "categorical") return { labels: [...column.values, ""], write: none, outcomes: 1 };
   const missing = size - 1;
-  if (column.type === "categorical") {
-    const labels = [...column.values, ""];
-    return (c) => labels[c];
-  }
   const bins = numericBins(column);
   const grid = bins.grid;
   if (grid) {
     // Grid values of the block (integers, or multiples of the step), as the independent engine draws them.
     const perBin = bins.perBin;
     const count = grid.count;
-    const labels = count <= 1 << 16 ? Array.from({ length: count }, (_, k) => formatGridValue(grid, k)) : null;
-    return (c, rng) => {
-      if (c === missing) return "";
-      const first = c * perBin;
-      const m = Math.min(count, first + perBin) - first;
-      if (m === 1) return labels ? labels[first] : formatGridValue(grid, first);
-      let k = Math.floor(rng.next() * m);
-      if (k >= m) k = m - 1;
-      return labels ? labels[first + k] : formatGridValue(grid, first + k);
+    const values = count <= 1 << 16 ? Array.from({ length: count }, (_, k) => formatGridValue(grid, k)) : null;
+    if (perBin === 1 && values) return { labels: [...values, ""], write: none, outcomes: 1 };
+    return {
+      outcomes: perBin,
+      write(c, t) {
+        if (c === missing) return "";
+        const first = c * perBin;
+        const m = Math.min(count, first + perBin) - first;
+        let k = m === 1 ? 0 : Math.floor(t * m);
+        if (k >= m) k = m - 1;
+        return values ? values[first + k] : formatGridValue(grid, first + k);
+      },
     };
   }
   const { min, max } = column;
-  const lo = bins.lo;
-  const hi = bins.hi;
+  const lo = Float64Array.from(bins.lo);
+  const hi = Float64Array.from(bins.hi);
+  const last = hi.length - 1;
   const format = decimalFormatter(min, max);
-  return (c, rng) => {
-    if (c === missing) return "";
-    let v = lo[c] + rng.next() * (hi[c] - lo[c]);
-    if (v >= hi[c] && c < hi.length - 1) v = lo[c];
-    if (v > max) v = max;
-    return format(v);
+  let widest = 0;
+  for (let c = 0; c <= last; c++) widest = Math.max(widest, hi[c] - lo[c]);
+  return {
+    // 4-decimal values in the widest bin, and one for rounding at either end.
+    outcomes: Math.ceil(widest * 1e4) + 2,
+    write(c, t) {
+      if (c === missing) return "";
+      let v = lo[c] + t * (hi[c] - lo[c]);
+      if (v >= hi[c] && c < last) v = lo[c];
+      if (v > max) v = max;
+      return format(v);
+    },
   };
 }
 
-/** A column's output string per cell when the cell alone determines it (else undefined). */
-function cellLabels(column: Column, size: number): string[] | undefined {
-  if (column.type === "categorical") return [...column.values, ""];
-  const bins = numericBins(column);
-  if (!bins.grid || bins.perBin !== 1 || bins.grid.count > 1 << 16) return undefined;
-  return Array.from({ length: size }, (_, c) => (c === size - 1 ? "" : formatGridValue(bins.grid!, c)));
-}
-
-/** fastDecimal for one column's bounds, with the integer parts' strings computed once (bounds within ±100,000). */
+/**
+ * fastDecimal for one column's bounds, with the integer parts' strings computed once (bounds within
+ * ±100,000). For bounds within a few hundred, from strings of the integer part and first two decimals
+ * ("12.3", "12.34", "-0.05"…; see decimalHeads) and of the last two ("5", "05", "45"): at most one
+ * concatenation of two strings from small tables, which stay in cache.
+ */
 export function decimalFormatter(min: number, max: number): (v: number) => string {
   const span = Math.max(Math.abs(min), Math.abs(max));
   if (!(span <= 100_000)) return (v) => fastDecimal(v, min, max);
-  const wholes = Array.from({ length: Math.floor(span) + 2 }, (_, w) => String(w));
+  // k / 10⁴ (rounded) is within [min, max] exactly for k in lo .. hi: it grows with k.
+  let lo = Math.ceil(min * 1e4);
+  while ((lo - 1) / 1e4 >= min) lo--;
+  while (lo / 1e4 < min) lo++;
+  let hi = Math.floor(max * 1e4);
+  while ((hi + 1) / 1e4 <= max) hi++;
+  while (hi / 1e4 > max) hi--;
+  const count = Math.floor(span) + 2;
+  if (count * 100 * (min < 0 ? 2 : 1) <= HEAD_STRINGS) {
+    const { head, trimmed, negative } = decimalHeads(count, min < 0);
+    return (v) => {
+      const k = Math.round(v * 1e4);
+      if (!(k >= lo && k <= hi)) return formatDecimal(v, min, max);
+      const a = k < 0 ? -k : k;
+      // a < 2³¹, and a / 100 is never rounded up to the next integer: truncation is the floor.
+      const hundreds = (a / 100) | 0;
+      const rest = a - hundreds * 100;
+      const i = (k < 0 ? negative : 0) + hundreds;
+      return rest === 0 ? trimmed[i] : head[i] + LAST_DIGITS[rest];
+    };
+  }
+  const wholes = Array.from({ length: count }, (_, w) => String(w));
   return (v) => {
     const k = Math.round(v * 1e4);
-    const r = k / 1e4;
-    if (r > max || r < min) return formatDecimal(v, min, max);
+    if (!(k >= lo && k <= hi)) return formatDecimal(v, min, max);
     const a = k < 0 ? -k : k;
     const whole = Math.floor(a / 1e4);
     return (k < 0 ? "-" : "") + wholes[whole] + FRACTIONS[a - whole * 1e4];
   };
+}
+
+/** Most strings in one decimalHeads table (each some 30 bytes). */
+const HEAD_STRINGS = 1 << 14;
+
+/** "05" … "99" without trailing zeros ("5" for 50): the third and fourth decimals after the first two. */
+const LAST_DIGITS = Array.from({ length: 100 }, (_, d) => String(d).padStart(2, "0").replace(/0+$/, ""));
+
+const headTables = new Map<number, { head: string[]; trimmed: string[]; negative: number }>();
+
+/**
+ * Strings of w + h/100 for w < count and h < 100, at w·100 + h (and of their negatives from `negative`
+ * on): `head` with both decimals ("3.05", "3.50"), `trimmed` without trailing zeros ("3.05", "3.5", "3").
+ */
+function decimalHeads(count: number, negatives: boolean): { head: string[]; trimmed: string[]; negative: number } {
+  const key = 2 * count + (negatives ? 1 : 0);
+  let t = headTables.get(key);
+  if (!t) {
+    const head: string[] = [];
+    const trimmed: string[] = [];
+    for (const sign of negatives ? ["", "-"] : [""]) {
+      for (let w = 0; w < count; w++) {
+        for (let h = 0; h < 100; h++) {
+          head.push(sign + w + "." + String(h).padStart(2, "0"));
+          trimmed.push(sign + w + FRACTIONS[h * 100]);
+        }
+      }
+    }
+    t = { head, trimmed, negative: count * 100 };
+    headTables.set(key, t);
+  }
+  return t;
 }
 
 /** ".0001" … ".9999" without trailing zeros ("" for 0): the fraction of a 4-decimal value. */
@@ -230,7 +302,6 @@ export function modelSampler(columns: readonly Column[], model: JointModel): Mod
   const { cliques, separators } = fit.tree;
   const sizes = model.p.map((p) => p.length);
   const codes = model.p.map((p, j) => columnCodes(columns[j] ? fineCodes(columns[j], sizes[j], model.values[j]) : undefined, p, model.refine[j]));
-  const decoders = columns.map((column, j) => cellDecoder(column, sizes[j]));
   // Per column, an alias table over its codes within each of its groups (for columns not drawn fused).
   // Per column, an alias table over each group's codes (consecutive: codes follow the cells), flattened
   // over the column's codes: group g's is entries first[g] … first[g + 1] − 1, its alias indices absolute.
@@ -273,12 +344,10 @@ export function modelSampler(columns: readonly Column[], model: JointModel): Mod
       return { column: v, given: Int32Array.from(given), stride, ...flat, fused, groupOf: cd.groupOf, withinProb: withinProb[v], withinAlias: withinAlias[v], first: first[v], chained: a > 0 };
     });
   });
-  // Everything a row's draws read, flattened into typed arrays (one loop, no object per step).
+  // Everything a row's draws read, flattened into typed arrays (one loop, no object per step): each step's
+  // fields in META (at i·META_STRIDE), its conditioning columns and strides, and the alias tables (each
+  // slot's threshold and alias side by side: see aliasPairs).
   const S = steps.length;
-  const stepColumn = Int32Array.from(steps, (st) => st.column);
-  const stepWidth = Int32Array.from(steps, (st) => st.width);
-  const stepFused = Uint8Array.from(steps, (st) => (st.fused ? 1 : 0));
-  const stepChained = Uint8Array.from(steps, (st) => (st.chained ? 1 : 0));
   const givenStart = new Int32Array(S + 1);
   steps.forEach((st, i) => (givenStart[i + 1] = givenStart[i] + st.given.length));
   const givenColumn = new Int32Array(givenStart[S]);
@@ -289,91 +358,244 @@ export function modelSampler(columns: readonly Column[], model: JointModel): Mod
   });
   const tableStart = new Int32Array(S + 1);
   steps.forEach((st, i) => (tableStart[i + 1] = tableStart[i] + st.prob.length));
-  const prob = new Float64Array(tableStart[S]);
-  const alias = new Int32Array(tableStart[S]);
-  steps.forEach((st, i) => {
-    prob.set(st.prob, tableStart[i]);
-    alias.set(st.alias, tableStart[i]);
-  });
-  // Per column: codes' groups, and the within-group tables and first codes, at offsets.
+  const table = aliasPairs(tableStart[S]);
+  steps.forEach((st, i) => table.set(tableStart[i], st.prob, st.alias));
+  // Per column: codes' groups, and the within-group tables (paired too) and first codes, at offsets.
   const codeStart = new Int32Array(k + 1);
   for (let j = 0; j < k; j++) codeStart[j + 1] = codeStart[j] + codes[j].within.length;
   const groupOfCode = new Int32Array(codeStart[k]);
-  const withinP = new Float64Array(codeStart[k]);
-  const withinA = new Int32Array(codeStart[k]);
+  const within = aliasPairs(codeStart[k]);
   const firstStart = new Int32Array(k + 1);
   for (let j = 0; j < k; j++) firstStart[j + 1] = firstStart[j] + first[j].length;
   const firstCode = new Int32Array(firstStart[k]);
   for (let j = 0; j < k; j++) {
     groupOfCode.set(codes[j].groupOf, codeStart[j]);
-    withinP.set(withinProb[j], codeStart[j]);
-    withinA.set(withinAlias[j], codeStart[j]);
+    within.set(codeStart[j], withinProb[j], withinAlias[j]);
     firstCode.set(first[j], firstStart[j]);
   }
-  const group = new Int32Array(k);
+  // Strings by code wherever the code alone determines them (fine columns' grid values, categories, grid
+  // columns of one value per bin); the other columns' strings need a uniform beyond the code's (below).
+  const writers = columns.map((column, j) => columnWriter(column, sizes[j], codes[j].labels));
+  const meta = new Int32Array(S * META_STRIDE);
+  steps.forEach((st, i) => {
+    const v = st.column;
+    const needsRest = writers[v] !== undefined && writers[v].labels === undefined;
+    meta.set([v, st.width, (st.fused ? FUSED : 0) | (st.chained ? CHAINED : 0) | (needsRest ? REST : 0), givenStart[i], givenStart[i + 1],
+      tableStart[i], codeStart[v], firstStart[v], st.chained ? steps[i - 1].column : 0, st.chained ? domain[steps[i - 1].column] : 0], i * META_STRIDE);
+  });
+  // Which steps draw a fresh uniform, and which take the previous step's residual (sample only; see fill).
+  let leaves = Infinity;
+  steps.forEach((st, i) => {
+    const v = st.column;
+    const writer = writers[v];
+    let size = 2 * st.width;
+    if (!st.fused) for (let g = 0; g + 1 < first[v].length; g++) size = Math.max(size, 4 * st.width * (first[v][g + 1] - first[v][g]));
+    if (writer !== undefined && writer.labels === undefined) size *= writer.outcomes;
+    const ends = meta[i * META_STRIDE + 2] & REST;
+    if (leaves * size <= SHARED_LEAVES) {
+      meta[i * META_STRIDE + 2] |= SHARED;
+      meta[(i - 1) * META_STRIDE + 2] |= KEEP;
+      leaves *= size;
+    } else leaves = size;
+    if (ends) leaves = Infinity;
+  });
+  // Each step's fresh uniform within its row's, when sampling rows (−1 for a shared one).
+  let freshShared = 0;
+  for (let i = 0; i < S; i++) meta[i * META_STRIDE + 10] = (meta[i * META_STRIDE + 2] & SHARED) === 0 ? freshShared++ : -1;
+  // Per row of a chunk (at c·CHUNK + r for column c): groups, the steps' configuration indices, residuals passed on.
+  const CH = SAMPLE_CHUNK;
+  const group = new Int32Array(k * CH);
+  const config = new Int32Array(CH);
+  const carried = new Float64Array(CH);
+  const uniforms = new Float64Array(CH * S);
 
-  // A not-fused column's code within its group reuses the group draw's uniform: given the draw's outcome,
-  // where the uniform fell within the outcome's share of its slot is again uniform on [0, 1).
-  const fill = (code: Int32Array, rng: Rng) => {
-    let si = 0;
-    for (let i = 0; i < S; i++) {
-      if (stepChained[i] === 1) {
-        const prev = stepColumn[i - 1];
-        si = si * domain[prev] + group[prev];
+  /**
+   * Draws `rows` rows of codes into `code` (column c's of row r at c·SAMPLE_CHUNK + r). Each column's draw
+   * takes one uniform u: u·width gives the alias slot and the fraction f within it, and f against the
+   * slot's threshold the outcome. Given the slot and which side of the threshold f fell (which fix the
+   * outcome), where f fell within that side is again uniform on [0, 1), and independent of the outcome and
+   * of everything drawn before: this residual draws a not-fused column's code within its group (the same
+   * way), and then, for a column whose string needs one more uniform (REST), the value within the bin
+   * (into `rest`, laid out as `code`).
+   *
+   * In `sample` (`share`), a column's draw also takes its uniform from the previous column's residual
+   * (SHARED) as long as the draws sharing one uniform have at most SHARED_LEAVES outcomes between them.
+   * What a uniform decides (one draw's, or those sharing it) is a sequence of splits of [0, 1) into
+   * intervals, one per joint outcome (the draws' slots, sides, and the value's string), each of which
+   * holds its length's share of the 2⁵³ equally likely uniforms give or take one (rounding in the splits
+   * moves their ends by a few ulps). So the joint outcome is distributed as the model says within about
+   * (its outcomes) × 2⁻⁵³ in total variation: at most 2⁻³³ for draws sharing a uniform, and for a single
+   * draw of a column with a value drawn within its bin about 2⁻³² (tens of slots, hundreds of codes and
+   * thousands of values); far below anything a sample can show. `cells` draws one uniform per column, as
+   * this sampler always did (the selection's Monte Carlo sample of a model stays as it was, but for the
+   * rare draw that the thresholds' rounding turns: see aliasPairs).
+   *
+   * The rows' uniforms are drawn first, in the order the rows take them; then the steps go one at a time
+   * over all the rows (their draws are independent of each other, so the processor overlaps them).
+   */
+  const fill = (rows: number, rng: Rng, code: Int32Array, rest: Float64Array | null, share: boolean) => {
+    const M = meta;
+    const G = group;
+    const SI = config;
+    const CR = carried;
+    const U = uniforms;
+    const P = table.prob;
+    const A = table.alias;
+    const WP = within.prob;
+    const WA = within.alias;
+    const gOf = groupOfCode;
+    const fc = firstCode;
+    const F = share ? freshShared : S;
+    for (let d = 0, end = rows * F; d < end; d++) U[d] = rng.next();
+    for (let i = 0, m0 = 0; i < S; i++, m0 += META_STRIDE) {
+      const v = M[m0];
+      const n = M[m0 + 1];
+      const flags = M[m0 + 2];
+      const start = M[m0 + 5];
+      const cs = M[m0 + 6];
+      const fs0 = M[m0 + 7];
+      const fused = (flags & FUSED) !== 0;
+      const isShared = share && (flags & SHARED) !== 0;
+      const keep = fused ? (flags & (share ? KEEP | REST : REST)) !== 0 : true;
+      const toRest = (flags & REST) !== 0;
+      const fresh = share ? M[m0 + 10] : i;
+      const gv = v * CH;
+      // The configuration index of each row: from the previous step's (chained), or from the given groups.
+      if ((flags & CHAINED) !== 0) {
+        const times = M[m0 + 9];
+        const prev = M[m0 + 8] * CH;
+        for (let r = 0; r < rows; r++) SI[r] = SI[r] * times + G[prev + r];
       } else {
-        si = 0;
-        for (let a = givenStart[i], end = givenStart[i + 1]; a < end; a++) si += group[givenColumn[a]] * givenStride[a];
-      }
-      const n = stepWidth[i];
-      const u = rng.next() * n;
-      const j = u >= n ? n - 1 : Math.floor(u);
-      const at = tableStart[i] + si * n + j;
-      const f = u - j;
-      const p = prob[at];
-      const x = f < p ? j : alias[at];
-      const v = stepColumn[i];
-      if (stepFused[i] === 1) {
-        code[v] = x;
-        group[v] = groupOfCode[codeStart[v] + x];
-      } else {
-        group[v] = x;
-        const lo = firstCode[firstStart[v] + x];
-        const m = firstCode[firstStart[v] + x + 1] - lo;
-        if (m <= 1) code[v] = lo;
-        else {
-          const w = (f < p ? f / p : (f - p) / (1 - p)) * m;
-          const q = w >= m ? m - 1 : Math.floor(w);
-          const c = codeStart[v] + lo + q;
-          code[v] = w - q < withinP[c] ? lo + q : withinA[c];
+        SI.fill(0, 0, rows);
+        for (let a = M[m0 + 3], end = M[m0 + 4]; a < end; a++) {
+          const given = givenColumn[a] * CH;
+          const stride = givenStride[a];
+          for (let r = 0; r < rows; r++) SI[r] += G[given + r] * stride;
         }
+      }
+      for (let r = 0; r < rows; r++) {
+        const u = (isShared ? CR[r] : U[r * F + fresh]) * n;
+        // u is in [0, n]: truncation is its floor.
+        let j = u | 0;
+        if (j >= n) j = n - 1;
+        const e = start + SI[r] * n + j;
+        const f = u - j;
+        const p = P[2 * e] * TWO_TO_MINUS_32;
+        const hit = f < p;
+        const x = hit ? j : A[2 * e + 1];
+        let t = 0;
+        if (fused) {
+          code[gv + r] = x;
+          G[gv + r] = gOf[cs + x];
+          if (keep) t = hit ? f / p : (f - p) / (1 - p);
+        } else {
+          G[gv + r] = x;
+          const lo = fc[fs0 + x];
+          const m = fc[fs0 + x + 1] - lo;
+          t = hit ? f / p : (f - p) / (1 - p);
+          if (m <= 1) code[gv + r] = lo;
+          else {
+            const w = t * m;
+            let q = w | 0;
+            if (q >= m) q = m - 1;
+            const c = cs + lo + q;
+            const g = w - q;
+            const pw = WP[2 * c] * TWO_TO_MINUS_32;
+            const inside = g < pw;
+            code[gv + r] = inside ? lo + q : WA[2 * c + 1];
+            t = inside ? g / pw : (g - pw) / (1 - pw);
+          }
+        }
+        // Rounding can bring a residual to 1 (and, from there, to 0 / 0 in the next split): kept below 1.
+        if (!(t < 1)) t = BELOW_ONE;
+        if (toRest) {
+          if (rest !== null) rest[gv + r] = t;
+        } else CR[r] = t;
       }
     }
   };
-  // Strings by code wherever the code alone determines them: fine columns' grid values, categories, and grid
-  // columns of one value per bin; the rest (continuous, or several grid values per bin) are drawn by decoders.
-  const labels = codes.map((cd, j) => cd.labels ?? (columns[j] ? cellLabels(columns[j], sizes[j]) : undefined));
   const cellOf = codes.map((cd) => cd.cellOf);
   return {
     *sample(n: number, rng: Rng): Iterable<OutputRow> {
-      const code = new Int32Array(k);
-      for (let r = 0; r < n; r++) {
-        fill(code, rng);
-        const row = new Array<string>(k);
-        for (let j = 0; j < k; j++) {
-          const l = labels[j];
-          row[j] = l ? l[code[j]] : decoders[j](code[j], rng);
+      const code = new Int32Array(k * CH);
+      const rest = new Float64Array(k * CH);
+      const labels = writers.map((w) => w.labels);
+      for (let done = 0; done < n; done += CH) {
+        const rows = Math.min(CH, n - done);
+        fill(rows, rng, code, rest, true);
+        for (let r = 0; r < rows; r++) {
+          const row = new Array<string>(k);
+          for (let j = 0, at = r; j < k; j++, at += CH) {
+            const l = labels[j];
+            row[j] = l !== undefined ? l[code[at]] : writers[j].write(cellOf[j][code[at]], rest[at]);
+          }
+          yield row;
         }
-        yield row;
       }
     },
     cells(n: number, rng: Rng): Int32Array[] {
       const out = Array.from({ length: k }, () => new Int32Array(n));
-      const code = new Int32Array(k);
-      for (let r = 0; r < n; r++) {
-        fill(code, rng);
-        for (let j = 0; j < k; j++) out[j][r] = cellOf[j][code[j]];
+      const code = new Int32Array(k * CH);
+      for (let done = 0; done < n; done += CH) {
+        const rows = Math.min(CH, n - done);
+        fill(rows, rng, code, null, false);
+        for (let j = 0; j < k; j++) {
+          const cells = cellOf[j];
+          const column = out[j];
+          for (let r = 0; r < rows; r++) column[done + r] = cells[code[j * CH + r]];
+        }
       }
       return out;
+    },
+  };
+}
+
+/** Rows drawn at a time (their codes, then their strings). */
+const SAMPLE_CHUNK = 256;
+
+/**
+ * Fields of a step in the sampler's META: column, width, flags, given start and end, table start, the
+ * column's code start and first-code start, (chained) the previous step's column and its groups, and its
+ * fresh uniform's index within a row's (when sampling rows; −1 when shared).
+ */
+const META_STRIDE = 11;
+/** Flags: the draw is over the column's codes (else its groups). */
+const FUSED = 1;
+/** The configuration index follows from the previous step's. */
+const CHAINED = 2;
+/** The column's strings need a uniform beyond its code's: the draw's residual. */
+const REST = 4;
+/** The draw takes its uniform from the previous step's residual (when sampling rows). */
+const SHARED = 8;
+/** The draw's residual goes to the next step. */
+const KEEP = 16;
+const TWO_TO_MINUS_32 = 2 ** -32;
+/** The largest double below 1. */
+const BELOW_ONE = 1 - 2 ** -53;
+/** Most joint outcomes of the draws that share one uniform (see fill). */
+const SHARED_LEAVES = 2 ** 20;
+
+/**
+ * Alias tables' entries in one buffer, 8 bytes each: entry e's threshold at prob[2e], as a multiple of
+ * 2⁻³² (a uint32, rounded to nearest, 2³² − 1 for 1), and its alias at alias[2e + 1]. A draw then reads
+ * one cache line, and the tables take half the cache that doubles would. The draws are exact for the
+ * rounded thresholds, which move each slot's split by at most 2⁻³² (2⁻³³ but next to 1), and so the
+ * outcome's distribution by at most 2⁻³² in total variation. A full slot's alias is itself (aliasTable),
+ * so that it loses nothing to the 2⁻³²; a cell of probability 0 has threshold 0 and is nobody's alias:
+ * it is never drawn.
+ */
+function aliasPairs(entries: number): { prob: Uint32Array; alias: Int32Array; set(at: number, prob: Float64Array, alias: Int32Array): void } {
+  const buffer = new ArrayBuffer(8 * entries);
+  const p = new Uint32Array(buffer);
+  const a = new Int32Array(buffer);
+  return {
+    prob: p,
+    alias: a,
+    set(at, prob, alias) {
+      for (let e = 0; e < prob.length; e++) {
+        p[2 * (at + e)] = Math.min(2 ** 32 - 1, Math.round(prob[e] * 2 ** 32));
+        a[2 * (at + e) + 1] = alias[e];
+      }
     },
   };
 }
