@@ -2,7 +2,10 @@
 // runs it alone). Every ratio compares two things measured in this one run on this machine. Not a test.
 //
 // - train step: gradientSum (one DP-SGD gradient) vs bare plain matMuls of exactly the shapes it multiplies
-//   (dp-sgd.ts lists them), timed just before: fraction = Σ bare matMul time / step time (= FLOP-rate ratio);
+//   (dp-sgd.ts lists them), each on fixed operands, timed in the same rounds as the steps (alternating, so
+//   that load hits both alike): fraction = Σ bare matMul time / step time (= FLOP-rate ratio). The bare
+//   products' right operands are the same tensor every call, so wasm packs them into its XNNPACK operator
+//   once; a training step's fresh weights and gradients are packed every step, which the step pays;
 // - DP step (clipNorm set) vs non-private step (clipNorm null) of the same net and batch;
 // - sampleRows in-process rows/s; `fedsynth sample` peak RSS for 1M vs 10M rows (3M when 10M would be slow);
 // - peak RSS of a site's local training (trainLocal, child process).
@@ -143,16 +146,11 @@ const configs = [
   { schema: "wide", hidden: NEURAL_DEFAULTS.hidden, batch: 123 },
   { schema: "wide", hidden: NEURAL_DEFAULTS.hidden, batch: 303 },
 ];
-const bareCache = new Map();
-function bareMs({ m, k, n }) {
-  const key = `${m}x${k}x${n}`;
-  if (!bareCache.has(key)) {
-    const a = tf.randomUniform([m, k], -1, 1, "float32", 1);
-    const b = tf.randomUniform([k, n], -1, 1, "float32", 2);
-    bareCache.set(key, bestMs(() => { const r = tf.matMul(a, b); r.dataSync(); r.dispose(); }));
-    tf.dispose([a, b]);
-  }
-  return bareCache.get(key);
+/** A bare plain matMul of one shape, on fixed operands (timed like the steps, in the same rounds). */
+function bareMatMul({ m, k, n }) {
+  const a = tf.randomUniform([m, k], -1, 1, "float32", 1);
+  const b = tf.randomUniform([k, n], -1, 1, "float32", 2);
+  return { run: () => { const r = tf.matMul(a, b); r.dataSync(); r.dispose(); }, dispose: () => tf.dispose([a, b]) };
 }
 // Warm-up: the first steps of the process run several times slower (V8 compiling the dispatch code, the
 // wasm heap growing); without this they land on whichever config comes first.
@@ -181,10 +179,14 @@ for (const c of configs) {
   const y = tf.tensor2d(yArray, [c.batch, shape.width]);
   const xArray = inputsOf(encoding, input, yArray, c.batch);
   const x = xArray ? tf.tensor2d(xArray, [c.batch, input.width]) : y;
-  const [dpMs, plainMs] = bestMsOf([() => dpsgd.gradientSum(net, y, 1, x), () => dpsgd.gradientSum(net, y, null, x)]);
   const matmuls = dpsgd.gradientMatMuls(shape, columns, c.batch, true);
   const flops = matmuls.reduce((s, { m, k, n }) => s + 2 * m * k * n, 0);
-  const bare = matmuls.reduce((s, mm) => s + bareMs(mm), 0);
+  // The steps and every bare matMul alternate round by round, so that the ratio compares them under the
+  // same machine load; bare is the sum of each shape's best time.
+  const bareFns = matmuls.map(bareMatMul);
+  const [dpMs, plainMs, ...bareTimes] = bestMsOf([() => dpsgd.gradientSum(net, y, 1, x), () => dpsgd.gradientSum(net, y, null, x), ...bareFns.map((f) => f.run)]);
+  bareFns.forEach((f) => f.dispose());
+  const bare = bareTimes.reduce((s, t) => s + t, 0);
   const tensorsBefore = tf.memory().numTensors;
   dpsgd.gradientSum(net, y, 1, x);
   const leaked = tf.memory().numTensors - tensorsBefore;
