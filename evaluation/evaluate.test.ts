@@ -144,6 +144,17 @@ describe("evaluate", () => {
     expect(ml.ratio).toBe(1);
   });
 
+  it("predicts the schema's declared outcome when no target is given", () => {
+    const t = patients(200, 1);
+    const declared: Schema = { ...schema, outcome: "smoker" };
+    const r = evaluate({ schema: declared, real: t, synthetic: t, holdout: t });
+    expect((r.mlUtility as MlUtility).target).toBe("smoker");
+    // A named target still wins, and a numeric outcome is skipped as a numeric target is.
+    expect((evaluate({ schema: declared, real: t, synthetic: t, holdout: t, target: "sex" }).mlUtility as MlUtility).target).toBe("sex");
+    const numeric = evaluate({ schema: { ...schema, outcome: "lab" }, real: t, synthetic: t, holdout: t });
+    expect(isSkipped(numeric.mlUtility) && numeric.mlUtility.skipped).toMatch(/numeric/);
+  });
+
   it("rejects an unknown target and skips a numeric one", () => {
     const t = patients(50, 1);
     expect(() => evaluate({ schema, real: t, synthetic: t, holdout: t, target: "nope" })).toThrow(/not in the schema/);

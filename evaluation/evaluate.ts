@@ -19,7 +19,7 @@ export interface EvaluateInput {
   synthetic: Table;
   /** Real rows held out from training; enables ML utility, privacy and the holdout baseline. */
   holdout?: Table;
-  /** ML-utility target column; default: the schema's last categorical column. */
+  /** ML-utility target column; default: the schema's declared outcome, else its last categorical column. */
   target?: string;
   /** Seed for the row sampling of the privacy check (default 1). */
   seed?: number;

@@ -16,16 +16,17 @@ export interface MlUtilityInput {
   real: Table;
   synthetic: Table;
   holdout?: Table;
-  /** Target column name; default: the schema's last categorical column. */
+  /** Target column name; default: the schema's declared outcome, else its last categorical column. */
   target?: string;
   fit?: FitOptions;
 }
 
 /**
- * The target column: the named one, or the last categorical column. Throws for a name not in the schema
- * (a typo on the command line); returns a skip reason when there is no usable categorical target.
+ * The target column: the named one, else the schema's declared outcome, else the last categorical column.
+ * Throws for a name not in the schema (a typo on the command line); returns a skip reason when there is no
+ * usable categorical target.
  */
-export function resolveTarget(schema: Schema, target?: string): { index: number; name: string } | Skipped {
+export function resolveTarget(schema: Schema, target: string | undefined = schema.outcome): { index: number; name: string } | Skipped {
   if (target !== undefined) {
     const index = schema.columns.findIndex((c) => c.name === target);
     if (index < 0) {

@@ -33,6 +33,7 @@ export const COHORT_SCHEMA = {
     { name: "outcome", type: "categorical", values: ["0", "1"] },
   ],
   missing: ["", "NA"],
+  outcome: "outcome",
 };
 
 function normal(rng: Rng): number {

@@ -7,7 +7,7 @@
  * aggregate → sample as many rows as the sites hold → evaluate() against the pooled training rows with
  * the holdout (column shapes, pair trends, TSTR AUC, DCR ratio: median distance of synthetic rows to their
  * closest training row over the holdout's, ≥ 1 means no closer than new patients). Prints means ± standard
- * errors over runs and the seconds per run.
+ * errors over runs and the seconds per run, and each variant's paired differences from its engine's first variant.
  *
  * Run:
  *   npx tsc -p scripts/measure-neural.tsconfig.json && echo '{"type":"module"}' > /tmp/fedsynth-measure/package.json \
@@ -16,7 +16,8 @@
  * Environment: SECURE (1: under secure aggregation), RUNS (3), EPSILON (1), DELTA (1e-5), ROUNDS (1), DATA (heart,cohort), ENGINES
  * (independent,neural; also: marginal), VARIANTS: a JSON array of neural setting overrides to compare, e.g.
  * '[{}, {"hidden": 32}]' (each is calibrated to the same budget by configureNeural); MARGINAL_VARIANTS: the same for
- * the marginal engine's settings (configureMarginal), e.g. '[{}, {"pairsShare": 0.3}]'; MARGINAL_ROUNDS: rounds for
+ * the marginal engine's settings (configureMarginal), e.g. '[{}, {"pairsShare": 0.3}]', where "outcome" sets the study's declared
+ * outcome for that variant (null: none; the schemas declare the evaluation's target); MARGINAL_ROUNDS: rounds for
  * the marginal engine only (default: ROUNDS); NOISE_SEED: development A/B comparisons with common random numbers —
  * every variant of run r gets the same seeded noise (secure sums simulated as exact sums plus Gaussian noise of the
  * grid's variance); never for reported figures; COHORT_ROWS (rows per site of DATA=cohort, e.g. 60,90,120); DETAIL=1: each variant's worst pairs and per-column shape scores;
@@ -89,6 +90,8 @@ interface Variant {
   engine: Engine;
   /** Rounds for this variant (default: the study's ROUNDS). */
   rounds?: number;
+  /** The study's declared outcome for this variant (null: none), instead of the data's schema's. */
+  outcome?: string | null;
   configure(schema: Schema, privacy: StudyPrivacy): JsonObject;
 }
 
@@ -146,11 +149,11 @@ async function main(): Promise<void> {
   const variants: Variant[] = [];
   if (engineNames.includes("independent")) variants.push({ label: "independent", engine: independentEngine as Engine, configure: (s, p) => independentEngine.configure(s, p) });
   if (engineNames.includes("marginal")) {
-    const marginalVariants: Partial<MarginalSettings>[] = process.env.MARGINAL_VARIANTS ? JSON.parse(process.env.MARGINAL_VARIANTS) : [{}];
+    const marginalVariants: (Partial<MarginalSettings> & { outcome?: string | null })[] = process.env.MARGINAL_VARIANTS ? JSON.parse(process.env.MARGINAL_VARIANTS) : [{}];
     const marginalRounds = process.env.MARGINAL_ROUNDS ? num("MARGINAL_ROUNDS", 3) : undefined;
-    for (const o of marginalVariants) {
+    for (const { outcome, ...o } of marginalVariants) {
       variants.push({
-        label: `marginal ${JSON.stringify(o)}${marginalRounds ? ` R=${marginalRounds}` : ""}`, engine: marginalEngine as Engine, rounds: marginalRounds,
+        label: `marginal ${JSON.stringify({ ...o, ...(outcome !== undefined ? { outcome } : {}) })}${marginalRounds ? ` R=${marginalRounds}` : ""}`, engine: marginalEngine as Engine, rounds: marginalRounds, outcome,
         configure: (s, p) => JSON.parse(JSON.stringify(configureMarginal(s, p, o))) as JsonObject,
       });
     }
@@ -173,7 +176,10 @@ async function main(): Promise<void> {
         const t0 = performance.now();
         const rounds = variants[v].rounds ?? privacy.rounds;
         const seed = process.env.NOISE_SEED ? num("NOISE_SEED", 0) * 1000 + r : undefined;
-        const synthetic = await synthesize(variants[v], data.schema, { ...privacy, rounds }, train, real.rowCount, seed);
+        // A variant's own outcome declaration (MARGINAL_VARIANTS' "outcome"): the same columns, read the same way.
+        const outcome = variants[v].outcome;
+        const schema: Schema = outcome === undefined ? data.schema : outcome === null ? { columns: data.schema.columns, missing: data.schema.missing } : { ...data.schema, outcome };
+        const synthetic = await synthesize(variants[v], schema, { ...privacy, rounds }, train, real.rowCount, seed);
         const seconds = (performance.now() - t0) / 1000;
         const report = evaluate({ schema: data.schema, real, synthetic, holdout, target: data.target });
         acc[v].shapes.push(report.columnShapes.score);
@@ -209,6 +215,12 @@ async function main(): Promise<void> {
       const a = acc[i];
       console.log(`  ${v.label.padEnd(40)} shapes ${f(a.shapes)}  pairs ${f(a.pairs)}  AUC ${f(a.auc)}  DCR ratio ${f(a.dcr)}  ${mean(a.seconds).toFixed(1)}s`);
       if (v.engine === (marginalEngine as Engine)) console.log(`    3-way tables selected: ${tripleTally.get(v.label) ?? 0} over ${a.pairs.length} runs`);
+      // Paired differences from the first variant of the same engine (with NOISE_SEED: common noise, so far tighter than the means' errors).
+      const first = variants.findIndex((u) => u.engine === v.engine);
+      if (first !== i) {
+        const d = (k: "shapes" | "pairs" | "auc" | "dcr") => f(a[k].map((x, r) => x - acc[first][k][r]));
+        console.log(`    vs ${variants[first].label}: shapes ${d("shapes")}  pairs ${d("pairs")}  AUC ${d("auc")}  DCR ratio ${d("dcr")}`);
+      }
       // DETAIL=1: the worst pairs and each column's shape score (development aid).
       if (process.env.DETAIL === "1") {
         const pairs = [...a.pairScores].map(([k, xs]) => [k, mean(xs)] as const).sort((x, y) => x[1] - y[1]);

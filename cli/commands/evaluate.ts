@@ -39,7 +39,7 @@ export function registerEvaluateCommand(program: Command): void {
     .requiredOption("--real <file.csv...>", "the real rows the synthesizer was trained on (one or more files)")
     .requiredOption("--synthetic <file.csv>", "the synthetic rows")
     .option("--holdout <file.csv...>", "real rows NOT used in training: needed for ML utility and privacy", [])
-    .option("--target <column>", "the column to predict for ML utility (default: the schema's last categorical column)")
+    .option("--target <column>", "the column to predict for ML utility (default: the schema's \"outcome\", else its last categorical column)")
     .option("--seed <n>", "seed for subsampling in the privacy metric", parseCount("--seed", 0))
     .option("--json <report.json>", "also write the full report as JSON")
     .option("--format <text|json>", "what to print: the readable summary or the JSON report", "text")

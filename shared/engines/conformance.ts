@@ -9,7 +9,8 @@
  * exported for engine-specific tests.
  */
 import { describe, expect, it } from "vitest";
-import type { Engine, JsonObject, StudyPrivacy, TaskContext } from "./engine.js";
+import type { Engine, JsonObject, SecureAggregationSetting, StudyPrivacy, TaskContext } from "./engine.js";
+import { decodeSum, encodeContribution } from "../federation/secure-contribution.js";
 import type { Cell, Column, OutputRow, Schema, Table } from "../schema/schema.js";
 import { binIndex, categoryCount, numericBins, numericGrid } from "../schema/bins.js";
 import type { Mechanism } from "../privacy/mechanism.js";
@@ -141,6 +142,26 @@ export function runFederation<M>(engine: Engine<M>, schema: Schema, privacy: Stu
     model = engine.aggregate(model, sum, sites.length, coordinatorCtx);
   }
   return { config, model, charges };
+}
+
+/**
+ * The engine with secure aggregation switched on in its config, each site's "update" its grid words
+ * decoded: so the sum a federated run forms is the sum the coordinator decodes (decoding is linear while
+ * nothing wraps). For engines with a secure path (engine.secure).
+ */
+export function secureStudyEngine<M>(base: Engine<M>, setting: SecureAggregationSetting): Engine<M> {
+  const withSecure = <T extends { privacy: object }>(ctx: T): T => ({ ...ctx, privacy: { ...ctx.privacy, secureAggregation: setting } });
+  return {
+    ...base,
+    configure: (schema, privacy) => base.configure(schema, { ...privacy, secureAggregation: setting }),
+    planRound: (model, ctx) => base.planRound(model, withSecure(ctx)),
+    charge: (ctx) => base.charge(withSecure(ctx)),
+    updateLength: (ctx) => base.updateLength(withSecure(ctx)),
+    localUpdate: (ctx, model, table) => {
+      const c = withSecure(ctx);
+      return decodeSum(encodeContribution(base.secure!.contribution(c, model, table), base.secure!.grid(c)).words, base.secure!.grid(c));
+    },
+  };
 }
 
 /** Why a synthetic row is invalid under the schema, or null when it is valid. */

@@ -212,6 +212,21 @@ describe("parseSchema", () => {
     expect(schemaError(t).message).toContain(expected);
   });
 
+  it("reads a declared outcome column, and none when the schema declares none", () => {
+    expect(parseSchema(JSON.stringify({ columns: [AGE, SEX], outcome: "sex" }), "s.json").outcome).toBe("sex");
+    expect(parseSchema(JSON.stringify({ columns: [AGE, SEX], outcome: "age" }), "s.json").outcome).toBe("age");
+    expect("outcome" in parseSchema(JSON.stringify({ columns: [AGE, SEX] }), "s.json")).toBe(false);
+  });
+
+  it("refuses an outcome that names no column, naming it and the columns there are", () => {
+    const e = schemaError(JSON.stringify({ columns: [AGE, SEX], outcome: "death" }));
+    expect(e.message).toContain('"outcome" names column "death", which is not in "columns"');
+    expect(e.location?.column).toBe("death");
+    expect(e.hint).toContain("age, sex");
+    expect(schemaError(JSON.stringify({ columns: [AGE, SEX], outcome: 1 })).message).toContain('"outcome" must be the name of a column, got a number (1)');
+    expect(schemaError(JSON.stringify({ columns: [AGE, SEX], outcome: ["sex"] })).message).toContain('"outcome" must be the name of a column');
+  });
+
   it("names the source given by the caller", () => {
     const e = schemaError("{}", "study 'x' schema");
     expect(e.message.startsWith("study 'x' schema: ")).toBe(true);
@@ -251,6 +266,7 @@ describe("schemaFingerprint", () => {
       { ...base, columns: [AGE, { ...SEX, values: ["1", "0"] }] },
       { ...base, columns: [SEX, AGE] },
       { ...base, missing: ["?"] },
+      { ...base, outcome: "sex" },
     ];
     for (const v of variants) expect(schemaFingerprint(parseSchema(JSON.stringify(v), "v.json"))).not.toBe(fp);
   });

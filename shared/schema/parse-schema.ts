@@ -13,7 +13,7 @@ export const MAX_BINS = 10000;
 /** Most steps a numeric column's grid may span: (max − min) / step. */
 export const MAX_GRID_STEPS = 1_000_000;
 
-const TOP_LEVEL_KEYS = ["columns", "missing"];
+const TOP_LEVEL_KEYS = ["columns", "missing", "outcome"];
 const NUMERIC_KEYS = ["name", "type", "min", "max", "integer", "bins", "step"];
 const CATEGORICAL_KEYS = ["name", "type", "values"];
 
@@ -138,7 +138,15 @@ export function parseSchema(text: string, source: string): Schema {
     }
   });
 
-  return { columns, missing };
+  const schema: Schema = { columns, missing };
+  if (top.outcome !== undefined) {
+    const outcomeHint = `Name one of the schema's columns (${columns.map((c) => c.name).join(", ")}), or remove "outcome".`;
+    if (typeof top.outcome !== "string") fail(`"outcome" must be the name of a column, got ${describeType(top.outcome)}`, outcomeHint);
+    const outcome = top.outcome as string;
+    if (!columns.some((c) => c.name === outcome)) fail(`"outcome" names column ${JSON.stringify(outcome)}, which is not in "columns"`, outcomeHint, outcome);
+    schema.outcome = outcome;
+  }
+  return schema;
 }
 
 type Fail = (message: string, hint?: string, column?: string) => never;
@@ -231,7 +239,8 @@ function parseCategorical(c: Record<string, unknown>, name: string, path: string
  * sha256 (hex) of a canonical JSON encoding of the schema: keys in a fixed order, missing tokens sorted
  * (they are a set); column order and category order are kept (they define the encoding). A numeric
  * column's "step" is encoded after "bins" when it sets a grid other than the default (so schemas without
- * steps keep their fingerprints, and an integer column's explicit "step": 1 is the same as none).
+ * steps keep their fingerprints, and an integer column's explicit "step": 1 is the same as none); a declared
+ * outcome likewise after "missing", only when there is one.
  */
 export function schemaFingerprint(schema: Schema): string {
   const canonical = {
@@ -249,6 +258,7 @@ export function schemaFingerprint(schema: Schema): string {
         : { name: c.name, type: c.type, values: [...c.values] },
     ),
     missing: [...new Set(schema.missing)].sort(),
+    ...(schema.outcome !== undefined ? { outcome: schema.outcome } : {}),
   };
   return createHash("sha256").update(JSON.stringify(canonical), "utf8").digest("hex");
 }

@@ -31,6 +31,17 @@ export interface Schema {
   columns: Column[];
   /** Cell texts that mean "missing". */
   missing: string[];
+  /**
+   * The study's outcome column, by name (public, declared with the schema; optional): what the data will be
+   * used to predict. The marginal engine weights the column pairs with it more in its selection, and
+   * `fedsynth evaluate` takes it as the default ML-utility target.
+   */
+  outcome?: string;
+}
+
+/** Index of the schema's declared outcome column, or −1 when it declares none. */
+export function outcomeIndex(schema: Schema): number {
+  return schema.outcome === undefined ? -1 : schema.columns.findIndex((c) => c.name === schema.outcome);
 }
 
 /** A cell after reading: a number for numeric columns, a category index for categoricals, null if missing. */

@@ -5,7 +5,9 @@
  *   marginals  every column's 1-way marginal (L2 sensitivity √k: one cell per column) and the fine
  *              per-value histograms of gridded numeric columns at α = 2 times the noise (√fine columns),
  *              as the independent engine measures them — together Δ_m = √(k + fine/α²) at the coarse noise;
- *   pairs      the 2-way tables of all P pairs over a few groups per column: one cell per table, Δ = √P;
+ *   pairs      the 2-way tables (or contrasts) of all P pairs: one cell per table, each pair p weighted by its
+ *              public u_p ≤ 1 (config.ts pairWeights: all 1 unless the schema declares an outcome), so that
+ *              pair p gets noise σ_p / u_p and the round Δ_p = √(Σ u_p²) (√P when all are 1);
  *   selected   per selected round, tables t with public weights w_t (Σ w_t² = 1, from the round config):
  *              table t gets noise σ_s / w_t, i.e. the weighted vector (w_t · table t)_t, of L2 sensitivity
  *              √(Σ w_t²) = 1, gets noise σ_s. A table is a pair's, a column's 1-way cells or (settings.
@@ -56,7 +58,7 @@ export function shares(shape: BudgetShape, settings: MarginalSettings): { m: num
 }
 
 export function sensitivities(shape: BudgetShape): { m: number; p: number; s: number } {
-  return { m: Math.sqrt(shape.columns + shape.fineColumns / (ALPHA * ALPHA)), p: Math.sqrt(shape.pairs), s: 1 };
+  return { m: Math.sqrt(shape.columns + shape.fineColumns / (ALPHA * ALPHA)), p: Math.sqrt(shape.pairsSquares), s: 1 };
 }
 
 const gauss = (l2Sensitivity: number, sigma: number): GaussianMechanism => ({ kind: "gaussian", l2Sensitivity, sigma, repetitions: 1 });
@@ -69,7 +71,7 @@ export function plainRoundMechanisms(b: MarginalBudget & BudgetShape, round: num
     out.push(gauss(Math.sqrt(b.columns), b.sigmaMarginals));
     if (b.fineColumns > 0) out.push(gauss(Math.sqrt(b.fineColumns), ALPHA * b.sigmaMarginals));
   }
-  if (parts.pairs) out.push(gauss(Math.sqrt(b.pairs), b.sigmaPairs));
+  if (parts.pairs) out.push(gauss(Math.sqrt(b.pairsSquares), b.sigmaPairs));
   if (parts.selected) out.push(gauss(1, b.sigmaSelected));
   return out;
 }

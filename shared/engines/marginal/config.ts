@@ -7,7 +7,9 @@
  *   round 1            every column's 1-way marginal and fine per-value histogram (always);
  *   the pairs round    every pair's 2-way table over a few groups per column ("all pairs", low precision):
  *                      round 1 itself when R ≤ 2 (groups from the schema), round 2 when R ≥ 3 and the
- *                      settings ask for it (groups of equal pooled mass, from round 1's marginals);
+ *                      settings ask for it (groups of equal pooled mass, from round 1's marginals); with
+ *                      an outcome declared in the schema (public), its pairs measured outcomeWeight
+ *                      times more precisely than the others (pairWeights), in the same share of the budget;
  *   later rounds       the 2-way tables (and the columns' 1-way marginals, measured again) the coordinator
  *                      selects from the pooled sums so far (select.ts), each with its own public weight; the
  *                      selected rounds share their budget equally. With settings.triples, 3-way tables over
@@ -15,7 +17,7 @@
  * A one-column schema has no pairs: one round of marginals only.
  */
 import type { JsonObject } from "../engine.js";
-import type { Schema } from "../../schema/schema.js";
+import { outcomeIndex, type Schema } from "../../schema/schema.js";
 import { FedsynthError } from "../../errors.js";
 import { checkSchema } from "../study-checks.js";
 
@@ -46,6 +48,18 @@ export interface MarginalSettings {
    * round's 2k tables are all taken and each triple displaces a finer pair table (select-triples.ts).
    */
   triples: "off" | "auto" | "always";
+  /**
+   * How much more precisely the all-pairs round measures each pair with the schema's declared outcome than
+   * any other pair: the ratio of their weights (pairWeights), within the round's unchanged share of the
+   * budget; no effect without an outcome. A config without the field reads as 2 (it was written for a
+   * schema that could declare no outcome). Measured at ε = 1, secure, common noise (40 heart runs, 12
+   * cohort runs), with outcomeSigns (select.ts): the declaration raised heart's TSTR AUC from 0.667 to
+   * 0.703 (+0.036 ± 0.008) and pair trends by 0.004 ± 0.001, of which weight 1 gives 0.687; 1.5 gave
+   * 0.008 less AUC than 2, and 3 0.004 more at 0.003 less pair trends. The cohort neither gained nor lost
+   * (pairs 0.000, AUC −0.000 ± 0.002); the cohort at 100–300 rows a site gained 0.024 ± 0.020 of AUC and
+   * lost 0.002 ± 0.001 of pair trends.
+   */
+  outcomeWeight: number;
 }
 
 /**
@@ -55,7 +69,7 @@ export interface MarginalSettings {
  * both (heart pair trends 0.841 vs 0.834, AUC 0.63 vs 0.58, same split): a contrast spends its whole
  * sensitivity on the one direction a pair's dependence mostly takes, a table mostly on margins already known.
  */
-export const MARGINAL_DEFAULTS: MarginalSettings = { marginalShare: 0.5, pairsShare: 0.25, pairsGroups: 3, pairsAfterMarginals: true, pairsKind: "scalars", triples: "off" };
+export const MARGINAL_DEFAULTS: MarginalSettings = { marginalShare: 0.5, pairsShare: 0.25, pairsGroups: 3, pairsAfterMarginals: true, pairsKind: "scalars", triples: "off", outcomeWeight: 2 };
 
 export interface BudgetShape {
   columns: number;
@@ -66,6 +80,11 @@ export interface BudgetShape {
   fineColumns: number;
   /** Pairs of columns, P. */
   pairs: number;
+  /**
+   * Σ u_p² over the pairs' weights in the all-pairs round (pairWeights: 1 for a pair with the declared
+   * outcome, 1/outcomeWeight for any other; P when all are 1): the round's L2 sensitivity squared.
+   */
+  pairsSquares: number;
   /** The round that measures all pairs (0: none), and the number of rounds of selected tables. */
   pairsRound: number;
   selectedRounds: number;
@@ -122,6 +141,21 @@ function tripleCapacities(schema: Schema, sizes: number[], most: number): number
   return out;
 }
 
+/**
+ * Each pair's weight u_p in the all-pairs round (pairList order), from the schema and the settings alone:
+ * pair p's measurement is released as u_p times itself, so its noise is σ_p / u_p. Pairs with the declared
+ * outcome weigh 1, the others 1/outcomeWeight (all 1 without an outcome). Public: what the noise of each
+ * measurement is follows from the schema and the config, and the round's charge is that of its Σ u_p².
+ */
+export function pairWeights(schema: Schema, settings: MarginalSettings): number[] {
+  const k = schema.columns.length;
+  const outcome = outcomeIndex(schema);
+  const other = outcome >= 0 ? 1 / settings.outcomeWeight : 1;
+  const out: number[] = [];
+  for (let a = 0; a < k; a++) for (let b = a + 1; b < k; b++) out.push(a === outcome || b === outcome ? 1 : other);
+  return out;
+}
+
 /** The release shape of a study, from the schema, the number of rounds and the settings alone. */
 export function budgetShape(schema: Schema, rounds: number, settings: MarginalSettings = MARGINAL_DEFAULTS): BudgetShape {
   const layout = coarseLayout(schema);
@@ -145,7 +179,7 @@ export function budgetShape(schema: Schema, rounds: number, settings: MarginalSe
   const selectedCells = selectedRounds > 0 ? capacities.slice(0, maxTables).reduce((s, x) => s + x, 0) : 0;
   return {
     columns: k, cells: layout.total, coarseCells: layout.coarseTotal, fineColumns: layout.fine.length,
-    pairs, pairsRound, selectedRounds, pairsCells: pairsRound > 0 ? pairsCells : 0, selectedCells, maxTables: selectedRounds > 0 ? maxTables : 0,
+    pairs, pairsSquares: pairsRound > 0 ? pairWeights(schema, settings).reduce((s, u) => s + u * u, 0) : 0, pairsRound, selectedRounds, pairsCells: pairsRound > 0 ? pairsCells : 0, selectedCells, maxTables: selectedRounds > 0 ? maxTables : 0,
   };
 }
 
@@ -168,7 +202,9 @@ export function checkSettings(s: unknown): MarginalSettings {
   if (t.pairsKind !== "tables" && t.pairsKind !== "scalars") throw invalid("The marginal engine's pairsKind must be \"tables\" or \"scalars\"");
   const triples = t.triples ?? "off";
   if (triples !== "off" && triples !== "auto" && triples !== "always") throw invalid("The marginal engine's triples must be \"off\", \"auto\" or \"always\"");
-  return { marginalShare: t.marginalShare!, pairsShare: t.pairsShare!, pairsGroups: t.pairsGroups!, pairsAfterMarginals: t.pairsAfterMarginals, pairsKind: t.pairsKind, triples };
+  const outcomeWeight = t.outcomeWeight ?? MARGINAL_DEFAULTS.outcomeWeight;
+  if (typeof outcomeWeight !== "number" || !Number.isFinite(outcomeWeight) || outcomeWeight < 1 || outcomeWeight > 100) throw invalid("The marginal engine's outcomeWeight must be a number from 1 to 100");
+  return { marginalShare: t.marginalShare!, pairsShare: t.pairsShare!, pairsGroups: t.pairsGroups!, pairsAfterMarginals: t.pairsAfterMarginals, pairsKind: t.pairsKind, triples, outcomeWeight };
 }
 
 function readGrid(raw: unknown, what: string): GridPlan {
@@ -193,8 +229,10 @@ export function readConfig(config: JsonObject, schema: Schema): MarginalConfig {
   if (!Number.isSafeInteger(c.rounds) || (c.rounds as number) < 1) throw invalid("The marginal engine's config has no valid rounds", "Use the config returned by configure().");
   const settings = checkSettings(c.settings);
   const shape = budgetShape(schema, c.rounds as number, settings);
+  // A config written before pair weights existed has all weights 1.
+  const written = { ...c, pairsSquares: c.pairsSquares ?? c.pairs };
   for (const k of Object.keys(shape) as (keyof BudgetShape)[]) {
-    if (c[k] !== shape[k]) throw invalid(`The marginal engine's config does not match the schema (${k}: ${JSON.stringify(c[k])}, the schema gives ${shape[k]})`, "Configure the engine with the study's schema.");
+    if (written[k] !== shape[k]) throw invalid(`The marginal engine's config does not match the schema (${k}: ${JSON.stringify(c[k])}, the schema gives ${shape[k]})`, "Configure the engine with the study's schema.");
   }
   if (!positive(c.sigmaMarginals)) throw invalid("The marginal engine's config has no valid marginal noise", "Use the config returned by configure().");
   for (const k of ["sigmaPairs", "sigmaSelected"] as const) {
@@ -210,5 +248,5 @@ export function readConfig(config: JsonObject, schema: Schema): MarginalConfig {
     s.grids.forEach((g, r) => readGrid(g, `round ${r + 1}'s`));
   }
   // The checked settings (a config written before a setting existed reads with its default).
-  return { ...(c as MarginalConfig), settings };
+  return { ...(written as MarginalConfig), settings };
 }

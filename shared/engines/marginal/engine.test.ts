@@ -1,34 +1,16 @@
 /**
  * The marginal engine passes the conformance suite in plaintext and under secure aggregation, and spends
- * exactly its budget. The secure run drives the suite through `secureStudyEngine`: the same engine with
- * secure aggregation switched on in its config, and each site's "update" its grid words decoded — so the
- * sum the suite forms is the sum the coordinator decodes (decoding is linear while nothing wraps).
+ * exactly its budget. The secure run drives the suite through conformance.ts' `secureStudyEngine`.
  */
 import { describe, expect, it } from "vitest";
-import { configureMarginal, marginalEngine as engine, type MarginalModel } from "./engine.js";
-import { conformanceSchema, conformanceSites, describeEngineConformance, runFederation } from "../conformance.js";
-import type { Engine, SecureAggregationSetting, TaskContext } from "../engine.js";
+import { configureMarginal, marginalEngine as engine } from "./engine.js";
+import { conformanceSchema, conformanceSites, describeEngineConformance, runFederation, secureStudyEngine } from "../conformance.js";
+import type { TaskContext } from "../engine.js";
 import type { Schema, Table } from "../../schema/schema.js";
-import { decodeSum, encodeContribution } from "../../federation/secure-contribution.js";
 import { Accountant } from "../../privacy/accountant.js";
 import { getEngine } from "../registry.js";
 import { SeededRng } from "../../random/rng.js";
 import { cellCodes, coarseLayout, massGrouping } from "./discretise.js";
-
-function secureStudyEngine(base: Engine<MarginalModel>, setting: SecureAggregationSetting): Engine<MarginalModel> {
-  const withSecure = <T extends { privacy: object }>(ctx: T): T => ({ ...ctx, privacy: { ...ctx.privacy, secureAggregation: setting } });
-  return {
-    ...base,
-    configure: (schema, privacy) => base.configure(schema, { ...privacy, secureAggregation: setting }),
-    planRound: (model, ctx) => base.planRound(model, withSecure(ctx)),
-    charge: (ctx) => base.charge(withSecure(ctx)),
-    updateLength: (ctx) => base.updateLength(withSecure(ctx)),
-    localUpdate: (ctx, model, table) => {
-      const c = withSecure(ctx);
-      return decodeSum(encodeContribution(base.secure!.contribution(c, model, table), base.secure!.grid(c)).words, base.secure!.grid(c));
-    },
-  };
-}
 
 describeEngineConformance(engine);
 describeEngineConformance(secureStudyEngine(engine, { threshold: 2, sites: 3 }));

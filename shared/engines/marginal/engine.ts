@@ -5,7 +5,9 @@
  *   round 1       every site releases its 1-way marginals (coarse cells and fine per-value histograms);
  *   all pairs     every site releases one ±1 contrast per pair of columns (split at each column's pooled
  *                 median from round 1: the pair's 2 × 2 interaction), at low precision — round 2 of a
- *                 study of ≥ 2 rounds, round 1 itself in a one-round study;
+ *                 study of ≥ 2 rounds, round 1 itself in a one-round study. With an outcome declared in
+ *                 the schema, the outcome's pairs are measured more precisely than the others (and over
+ *                 each column's present values: config.ts pairWeights, select.ts outcomeSigns);
  *   later rounds  every site releases the 2-way tables — and 1-way marginals, measured again — that the
  *                 coordinator selected from the pooled sums so far: where the model of the precise
  *                 measurements misses the all-pairs contrasts most relative to their noise, or where a

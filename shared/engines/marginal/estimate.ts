@@ -26,7 +26,7 @@
  *    the junction tree holds in one clique (they join the model first, each shrunk part by part). Within a group, cells and grid values split as step 1 says.
  */
 import { columnProbabilities, estimateRowCount, readColumn, type ColumnDistributions, type HistogramLayout } from "../independent/histogram.js";
-import type { NumericColumn, Schema } from "../../schema/schema.js";
+import { outcomeIndex, type NumericColumn, type Schema } from "../../schema/schema.js";
 import { numericBins } from "../../schema/bins.js";
 import { smoothCounts } from "./smooth.js";
 import { groupCount, type Grouping } from "./discretise.js";
@@ -114,10 +114,13 @@ export function collect(schema: Schema, layout: HistogramLayout, config: Margina
       }
     }
     if (rl.plan.pairsSigns) {
-      const signs = rl.plan.pairsSigns;
+      // A pair with the declared outcome has both its columns' outcomeSigns (round-plan.ts).
+      const outcome = outcomeIndex(schema);
       rl.plan.pairs!.forEach(([a, b], t) => {
+        const signs = rl.plan.outcomeSigns && (a === outcome || b === outcome) ? rl.plan.outcomeSigns : rl.plan.pairsSigns!;
+        const [sa, sb] = [signs[a], signs[b]];
         tables.push({
-          a, b, groups: [signRuns(signs[a]), signRuns(signs[b])], y: Float64Array.of(r.sum[rl.pairs + t]), variance: variance(rl.pairs + t), source: "pairs", signs: [signs[a], signs[b]],
+          a, b, groups: [signRuns(sa), signRuns(sb)], y: Float64Array.of(r.sum[rl.pairs + t]), variance: variance(rl.pairs + t), source: "pairs", signs: [sa, sb],
         });
       });
     }

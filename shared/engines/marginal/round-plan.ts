@@ -5,6 +5,8 @@
  *   round 1 (marginals only)  {}
  *   the all-pairs round       { pairsGroups: Grouping[] }         every pair's table over these groups, or
  *                             { pairsSigns: number[][] }          every pair's contrast Σ sign_a · sign_b
+ *                             (with an outcome declared in the schema also outcomeSigns: number[][], each
+ *                             column's coefficients −1, 0 or 1 in the contrasts of the outcome's pairs)
  *   a selected round          { groups: Grouping[], tables: [a, b][], weights: number[], columns: j[], columnWeights: number[] }
  *                             (pair tables over the groups, and columns' coarse 1-way cells; Σ of all weights² ≤ 1)
  *                             with settings.triples also { tripleGroups: Grouping[], triples: [a, b, c][], tripleWeights: number[] }
@@ -14,7 +16,7 @@
  * Selection itself (which tables, which weights, which groups) is in select.ts.
  */
 import type { JsonObject } from "../engine.js";
-import type { Schema } from "../../schema/schema.js";
+import { outcomeIndex, type Schema } from "../../schema/schema.js";
 import type { HistogramLayout } from "../independent/histogram.js";
 import { checkGrouping, TRIPLE_GROUPS, type Grouping } from "./discretise.js";
 import { invalid, roundParts, type MarginalConfig } from "./config.js";
@@ -23,6 +25,11 @@ export interface RoundPlan {
   pairsGroups?: Grouping[];
   /** Scalars instead of tables: per column, each cell's sign (±1); pair (a, b) is Σ_rows sign_a · sign_b. */
   pairsSigns?: number[][];
+  /**
+   * With a declared outcome: per column, the coefficients (−1, 0 or 1) of its cells in its contrast with
+   * the outcome (and the outcome's own in all of them), instead of pairsSigns.
+   */
+  outcomeSigns?: number[][];
   /** All pairs a < b in lexicographic order (with pairsGroups). */
   pairs?: [number, number][];
   selectedGroups?: Grouping[];
@@ -57,7 +64,7 @@ export function readRoundPlan(roundConfig: JsonObject, schema: Schema, layout: H
   const k = layout.columns;
   const rc = (roundConfig ?? {}) as Record<string, unknown>;
   const scalars = config.settings.pairsKind === "scalars";
-  const allowed = new Set([...(parts.pairs ? [scalars ? "pairsSigns" : "pairsGroups"] : []), ...(parts.selected ? ["groups", "tables", "weights", "columns", "columnWeights"] : []),
+  const allowed = new Set([...(parts.pairs ? (scalars ? ["pairsSigns", ...(outcomeIndex(schema) >= 0 ? ["outcomeSigns"] : [])] : ["pairsGroups"]) : []), ...(parts.selected ? ["groups", "tables", "weights", "columns", "columnWeights"] : []),
     ...(parts.selected && config.settings.triples !== "off" ? ["tripleGroups", "triples", "tripleWeights"] : [])]);
   for (const key of Object.keys(rc)) if (!allowed.has(key)) throw bad(`round ${round} has no field '${key}'`);
   const groupings = (raw: unknown, most: number, what: string): Grouping[] => {
@@ -72,6 +79,14 @@ export function readRoundPlan(roundConfig: JsonObject, schema: Schema, layout: H
       if (!Array.isArray(s) || s.length !== layout.sizes[j] || !s.every((v) => v === 1 || v === -1)) throw bad(`column ${j + 1}'s signs must be ${layout.sizes[j]} values of 1 or -1`);
       return s as number[];
     });
+    if (rc.outcomeSigns !== undefined) {
+      const os = rc.outcomeSigns;
+      if (!Array.isArray(os) || os.length !== k) throw bad(`expected the outcome signs of ${k} columns`);
+      plan.outcomeSigns = os.map((s, j) => {
+        if (!Array.isArray(s) || s.length !== layout.sizes[j] || !s.every((v) => v === 1 || v === -1 || v === 0)) throw bad(`column ${j + 1}'s outcome signs must be ${layout.sizes[j]} values of 1, 0 or -1`);
+        return s as number[];
+      });
+    }
     plan.pairs = pairList(k);
   } else if (parts.pairs) {
     plan.pairsGroups = groupings(rc.pairsGroups, config.settings.pairsGroups, "pair groups");
@@ -138,6 +153,7 @@ export function roundPlanJson(plan: RoundPlan): JsonObject {
   const out: JsonObject = {};
   if (plan.pairsGroups) out.pairsGroups = plan.pairsGroups.map((g) => [...g]);
   if (plan.pairsSigns) out.pairsSigns = plan.pairsSigns.map((g) => [...g]);
+  if (plan.outcomeSigns) out.outcomeSigns = plan.outcomeSigns.map((g) => [...g]);
   if (plan.selected) {
     out.groups = plan.selectedGroups!.map((g) => [...g]);
     out.tables = plan.selected.map((t) => [...t]);

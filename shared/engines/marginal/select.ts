@@ -7,7 +7,14 @@
  * that spends a pair's whole sensitivity on the direction most dependence takes (a table spends most of
  * its noise on margins the 1-way marginals already give). Or, with settings.pairsKind "tables", each
  * column's groups, at most settings.pairsGroups of them besides missing, of about equal pooled mass.
- * Without round 1's marginals (a study of one round) the halves and groups split the cells evenly.
+ * Without round 1's marginals (a study of one round) the halves and groups split the cells evenly. A pair
+ * with the schema's declared outcome is contrasted over other coefficients (outcomeSigns): the column's
+ * present values split at their median, its missing cell 0 — what a prediction of the outcome needs of the
+ * column, and what medianSigns misses where a column is missing in most rows. Measured at ε = 1, secure,
+ * common noise (40 heart runs): TSTR AUC +0.013 ± 0.006 and pair trends +0.003 ± 0.001 over medianSigns
+ * for those pairs; missing −1 instead of 0 gained nothing, these coefficients for every pair lost 0.015 of
+ * AUC and 0.003 of pair trends (missingness shared between columns is much of their dependence), and a
+ * second contrast per outcome pair for the column's missingness +0.005 ± 0.006 at −0.002 of pair trends.
  *
  * Selected rounds, AIM-style (McKenna, Mullins, Sheldon & Miklau 2022). The model fitted to the 1-way
  * marginals and the earlier selected tables is compared with every pair's all-pairs measurement: the
@@ -24,7 +31,7 @@
  * holds CELL_SIGNAL times its noise. With settings.triples, 3-way tables compete too (select-triples.ts):
  * the K candidates are then taken greedily, a triple counting only the pairs no other choice measures.
  */
-import type { Schema } from "../../schema/schema.js";
+import { outcomeIndex, type Schema } from "../../schema/schema.js";
 import type { HistogramLayout } from "../independent/histogram.js";
 import { SeededRng } from "../../random/rng.js";
 import { groupCount, massGrouping, type Grouping } from "./discretise.js";
@@ -68,9 +75,42 @@ export function medianSigns(p: ArrayLike<number>): number[] {
   return signs;
 }
 
+/**
+ * A column's coefficients in its contrast with the declared outcome: its present cells split at the median
+ * of their pooled mass (−1 before, +1 from it on), the missing cell 0 — so that the contrast measures how
+ * the column's values go with the outcome, whatever share of the rows miss it (medianSigns would split a
+ * column missing in most rows into missing and present, and say nothing of its values).
+ */
+export function outcomeSigns(p: ArrayLike<number>): number[] {
+  const size = p.length;
+  let total = 0;
+  for (let c = 0; c < size - 1; c++) total += Math.max(0, p[c]);
+  let cum = 0;
+  let split = 1;
+  let best = Infinity;
+  for (let i = 1; i < size - 1; i++) {
+    cum += Math.max(0, p[i - 1]);
+    const gap = Math.abs(cum - total / 2);
+    if (gap < best) {
+      best = gap;
+      split = i;
+    }
+  }
+  const signs = new Array<number>(size).fill(1);
+  for (let i = 0; i < Math.min(split, size - 1); i++) signs[i] = -1;
+  signs[size - 1] = 0;
+  return signs;
+}
+
 export function pairsPlan(schema: Schema, layout: HistogramLayout, config: MarginalConfig, p: Float64Array[] | undefined): RoundPlan {
   if (config.settings.pairsKind === "scalars") {
-    return { pairsSigns: layout.sizes.map((size, j) => medianSigns(p ? p[j] : new Float64Array(size).fill(1))), pairs: pairList(layout.columns) };
+    const marginal = (j: number) => (p ? p[j] : new Float64Array(layout.sizes[j]).fill(1));
+    const outcome = outcomeIndex(schema);
+    return {
+      pairsSigns: layout.sizes.map((_, j) => medianSigns(marginal(j))),
+      ...(outcome >= 0 ? { outcomeSigns: layout.sizes.map((_, j) => (j === outcome ? medianSigns(marginal(j)) : outcomeSigns(marginal(j)))) } : {}),
+      pairs: pairList(layout.columns),
+    };
   }
   const most = config.settings.pairsGroups;
   const pairsGroups = schema.columns.map((c, j) => massGrouping(c, layout.sizes[j], p ? p[j] : new Float64Array(layout.sizes[j]).fill(1), most));

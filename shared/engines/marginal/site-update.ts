@@ -6,11 +6,11 @@
  * study's public bounds, so that every round's length is fixed when the study is configured.
  */
 import type { SecureGrid, TaskContext } from "../engine.js";
-import type { Table } from "../../schema/schema.js";
+import { outcomeIndex, type Table } from "../../schema/schema.js";
 import { countTable, type HistogramLayout } from "../independent/histogram.js";
 import { cellCodes, coarseLayout, groupCount, type Grouping } from "./discretise.js";
 import { FINE_NOISE_MULTIPLIER, gridWeights } from "./budget.js";
-import { invalid, readConfig, roundParts, type MarginalConfig } from "./config.js";
+import { invalid, pairWeights, readConfig, roundParts, type MarginalConfig } from "./config.js";
 import { readRoundPlan, type RoundPlan } from "./round-plan.js";
 
 export function checkRound(ctx: Pick<TaskContext, "round">, config: MarginalConfig): void {
@@ -69,6 +69,8 @@ export interface RoundLayout {
   selected: number;
   pairsPart?: TablePart;
   selectedPart?: TablePart;
+  /** The all-pairs round's weight of each pair (pairList order; config.ts pairWeights), when the round has that part. */
+  pairsWeights?: number[];
   length: number;
 }
 
@@ -83,6 +85,7 @@ export function roundLayout(ctx: Pick<TaskContext, "schema" | "round" | "roundCo
     out.marginals = 0;
     length += config.cells;
   }
+  if (parts.pairs) out.pairsWeights = pairWeights(ctx.schema, config.settings);
   if (parts.pairs && plan.pairsSigns) {
     out.pairs = length;
     length += secure ? config.pairsCells : plan.pairs!.length;
@@ -137,11 +140,16 @@ export function contribution(ctx: TaskContext, table: Table): Float64Array {
   if (rl.marginals >= 0) out.set(countTable(ctx.schema, layout, table), rl.marginals);
   if (rl.pairsPart) countPart(out, rl.pairs, rl.pairsPart, codes);
   if (rl.plan.pairsSigns) {
-    // One contrast per pair: Σ_rows sign_a(x_a) · sign_b(x_b), each row moving it by exactly 1.
-    const signed = codes.map((col, j) => Int8Array.from(col, (c) => rl.plan.pairsSigns![j][c]));
+    // One contrast per pair: Σ_rows sign_a(x_a) · sign_b(x_b), each row moving it by at most 1 (signs are
+    // ±1, or 0 in outcomeSigns; a pair with the declared outcome takes both columns' outcomeSigns).
+    const sign = (signs: number[][]) => codes.map((col, j) => Int8Array.from(col, (c) => signs[j][c]));
+    const signed = sign(rl.plan.pairsSigns);
+    const outcome = outcomeIndex(ctx.schema);
+    const outcomeSigned = rl.plan.outcomeSigns ? sign(rl.plan.outcomeSigns) : signed;
     rl.plan.pairs!.forEach(([a, b], t) => {
-      const x = signed[a];
-      const y = signed[b];
+      const use = a === outcome || b === outcome ? outcomeSigned : signed;
+      const x = use[a];
+      const y = use[b];
       let s = 0;
       for (let i = 0; i < x.length; i++) s += x[i] * y[i];
       out[rl.pairs + t] = s;
@@ -154,8 +162,8 @@ export function contribution(ctx: TaskContext, table: Table): Float64Array {
 /**
  * Each coordinate's noise standard deviation relative to the round's base scale: plaintext noise is
  * base · this, secure-grid weights are 1/this (times the grid's common scale). 1-way coarse cells 1/w_m,
- * fine cells α/w_m, all-pairs cells 1/w_p, a selected table (pair, column or 3-way) of weight w_t 1/(w_s·w_t);
- * padding like its part.
+ * fine cells α/w_m, pair p's all-pairs cells 1/(w_p·u_p) (config.ts pairWeights), a selected table (pair,
+ * column or 3-way) of weight w_t 1/(w_s·w_t); padding like its part.
  */
 export function coordinateWeights(config: MarginalConfig, rl: RoundLayout): Float64Array {
   const w = gridWeights(config, config.settings);
@@ -164,7 +172,19 @@ export function coordinateWeights(config: MarginalConfig, rl: RoundLayout): Floa
     weights.fill(w.marginals, rl.marginals, rl.marginals + config.coarseCells);
     weights.fill(w.marginals / FINE_NOISE_MULTIPLIER, rl.marginals + config.coarseCells, rl.marginals + config.cells);
   }
-  if (rl.pairs >= 0) weights.fill(w.pairs, rl.pairs, rl.selected >= 0 ? rl.selected : rl.length);
+  if (rl.pairs >= 0) {
+    weights.fill(w.pairs, rl.pairs, rl.selected >= 0 ? rl.selected : rl.length);
+    // Each pair's own weight u_p ≤ 1 (config.ts pairWeights): on its contrast, or on every cell of its table.
+    const u = rl.pairsWeights!;
+    if (rl.plan.pairsSigns) u.forEach((x, t) => (weights[rl.pairs + t] = w.pairs * x));
+    else if (rl.pairsPart) {
+      const part = rl.pairsPart;
+      part.tables.forEach(([a, b], t) => {
+        const start = rl.pairs + part.offsets[t];
+        weights.fill(w.pairs * u[t], start, start + groupCount(part.groups[a]) * groupCount(part.groups[b]));
+      });
+    }
+  }
   if (rl.selectedPart) {
     const part = rl.selectedPart;
     const weightsOf = rl.plan.weights!;
