@@ -7,22 +7,26 @@
 // Every site runs the real client and every message goes through the real wire encoding; the sites are
 // simulated in worker threads (one per core, up to 4) so that a 100-site round fits in a few minutes.
 // While the coordinator is timed those workers are idle; the coordinator itself may use two helper
-// threads of its own (shared/crypto/secagg/parallel.ts: the first adds checked inputs into the running
-// sum while the main thread hashes the next one; both expand and remove the unmasking masks while the
-// main thread waits; they add with WebAssembly SIMD, where the plaintext baseline below keeps its
-// JavaScript loop; never more than two of the three threads work at once), so its time is given both as
-// wall clock and as CPU time of the whole process (process.cpuUsage: every thread, user + system). Inputs are
-// uniform 32-bit words (the cost of masking and summing does not depend on the values); the unmasked sum
-// is checked against the plaintext sum of the same vectors, word for word.
+// threads of its own (shared/crypto/secagg/parallel.ts: the main thread and the second helper hash each
+// masked input together, its digest being a tree of SHA-256s whose 256 KiB leaves they share out, while
+// the first helper adds the input before it, once checked, into the running sum; both helpers expand and
+// remove the unmasking masks, AES-256-CTR, while the main thread waits; they add with WebAssembly SIMD,
+// where the plaintext baseline below keeps its JavaScript loop; at times three threads work on two
+// cores), so its time is given both as wall clock and as CPU time of the whole process
+// (process.cpuUsage: every thread, user + system). Inputs are uniform 32-bit words (the cost of masking
+// and summing does not depend on the values); the unmasked sum is checked against the plaintext sum of
+// the same vectors, word for word.
 //
 //   client_mask_ms        one site's maskInput: open and check n shares, n X25519 + HKDF, n + 1 mask
-//                         expansions added into the vector, SHA-256 + signature (mean and max over sites)
-//   coordinator_receive_ms  all masked inputs, as coordinator.ts takes them: the SHA-256 of each (its
-//                         signed charge is checked against it), then receiveMaskedInput (signature, add
-//                         into the running sum), then closeMaskedInput (which waits until every input is
-//                         in the sum); wall clock from the first input to the closed phase. The messages
-//                         are decoded before this window (decoding, a 4 MB copy each, is the transport's;
-//                         coordinator_decode_ms) and the site workers are idle during it
+//                         expansions added into the vector, digest + signature (mean and max over sites;
+//                         a site hashes on its own thread)
+//   coordinator_receive_ms  all masked inputs, as coordinator.ts takes them: the digest of each
+//                         (maskedInputDigest; its signed charge is checked against it), then
+//                         receiveMaskedInput (signature, add into the running sum), then closeMaskedInput
+//                         (which waits until every input is in the sum); wall clock from the first input
+//                         to the closed phase. The messages are decoded before this window (decoding, a
+//                         4 MB copy each, is the transport's; coordinator_decode_ms) and the site workers
+//                         are idle during it
 //   coordinator_unmask_ms   all unmasking answers checked, seeds reconstructed, masks removed (wall);
 //                         of which coordinator_unmask_answers_ms the answers' checks (receiveUnmask, the
 //                         main thread alone) and coordinator_finish_ms the seeds and the masks (finish)
@@ -34,10 +38,13 @@
 //                         has a second core that this baseline does not use, which is why the CPU ratio
 //                         is reported beside the wall-clock one. A SIMD plaintext sum would be faster
 //   coordinator_unmask_aggregate_ms  receive + unmask (wall)
+//   masked_input_digest_ms  the wall time the main thread spent in the digests (its share of the leaves,
+//                         then waiting for the helper's last ones); masked_input_digest_cpu_ms the CPU time
+//                         of as many digests of vectors as long hashed on the main thread alone, after the
+//                         timed windows (the digests' work, without what sharing it out costs)
 //   ratio                 (receive + unmask) / plaintext, wall clock; ratio_cpu the same in CPU time
-//                         (*_cpu_ms fields); ratio_without_digest_cpu leaves out the SHA-256 of the masked
-//                         inputs (run on the main thread, so its wall time is its CPU time). Without a
-//                         helper thread wall and CPU agree; with one, wall < CPU
+//                         (*_cpu_ms fields); ratio_without_digest_cpu leaves out masked_input_digest_cpu_ms.
+//                         Without a helper thread wall and CPU agree; with helpers, wall < CPU
 //   load_avg_1m           os.loadavg()[0] when the run started (the machine may be shared)
 //   wire_ratio            every byte of every message both ways, broadcasts counted once per recipient,
 //                         over the raw float32 updates (sites × parameters × 4 bytes)
@@ -251,6 +258,11 @@ if (!isMainThread) {
     }
     const plaintextMs = plainTimes.sort((a, b) => a - b)[1];
     const plaintextCpuMs = plainCpuTimes.sort((a, b) => a - b)[1];
+    // The digests' work, measured apart: the same number of vectors of the same length hashed on this
+    // thread alone (ordinary memory, so no helper takes leaves), after the timed windows.
+    const digestCpu = process.cpuUsage();
+    for (const x of xs) maskedInputDigest(x);
+    const digestCpuMs = cpuMs(process.cpuUsage(digestCpu));
     let exact = plain.length === result.sum.length;
     for (let i = 0; exact && i < plain.length; i++) exact = plain[i] === result.sum[i];
     if (!exact) throw new Error(`the unmasked sum differs from the plaintext sum (${n} sites, ${length} parameters, drop ${drop})`);
@@ -275,12 +287,13 @@ if (!isMainThread) {
       coordinator_other_phases_ms: round2(setupMs),
       coordinator_decode_ms: round2(decodeMs),
       masked_input_digest_ms: round2(digestMs),
+      masked_input_digest_cpu_ms: round2(digestCpuMs),
       plaintext_sum_ms: round2(plaintextMs),
       plaintext_sum_cpu_ms: round2(plaintextCpuMs),
       plaintext_sum_ms_all: plainTimes.map(round2),
       ratio: round2((receiveMs + unmaskMs) / plaintextMs),
       ratio_cpu: round2((receiveCpuMs + unmaskCpuMs) / plaintextCpuMs),
-      ratio_without_digest_cpu: round2((receiveCpuMs - digestMs + unmaskCpuMs) / plaintextCpuMs),
+      ratio_without_digest_cpu: round2((receiveCpuMs - digestCpuMs + unmaskCpuMs) / plaintextCpuMs),
       wire_bytes: wire,
       raw_float32_bytes: raw,
       wire_ratio: +(wire / raw).toFixed(4),

@@ -18,6 +18,7 @@ import type { Mechanism } from "../shared/privacy/mechanism.js";
 import { Accountant } from "../shared/privacy/accountant.js";
 import { encodeContribution } from "../shared/federation/secure-contribution.js";
 import { signChargeClaim } from "../shared/federation/charge-statement.js";
+import { maskedInputDigest } from "../shared/crypto/secagg/messages.js";
 import { localTraining } from "./telemetry.js";
 import type { SignedCharge } from "../shared/ledger/index.js";
 import { admissionRefusal, sameMechanisms, taskCharge, type BudgetCap } from "./budget.js";
@@ -135,9 +136,14 @@ export class TaskRunner {
     };
   }
 
-  /** Records the charge and the masked words together, before they are sent; returns their hash and the signature. */
+  /**
+   * Records the charge and the masked words together, before they are sent; returns their hash and the
+   * signature. The hash is the masked-input digest the secure-aggregation messages sign (a SHA-256 tree,
+   * messages.ts), which the coordinator computes from what it receives and checks the charge against.
+   */
   recordSecureRelease(task: TaskAssignment, prepared: Extract<SecurePreparation, { kind: "secure" }>, masked: Uint8Array): { sha256: string; signature: Uint8Array } {
-    const sha256 = sha256Hex(masked);
+    const words = masked.byteOffset % 4 === 0 ? new Uint32Array(masked.buffer, masked.byteOffset, masked.byteLength / 4) : new Uint32Array(masked.slice().buffer);
+    const sha256 = Buffer.from(maskedInputDigest(words)).toString("hex");
     return { sha256, signature: this.record(task, prepared.mechanisms, prepared, sha256, masked) };
   }
 

@@ -58,8 +58,20 @@ function privateKeyObject(secretKey: Uint8Array): KeyObject {
   return key;
 }
 
+// The last key imported from each key array (the roster's arrays are checked again and again), with the
+// bytes it was imported from: an array whose bytes changed since is looked up afresh.
+const lastImported = new WeakMap<Uint8Array, { bytes: Uint8Array; key: KeyObject }>();
+
 function publicKeyObject(publicKey: Uint8Array): KeyObject | undefined {
   if (publicKey.length !== PUBLIC_KEY_BYTES) return undefined;
+  const last = lastImported.get(publicKey);
+  if (last && bytesEqual(last.bytes, publicKey)) return last.key;
+  const key = importedPublicKey(publicKey);
+  if (key) lastImported.set(publicKey, { bytes: publicKey.slice(), key });
+  return key;
+}
+
+function importedPublicKey(publicKey: Uint8Array): KeyObject | undefined {
   const id = Buffer.from(publicKey).toString("hex");
   let key = publicKeys.get(id);
   if (!key) {

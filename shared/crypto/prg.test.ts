@@ -1,57 +1,76 @@
-import { randomBytes } from "node:crypto";
+import { createCipheriv, randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { addInto, applyMasks, expandMask, expandMaskInto, maskNonce, type MaskTerm } from "./prg.js";
+import { addInto, applyMasks, counterBlock, expandMask, expandMaskInto, MASK_CIPHER, maskNonce, type MaskTerm } from "./prg.js";
 
-// An independent ChaCha20 (RFC 8439 §2.3) in plain JavaScript, to check that expandMask is exactly the
-// keystream for the seed and the domain's nonce, block counter from 0, read as little-endian words.
-function rotl(v: number, c: number): number {
-  return ((v << c) | (v >>> (32 - c))) >>> 0;
+// An independent AES-256-CTR (NIST SP 800-38A §6.5): each counter block encrypted on its own with
+// AES-256-ECB, the counter a 128-bit big-endian number (BigInt) incremented once per block, to check that
+// expandMask is exactly the keystream for the seed and the domain's counter blocks, read as
+// little-endian words.
+function ecb(key: Uint8Array, blocks: Buffer): Buffer {
+  const c = createCipheriv("aes-256-ecb", key, null);
+  c.setAutoPadding(false);
+  return Buffer.concat([c.update(blocks), c.final()]);
 }
 
-function chacha20Block(key: Uint8Array, counter: number, nonce: Uint8Array): Uint32Array {
-  const kv = new DataView(key.buffer, key.byteOffset, 32);
-  const nv = new DataView(nonce.buffer, nonce.byteOffset, 12);
-  const state = new Uint32Array(16);
-  state.set([0x61707865, 0x3320646e, 0x79622d32, 0x6b206574]);
-  for (let i = 0; i < 8; i++) state[4 + i] = kv.getUint32(i * 4, true);
-  state[12] = counter;
-  for (let i = 0; i < 3; i++) state[13 + i] = nv.getUint32(i * 4, true);
-  const x = Uint32Array.from(state);
-  const qr = (a: number, b: number, c: number, d: number) => {
-    x[a] += x[b]; x[d] = rotl(x[d] ^ x[a], 16);
-    x[c] += x[d]; x[b] = rotl(x[b] ^ x[c], 12);
-    x[a] += x[b]; x[d] = rotl(x[d] ^ x[a], 8);
-    x[c] += x[d]; x[b] = rotl(x[b] ^ x[c], 7);
-  };
-  for (let i = 0; i < 10; i++) {
-    qr(0, 4, 8, 12); qr(1, 5, 9, 13); qr(2, 6, 10, 14); qr(3, 7, 11, 15);
-    qr(0, 5, 10, 15); qr(1, 6, 11, 12); qr(2, 7, 8, 13); qr(3, 4, 9, 14);
-  }
-  for (let i = 0; i < 16; i++) x[i] += state[i];
-  return x;
-}
-
-function referenceKeystream(key: Uint8Array, nonce: Uint8Array, words: number): Uint32Array {
-  const out = new Uint32Array(words);
-  for (let block = 0; block * 16 < words; block++) {
-    const b = chacha20Block(key, block, nonce);
-    out.set(b.subarray(0, Math.min(16, words - block * 16)), block * 16);
+function counterBlocks(initial: Uint8Array, count: number): Buffer {
+  let ctr = BigInt("0x" + Buffer.from(initial).toString("hex"));
+  const out = Buffer.alloc(16 * count);
+  for (let i = 0; i < count; i++) {
+    out.write(ctr.toString(16).padStart(32, "0"), 16 * i, "hex");
+    ctr = (ctr + 1n) % (1n << 128n);
   }
   return out;
 }
 
+function referenceKeystream(key: Uint8Array, initial: Uint8Array, words: number): Uint32Array {
+  const bytes = ecb(key, counterBlocks(initial, Math.ceil(words / 4)));
+  const out = new Uint32Array(words);
+  for (let i = 0; i < words; i++) out[i] = bytes.readUInt32LE(4 * i);
+  return out;
+}
+
+const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+const xor = (a: Buffer, b: Buffer) => Buffer.from(a.map((v, i) => v ^ b[i]));
+
+// NIST SP 800-38A, F.5.5 CTR-AES256.Encrypt.
+const F55 = {
+  key: "603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4",
+  counter: "f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff",
+  plaintext: "6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e5130c81c46a35ce411e5fbc1191a0a52eff69f2445df4f9b17ad2b417be66c3710",
+  ciphertext: "601ec313775789a5b7a7f504bbf3d228f443e3ca4d62b59aca84e990cacaf5c52b0930daa23de94ce87017ba2d84988ddfc9c58db67aada613c2dd08457941a6",
+};
+
 describe("mask expansion", () => {
-  it("the reference ChaCha20 matches RFC 8439 test vector A.1 #1", () => {
-    const block = chacha20Block(new Uint8Array(32), 0, new Uint8Array(12));
-    const bytes = Buffer.from(block.buffer).toString("hex");
-    expect(bytes.slice(0, 64)).toBe("76b8e0ada0f13d90405d6ae55386bd28bdd219b8a08ded1aa836efcc8b770dc7");
+  it("the reference AES-256-CTR matches NIST SP 800-38A F.5.5 (and so does node:crypto's)", () => {
+    const key = Buffer.from(F55.key, "hex");
+    const counter = Buffer.from(F55.counter, "hex");
+    const keystream = xor(Buffer.from(F55.plaintext, "hex"), Buffer.from(F55.ciphertext, "hex"));
+    const ref = referenceKeystream(key, counter, 16);
+    expect(hex(new Uint8Array(ref.buffer))).toBe(keystream.toString("hex"));
+    expect(createCipheriv(MASK_CIPHER, key, counter).update(Buffer.from(F55.plaintext, "hex")).toString("hex")).toBe(F55.ciphertext);
   });
 
-  it("is the ChaCha20 keystream of the seed under the domain's nonce, across chunk boundaries", () => {
+  it("node:crypto's counter is the whole 128-bit block, so it would carry out of the low 32 bits (prg.ts never gets there)", () => {
+    const key = new Uint8Array(randomBytes(32));
+    const nearWrap = Buffer.from("000102030405060708090a0bfffffffe", "hex");
+    const words = 16; // four blocks: ...fffffffe, ...ffffffff, then the carry into byte 11
+    const got = createCipheriv(MASK_CIPHER, key, nearWrap).update(Buffer.alloc(4 * words));
+    expect(hex(got)).toBe(hex(new Uint8Array(referenceKeystream(key, nearWrap, words).buffer)));
+    expect(counterBlocks(nearWrap, 3).subarray(32).toString("hex")).toBe("000102030405060708090a0c00000000");
+    // The longest mask, 2^32 − 1 words, ends in block 2^30 − 1: the counter field stays below 2^30.
+    expect(() => expandMask(key, "self-mask", 2 ** 32)).toThrow(/below 2\^32/);
+  });
+
+  it("a counter block is the domain's nonce and the big-endian block number", () => {
+    expect(hex(counterBlock(maskNonce("self-mask"), 0))).toBe(hex(Buffer.from("fedsynth-slf", "ascii")) + "00000000");
+    expect(hex(counterBlock(maskNonce("pairwise-mask"), 0x01020304))).toBe(hex(Buffer.from("fedsynth-pwm", "ascii")) + "01020304");
+  });
+
+  it("is the AES-256-CTR keystream of the seed from the domain's nonce and block 0, across chunk boundaries", () => {
     const seed = new Uint8Array(randomBytes(32));
     const words = 40_003; // crosses two 16384-word chunks and ends mid-block
     for (const domain of ["self-mask", "pairwise-mask"] as const) {
-      expect(expandMask(seed, domain, words)).toEqual(referenceKeystream(seed, maskNonce(domain), words));
+      expect(expandMask(seed, domain, words)).toEqual(referenceKeystream(seed, counterBlock(maskNonce(domain), 0), words));
     }
   });
 

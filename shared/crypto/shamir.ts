@@ -114,14 +114,53 @@ function lagrangeAt(xs: readonly number[], at: number): Uint8Array {
   return out;
 }
 
+/**
+ * Σ_i weights[i]·y_i byte by byte. A weight is public (it depends on the x coordinates only) and a share
+ * byte is secret, so each product is gfMul's shift-and-add with the weight's doublings w·2^k computed
+ * once per share: the secret byte's bits select them through masks, with no branch and no table lookup
+ * that depends on it, as in gfMul.
+ */
 function interpolate(shares: readonly ShamirShare[], weights: Uint8Array, len: number): Uint8Array {
   const out = new Uint8Array(len);
   for (let i = 0; i < shares.length; i++) {
-    const w = weights[i];
+    let a = weights[i];
+    const w0 = a;
+    const w1 = (a = xtime(a));
+    const w2 = (a = xtime(a));
+    const w3 = (a = xtime(a));
+    const w4 = (a = xtime(a));
+    const w5 = (a = xtime(a));
+    const w6 = (a = xtime(a));
+    const w7 = xtime(a);
     const y = shares[i].y;
-    for (let j = 0; j < len; j++) out[j] ^= gfMul(w, y[j]);
+    for (let j = 0; j < len; j++) {
+      const b = y[j];
+      out[j] ^=
+        (-(b & 1) & w0) ^ (-((b >> 1) & 1) & w1) ^ (-((b >> 2) & 1) & w2) ^ (-((b >> 3) & 1) & w3) ^
+        (-((b >> 4) & 1) & w4) ^ (-((b >> 5) & 1) & w5) ^ (-((b >> 6) & 1) & w6) ^ (-((b >> 7) & 1) & w7);
+    }
   }
   return out;
+}
+
+/** a·x in GF(2^8) (of a public value). */
+function xtime(a: number): number {
+  return ((a << 1) ^ (-(a >> 7) & 0x11b)) & 0xff;
+}
+
+// The Lagrange weights at 0 of the last few sets of x coordinates: the coordinator reconstructs every
+// survivor's seed from the same t holders' shares, so every secret of a round has the same weights.
+const weightsAtZero = new Map<string, Uint8Array>();
+
+function lagrangeAtZero(xs: readonly number[]): Uint8Array {
+  const key = xs.join(",");
+  let w = weightsAtZero.get(key);
+  if (!w) {
+    w = lagrangeAt(xs, 0);
+    if (weightsAtZero.size >= 8) weightsAtZero.delete(weightsAtZero.keys().next().value!);
+    weightsAtZero.set(key, w);
+  }
+  return w;
 }
 
 export interface CombineOptions {
@@ -155,7 +194,7 @@ export function combineShares(shares: readonly ShamirShare[], threshold: number,
   }
   const basis = shares.slice(0, threshold);
   const xs = basis.map((s) => s.x);
-  const secret = interpolate(basis, lagrangeAt(xs, 0), len);
+  const secret = interpolate(basis, lagrangeAtZero(xs), len);
   for (const extra of shares.slice(threshold)) {
     if (!bytesEqual(interpolate(basis, lagrangeAt(xs, extra.x), len), extra.y)) {
       throw new FedsynthError("invalid-data", `the shares are inconsistent: the share at x = ${extra.x} does not lie on the polynomial through the others`, {

@@ -73,7 +73,10 @@ export interface ChargeStatement {
   delta: number;
   epsilonTask: number;
   epsilonStudyTotal: number;
-  /** SHA-256 (hex) of the update bytes as sent. */
+  /**
+   * SHA-256 (hex) of the update bytes as sent; for a masked input (secure aggregation), the digest its
+   * messages sign, a SHA-256 tree over its words (shared/crypto/secagg/messages.ts maskedInputDigest).
+   */
   updateSha256: string;
 }
 

@@ -86,10 +86,12 @@ export class ByteWriter {
   }
 
   string(s: string): this {
-    const n = Buffer.byteLength(s, "utf8");
-    this.u32(n);
-    this.room(n);
-    this.pos += this.buf.write(s, this.pos, "utf8");
+    // Room for the longest UTF-8 form (3 bytes per UTF-16 unit), then the length written in front of
+    // what was written: one pass over the string instead of two.
+    this.room(4 + 3 * s.length);
+    const n = this.buf.write(s, this.pos + 4, "utf8");
+    this.buf.writeUInt32BE(n, this.pos);
+    this.pos += 4 + n;
     return this;
   }
 

@@ -122,35 +122,78 @@ export function openShares(key: Uint8Array, sealed: Uint8Array): HeldShares | un
  * values, so the hash reveals nothing a brute-force search could use.
  */
 export function shareCommitment(session: Session, kind: ShareKind, dealer: string, holder: string, share: ShamirShare): Uint8Array {
-  // The bytes of ByteWriter().string(PROTOCOL_TAG + "/share-commitment").fixed(binding).string(kind)
-  // .string(dealer).string(holder).u8(x).bytes(y), written straight into one buffer (keys.test.ts holds it
-  // to that): the coordinator checks n² of these when a round is unmasked.
-  const head = commitmentHead(session, kind);
-  const dealerBytes = Buffer.byteLength(dealer, "utf8");
-  const holderBytes = Buffer.byteLength(holder, "utf8");
-  const buf = Buffer.allocUnsafe(head.length + 4 + dealerBytes + 4 + holderBytes + 1 + 4 + share.y.length);
-  let p = head.copy(buf, 0);
-  p = buf.writeUInt32BE(dealerBytes, p);
-  p += buf.write(dealer, p, "utf8");
-  p = buf.writeUInt32BE(holderBytes, p);
-  p += buf.write(holder, p, "utf8");
-  buf[p++] = share.x & 0xff;
-  p = buf.writeUInt32BE(share.y.length, p);
-  buf.set(share.y, p);
-  return new Uint8Array(hash("sha256", buf, "buffer"));
+  return new Uint8Array(Buffer.from(commitmentHash(session, kind, dealer, holder, share), "binary"));
 }
 
-const commitmentHeads = new WeakMap<Session, Map<ShareKind, Buffer>>();
+/** Whether `committed` is shareCommitment(session, kind, dealer, holder, share). */
+export function shareCommitmentMatches(session: Session, kind: ShareKind, dealer: string, holder: string, share: ShamirShare, committed: Uint8Array): boolean {
+  const digest = commitmentHash(session, kind, dealer, holder, share);
+  if (committed.length !== digest.length) return false;
+  let diff = 0;
+  for (let i = 0; i < digest.length; i++) diff |= digest.charCodeAt(i) ^ committed[i];
+  return diff === 0;
+}
 
-function commitmentHead(session: Session, kind: ShareKind): Buffer {
-  let heads = commitmentHeads.get(session);
-  if (!heads) commitmentHeads.set(session, (heads = new Map()));
-  let head = heads.get(kind);
-  if (!head) {
-    head = Buffer.from(new ByteWriter().string(PROTOCOL_TAG + "/share-commitment").fixed(session.binding).string(kind).finish());
-    heads.set(kind, head);
+/**
+ * The commitment's SHA-256 as a "binary" (latin1) string, one character per byte: a string lives on V8's heap,
+ * where a Buffer of 32 bytes is memory outside it, and 10,000 of those per round made the coordinator
+ * collect garbage for the external memory (the hash with a Buffer took ~2× as long as with a string).
+ */
+function commitmentHash(session: Session, kind: ShareKind, dealer: string, holder: string, share: ShamirShare): string {
+  // The bytes of ByteWriter().string(PROTOCOL_TAG + "/share-commitment").fixed(binding).string(kind)
+  // .string(dealer).string(holder).u8(x).bytes(y), written straight into one reused buffer from parts
+  // encoded once per session (keys.test.ts holds it to that): the coordinator checks n² of these when a
+  // round is unmasked, so each costs little more than its SHA-256.
+  const parts = commitmentParts(session);
+  const head = kind === "key" ? parts.keyHead : parts.selfMaskHead;
+  const d = parts.ids.get(dealer) ?? encodeId(dealer);
+  const h = parts.ids.get(holder) ?? encodeId(holder);
+  const y = share.y;
+  const length = head.length + d.length + h.length + 1 + 4 + y.length;
+  if (scratch.length < length) scratch = new Uint8Array(Math.max(length, 2 * scratch.length));
+  const buf = scratch;
+  buf.set(head, 0);
+  let p = head.length;
+  buf.set(d, p);
+  p += d.length;
+  buf.set(h, p);
+  p += h.length;
+  buf[p] = share.x & 0xff;
+  buf[p + 1] = y.length >>> 24;
+  buf[p + 2] = (y.length >>> 16) & 0xff;
+  buf[p + 3] = (y.length >>> 8) & 0xff;
+  buf[p + 4] = y.length & 0xff;
+  p += 5;
+  buf.set(y, p);
+  const digest = hash("sha256", new Uint8Array(buf.buffer, 0, length), "binary");
+  // The share is a secret where a dealer commits to the shares it deals: none is left behind.
+  buf.fill(0, p, length);
+  return digest;
+}
+
+let scratch = new Uint8Array(512);
+
+function encodeId(site: string): Uint8Array {
+  return new ByteWriter().string(site).finish();
+}
+
+interface CommitmentParts {
+  keyHead: Uint8Array;
+  selfMaskHead: Uint8Array;
+  /** The session's site ids as ByteWriter.string writes them (u32 length ‖ UTF-8); a message may name others. */
+  ids: Map<string, Uint8Array>;
+}
+
+const commitmentPartsOf = new WeakMap<Session, CommitmentParts>();
+
+function commitmentParts(session: Session): CommitmentParts {
+  let parts = commitmentPartsOf.get(session);
+  if (!parts) {
+    const head = (kind: ShareKind) => new ByteWriter().string(PROTOCOL_TAG + "/share-commitment").fixed(session.binding).string(kind).finish();
+    parts = { keyHead: head("key"), selfMaskHead: head("self-mask"), ids: new Map(session.sites.map((site) => [site, encodeId(site)])) };
+    commitmentPartsOf.set(session, parts);
   }
-  return head;
+  return parts;
 }
 
 /** The commitment to a self-mask seed b_u that its reconstruction is checked against. */

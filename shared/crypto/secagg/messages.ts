@@ -7,12 +7,16 @@
  * phase from being replayed in another; the context and binding stop one from another study, round or
  * session. A receiver always rebuilds the payload from its own session, never from the message's.
  *
- * A masked input is signed over its SHA-256 rather than its words: hashing 4 MB natively is ~1000×
- * cheaper than running Ed25519's SHA-512 over it in JavaScript, and the digest binds it just the same.
+ * A masked input is signed over a digest rather than its words: hashing 4 MB natively is ~1000× cheaper
+ * than running Ed25519's SHA-512 over it in JavaScript, and the digest binds it just the same. The digest
+ * (maskedInputDigest) is a two-level SHA-256 tree, so that the coordinator can hash one input on both
+ * cores; see there.
  */
 import { createHash } from "node:crypto";
+import { endianness } from "node:os";
 import { FedsynthError } from "../../errors.js";
 import { ByteReader, ByteWriter } from "./encoding.js";
+import { hashLeaves } from "./parallel.js";
 import { compareSiteIds, PROTOCOL_TAG, PROTOCOL_VERSION, type Session, type SessionContext } from "./session.js";
 
 interface InSession {
@@ -159,8 +163,31 @@ export function shareKeysPayload(session: Session, m: Omit<ShareKeys, "kind" | "
   return w.finish();
 }
 
+const LITTLE_ENDIAN = endianness() === "LE";
+
+/** The leaves of the masked-input digest: 256 KiB (65,536 words) of the vector each, the last one shorter. */
+export const DIGEST_LEAF_BYTES = 1 << 18;
+
+/**
+ * The digest a masked input is signed over (and its signed charge, as updateSha256, commits to):
+ *
+ *   SHA-256( "fedsynth/secagg/masked-input-digest" ‖ u32 words ‖ SHA-256(leaf 0) ‖ … ‖ SHA-256(leaf k−1) )
+ *
+ * where the leaves are the vector's bytes (its words, little-endian as on the wire) cut into consecutive
+ * DIGEST_LEAF_BYTES pieces, k = ⌈4·words / DIGEST_LEAF_BYTES⌉, and the label is length-prefixed as in
+ * every signed payload (encoding.ts). The length fixes the cut, so two vectors with one digest would
+ * need a SHA-256 collision at the root or in a leaf: it binds the vector as one SHA-256 does. Unlike one
+ * SHA-256, which is a single sequential chain, its leaves can be hashed on several threads at once: the
+ * coordinator hashes every masked input it receives, and with helper threads it shares the leaves of a
+ * long one among them (parallel.ts hashLeaves). The work is the same (one more SHA-256 of 32·k bytes).
+ * (Protocol version 1 signed one SHA-256 of the bytes.)
+ */
 export function maskedInputDigest(masked: Uint32Array): Uint8Array {
-  return new Uint8Array(createHash("sha256").update(new Uint8Array(masked.buffer, masked.byteOffset, masked.byteLength)).digest());
+  let bytes = new Uint8Array(masked.buffer, masked.byteOffset, masked.byteLength);
+  if (!LITTLE_ENDIAN) bytes = new Uint8Array(Buffer.from(bytes).swap32());
+  const leaves = hashLeaves(bytes, DIGEST_LEAF_BYTES);
+  const head = new ByteWriter().string(PROTOCOL_TAG + "/masked-input-digest").u32(masked.length).finish();
+  return new Uint8Array(createHash("sha256").update(head).update(leaves).digest());
 }
 
 /** `digest` is `maskedInputDigest(masked)`, passed in so the caller hashes the 4 MB once. */

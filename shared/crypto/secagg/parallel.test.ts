@@ -1,7 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { addInto, applyMasks, type MaskTerm } from "../prg.js";
-import { helperCount, PARALLEL_MIN_WORDS, ParallelSum } from "./parallel.js";
+import { createHash } from "node:crypto";
+import { hashedLeaves, hashLeaves, helperCount, PARALLEL_MIN_WORDS, ParallelSum } from "./parallel.js";
 
 // These run on machines with two or more cores (where the helper thread is used); with one, `open`
 // declines and the server does everything on its own thread, which the other suites cover.
@@ -53,7 +54,7 @@ describe.runIf(multicore)("the helper thread", () => {
   // With two helpers this thread only waits; with one it takes ranges beside it (FEDSYNTH_SECAGG_THREADS=2).
   for (const helpers of [2, 1]) {
     it.runIf(helpers <= helperCount())(`removes masks exactly as prg.applyMasks does, the ranges shared between the threads (${helpers} helper(s))`, () => {
-      // Not a whole number of ranges or of ChaCha20 blocks; more terms than one keystream pass holds.
+      // Not a whole number of ranges or of AES blocks; more terms than one keystream pass holds.
       const length = 3 * 65536 + 1234 + 7;
       const terms: MaskTerm[] = Array.from({ length: 133 }, (_, i) => ({
         seed: new Uint8Array(randomBytes(32)),
@@ -99,5 +100,26 @@ describe.runIf(multicore)("the helper thread", () => {
     expect(first).toBeGreaterThan(0);
     expect(second).toBeGreaterThan(0);
     p.release();
+  });
+
+  it("hashes the leaves of a vector in shared memory on the helpers too, the same bytes as on this thread alone", () => {
+    const leaf = 1 << 18;
+    const length = 40 * 65536 + 3; // 41 leaves, the last one 12 bytes
+    const shared = new Uint8Array(new SharedArrayBuffer(length * 4));
+    shared.set(randomBytes(length * 4));
+    const expected = Buffer.alloc(32 * 41);
+    for (let i = 0; i < 41; i++) createHash("sha256").update(shared.subarray(i * leaf, (i + 1) * leaf)).digest().copy(expected, 32 * i);
+    const before = hashedLeaves();
+    let got = hashLeaves(shared, leaf);
+    // Which thread claims a leaf is a race: a few rounds are allowed for a helper to take one.
+    for (let round = 0; round < 10 && hashedLeaves().helpers === before.helpers; round++) got = hashLeaves(shared, leaf);
+    expect(Buffer.compare(Buffer.from(got), expected)).toBe(0);
+    expect(got.buffer).not.toBeInstanceOf(SharedArrayBuffer);
+    expect(hashedLeaves().helpers).toBeGreaterThan(before.helpers);
+    // Not in shared memory: all on this thread, the same bytes.
+    const plain = Uint8Array.from(shared);
+    const mid = hashedLeaves();
+    expect(Buffer.compare(Buffer.from(hashLeaves(plain, leaf)), expected)).toBe(0);
+    expect(hashedLeaves()).toEqual({ ...mid, here: mid.here + 41 });
   });
 });

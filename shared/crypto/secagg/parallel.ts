@@ -1,11 +1,16 @@
 /**
- * Helper threads for the coordinator's two long loops over the model vector: adding each accepted masked
- * input into the running sum, and removing the masks when the round is unmasked.
+ * Helper threads for the coordinator's three long loops over the model vector: hashing each masked input
+ * it receives, adding each accepted one into the running sum, and removing the masks when the round is
+ * unmasked.
  *
- * Receiving a masked input costs the coordinator's thread a SHA-256 of the vector (the digest the site's
- * signed charge and signature commit to) and then an add of the vector into the running sum; unmasking
- * costs a ChaCha20 keystream per surviving site (and per dropped–survivor pair) added into the sum. With a
- * helper thread the add of input i runs while the coordinator hashes input i + 1. The unmasking is shared
+ * Receiving a masked input costs the coordinator a digest of the vector (the one the site's signed charge
+ * and signature commit to) and then an add of the vector into the running sum; unmasking costs an
+ * AES-256-CTR keystream per surviving site (and per dropped–survivor pair) added into the sum. The digest
+ * is a tree of SHA-256s over 256 KiB leaves (messages.ts maskedInputDigest), and hashLeaves shares the
+ * leaves of a masked input between this thread and the helpers, each claiming the next one nobody has
+ * (one SHA-256 of 4 MB was half of the coordinator's time, on one core): with two helpers, this thread
+ * and the second hash input i + 1 while the first adds input i into the sum (so for a while three threads
+ * work). The unmasking is shared
  * by ranges of the vector between two helper threads while the coordinator's thread waits: node:crypto
  * returns every 64 KiB of keystream in a new buffer, ~400 MB of them for 100 sites × 1M words, and that
  * churn makes V8 collect garbage in the isolate that allocates it, at a cost that grows with the isolate's
@@ -14,15 +19,15 @@
  * unmasking cost the coordinator's isolate 10 collections, 2 of them mark-compacts, ~127 ms, when its
  * thread took half the ranges; with two helpers it has 4 scavenges (~25 ms, its own allocations) and each
  * helper ~6 (~35 ms). With a single helper (FEDSYNTH_SECAGG_THREADS=2) the coordinator's thread takes
- * ranges beside it, as before. Never more than two threads work at once: the coordinator's thread waits
- * while two helpers unmask, and one helper adds while the coordinator hashes.
- * The calling API stays synchronous: a phase that needs the finished sum waits (Atomics.wait).
+ * ranges beside it, as before. The coordinator's thread waits while two helpers unmask.
+ * The calling API stays synchronous: a digest, or a phase that needs the finished sum, waits (Atomics.wait).
  *
  * What the helpers see: the running sum (shared memory, which the coordinator's thread does not touch
- * while a helper adds into it), each masked input only once it has been checked (its signature, over
- * its digest, verified), and, at the end, the mask seeds the coordinator reconstructed anyway. They are
- * the same process and hold nothing the coordinator's thread did not hold: the invariant of server.ts (no
- * individual unmasked input, ever) is unchanged.
+ * while a helper adds into it), each masked input as it arrives (read only, to hash it; it is added into
+ * the sum only once it has been checked, its signature over its digest verified), and, at the end, the
+ * mask seeds the coordinator reconstructed anyway. They are the same process and hold nothing the
+ * coordinator's thread did not hold: the invariant of server.ts (no individual unmasked input, ever) is
+ * unchanged.
  *
  * A masked input reaches the helper in shared memory: decodeMessage puts long vectors there (encoding.ts),
  * and one that is not (a caller's own array) is copied there first. It is shared, not moved: moving
@@ -43,20 +48,20 @@
  * WebAssembly SIMD do everything on the calling thread, as before (so does FEDSYNTH_SECAGG_THREADS=1,
  * for comparing). The helpers are two worker threads per process (one with FEDSYNTH_SECAGG_THREADS=2),
  * shared by every session, started on first use and unref'd (they never keep the process alive). The
- * first adds the masked inputs; both unmask. KERNEL is the one implementation of the two loops; the
- * helpers run it, and so does this thread when it takes ranges (it is compiled here with `new Function`),
+ * first adds the masked inputs; all hash and unmask. KERNEL is the one implementation of the loops; the
+ * helpers run it, and so does this thread when it hashes or takes ranges (compiled here with `new Function`),
  * so every thread does exactly the same arithmetic. It is a string so that it runs the same from the
  * compiled build and from the TypeScript sources under a test runner.
  */
-import { createCipheriv } from "node:crypto";
+import { createCipheriv, hash } from "node:crypto";
 import { availableParallelism, cpus, endianness } from "node:os";
 import { Worker } from "node:worker_threads";
 import { FedsynthError } from "../../errors.js";
-import { maskNonce, type MaskTerm } from "../prg.js";
+import { KEYSTREAM_CHUNK_BYTES, MASK_CIPHER, maskNonce, type MaskTerm } from "../prg.js";
 
 /** Below this many words a vector is summed and unmasked on the calling thread. */
 export const PARALLEL_MIN_WORDS = 1 << 16;
-/** The unmasking is shared out in ranges of this many words (a multiple of the 16-word ChaCha20 block). */
+/** The unmasking is shared out in ranges of this many words (a multiple of the 4-word AES block). */
 const GRAIN_WORDS = 1 << 16;
 /** Masked inputs handed over and not yet added, at most; the receiving thread waits beyond that. */
 const MAX_IN_FLIGHT = 8;
@@ -64,7 +69,8 @@ const MAX_IN_FLIGHT = 8;
 export const MAX_HELPERS = 2;
 /** The helpers are taken for dead after this long without progress. */
 const STALL_MS = 30_000;
-const CHUNK_BYTES = 65536;
+/** Keystream is asked of node:crypto this many bytes at a time (prg.ts's KEYSTREAM_CHUNK_BYTES). */
+const CHUNK_BYTES = KEYSTREAM_CHUNK_BYTES;
 /** Each thread's scratch area (this one's, then each helper's): four keystream chunks side by side. */
 const SCRATCH_BYTES = 4 * CHUNK_BYTES;
 const WASM_PAGE = 65536;
@@ -168,15 +174,16 @@ function getAdderModule(): WasmModule | undefined {
 // --- the kernel: the same code on both threads ------------------------------------------------------
 //
 // A lane: { u8: Uint8Array over the shared memory, ops: the adder's exports, scratch: this thread's
-// scratch offset }. Words are processed in whole 16-byte lanes; a chunk shorter than 4k words is the last
-// of the vector, and the words past its end fall in the padding after the sum, which nothing reads.
+// scratch offset }. Words are processed in whole 16-byte lanes; a chunk shorter than CHUNK_WORDS is the
+// last of the vector, and the words past its end fall in the padding after the sum, which nothing reads.
 const KERNEL = String.raw`
-const CHUNK_WORDS = 16384;
+const MASK_CIPHER = ${JSON.stringify(MASK_CIPHER)};
+const CHUNK_WORDS = ${CHUNK_BYTES / 4};
 const CHUNK_BYTES = CHUNK_WORDS * 4;
 const STREAMS_PER_PASS = 128;
 const ZEROS = Buffer.alloc(CHUNK_BYTES);
 
-// prg.ts's keystream: ChaCha20 under the seed, IV = little-endian block counter ‖ the domain's nonce.
+// prg.ts's keystream: AES-256-CTR under the seed, initial counter block = the domain's nonce ‖ BE32(block).
 function keystreamChunk(stream, words) {
   return stream.update(words === CHUNK_WORDS ? ZEROS : ZEROS.subarray(0, words * 4));
 }
@@ -187,16 +194,17 @@ function wholeLanes(words) {
 
 /** sum[from, to) += sign·mask for every term (seeds 32 bytes each, nonces 12 each, signs ±1). */
 function maskRange(lane, length, seeds, nonces, signs, from, to) {
-  if (from % 16 !== 0 || (to !== length && to % 4 !== 0)) throw new Error("bad mask range " + from + ".." + to);
+  if (from % 4 !== 0 || (to !== length && to % 4 !== 0)) throw new Error("bad mask range " + from + ".." + to);
   const count = signs.length;
   for (let first = 0; first < count; first += STREAMS_PER_PASS) {
     const last = Math.min(count, first + STREAMS_PER_PASS);
     const streams = [];
     for (let k = first; k < last; k++) {
+      // Word from is the first of block from / 4 (four words to a 16-byte block).
       const iv = Buffer.alloc(16);
-      iv.writeUInt32LE(from / 16, 0);
-      iv.set(nonces.subarray(k * 12, k * 12 + 12), 4);
-      streams.push(createCipheriv("chacha20", seeds.subarray(k * 32, k * 32 + 32), iv));
+      iv.set(nonces.subarray(k * 12, k * 12 + 12), 0);
+      iv.writeUInt32BE(from / 4, 12);
+      streams.push(createCipheriv(MASK_CIPHER, seeds.subarray(k * 32, k * 32 + 32), iv));
     }
     for (let off = from; off < to; off += CHUNK_WORDS) {
       const n = Math.min(CHUNK_WORDS, to - off);
@@ -229,12 +237,36 @@ function addVector(lane, words) {
     lane.ops.add(off * 4, lane.scratch, wholeLanes(n));
   }
 }
+
+/**
+ * The SHA-256 of every leaf (leafBytes of bytes each, the last one shorter) not yet claimed, one leaf per
+ * claim: ctl[3] is the next leaf to claim, ctl[4] counts the leaves done, ctl[5 + i] is 1 once leaf i's
+ * digest is in out[32i, 32i + 32). onLeaf runs after each. Returns how many leaves this thread hashed.
+ */
+function hashLeaves(ctl, bytes, leafBytes, count, out, onLeaf) {
+  let mine = 0;
+  for (;;) {
+    const i = Atomics.add(ctl, 3, 1);
+    if (i >= count) return mine;
+    hashLeaf(bytes, leafBytes, i, out);
+    Atomics.store(ctl, 5 + i, 1);
+    Atomics.add(ctl, 4, 1);
+    mine++;
+    if (onLeaf) onLeaf();
+  }
+}
+
+// The digest as a "binary" string: no 32-byte Buffer (memory outside V8's heap) per leaf.
+function hashLeaf(bytes, leafBytes, i, out) {
+  const d = hash("sha256", bytes.subarray(i * leafBytes, Math.min(bytes.length, (i + 1) * leafBytes)), "binary");
+  for (let j = 0; j < 32; j++) out[i * 32 + j] = d.charCodeAt(j);
+}
 `;
 
 const WORKER_SOURCE = String.raw`
 "use strict";
 const { parentPort, workerData } = require("node:worker_threads");
-const { createCipheriv } = require("node:crypto");
+const { createCipheriv, hash } = require("node:crypto");
 ${KERNEL}
 const [SEQ, DONE, FAILED, NEXT_GRAIN, GRAINS_DONE, GRAINS_BY] = [0, 1, 2, 3, 4, 5];
 // Bumped on every job and every range done, whichever session it is for: a session waiting behind
@@ -279,6 +311,8 @@ parentPort.on("message", (job) => {
       } finally {
         job.seeds.fill(0);
       }
+    } else if (job.op === "hash") {
+      hashLeaves(ctl, job.bytes, job.leafBytes, job.count, job.out, () => bump(ctl));
     } else if (job.op === "release") {
       if (cached.id === job.lane) cached = { id: -1 };
     } else {
@@ -302,12 +336,14 @@ interface Lane {
 interface Kernel {
   maskRange(lane: Lane, length: number, seeds: Uint8Array, nonces: Uint8Array, signs: number[], from: number, to: number): void;
   addVector(lane: Lane, words: Uint32Array): void;
+  hashLeaves(ctl: Int32Array, bytes: Uint8Array, leafBytes: number, count: number, out: Uint8Array, onLeaf?: () => void): number;
+  hashLeaf(bytes: Uint8Array, leafBytes: number, i: number, out: Uint8Array): void;
 }
 
 let kernel: Kernel | undefined;
 
 function getKernel(): Kernel {
-  kernel ??= new Function("createCipheriv", `"use strict";\n${KERNEL}\nreturn { maskRange, addVector };`)(createCipheriv) as Kernel;
+  kernel ??= new Function("createCipheriv", "hash", `"use strict";\n${KERNEL}\nreturn { maskRange, addVector, hashLeaves, hashLeaf };`)(createCipheriv, hash) as Kernel;
   return kernel;
 }
 
@@ -519,4 +555,76 @@ export class ParallelSum {
     }
     if (Atomics.load(this.ctl, FAILED) !== 0) throw new FedsynthError("internal", `the secure-aggregation helper thread failed to ${what}`);
   }
+}
+
+// --- the masked-input digest's leaves ---------------------------------------------------------------
+
+/** A digest is shared out only when it has at least this many leaves. */
+const PARALLEL_MIN_LEAVES = 2;
+/** The shortest wait for a helper's leaf before this thread hashes it too (see hashLeaves). */
+const LEAF_WAIT_MIN_MS = 0.5;
+/**
+ * Leaves hashed by this thread and by the helpers since the process started, and of this thread's how
+ * many it hashed again because a helper was late with them (for tests and bench/secagg.mjs).
+ */
+const leavesHashed = { here: 0, helpers: 0, redone: 0 };
+
+export function hashedLeaves(): { here: number; helpers: number; redone: number } {
+  return { ...leavesHashed };
+}
+
+/**
+ * The SHA-256 of each `leafBytes`-byte leaf of `bytes` (the last one may be shorter), concatenated: the
+ * leaves of the masked-input digest (messages.ts). A long vector in shared memory (as decodeMessage leaves
+ * a masked input) is hashed by this thread and a helper together (the second of two; the only one, with
+ * one), each claiming the next leaf that nobody has: the one SHA-256 of a 4 MB input was the longest step
+ * of receiving it, on one core. Any
+ * other input, or without helpers, is hashed here alone; the bytes are the same either way. The caller must
+ * not write into `bytes` until this returns. A helper that stops or stalls midway costs a short wait
+ * (twice this thread's time per leaf), after which this thread hashes whatever leaves are not done.
+ */
+export function hashLeaves(bytes: Uint8Array, leafBytes: number): Uint8Array {
+  if (!Number.isSafeInteger(leafBytes) || leafBytes <= 0) throw new FedsynthError("internal", `a digest leaf is a positive whole number of bytes, not ${leafBytes}`);
+  const count = Math.ceil(bytes.length / leafBytes);
+  const k = getKernel();
+  const parallel = count >= PARALLEL_MIN_LEAVES && bytes.length >= PARALLEL_MIN_WORDS * 4 && bytes.buffer instanceof SharedArrayBuffer;
+  const helpers = parallel ? getHelpers().filter((h) => h.alive) : [];
+  if (helpers.length === 0) {
+    const out = new Uint8Array(count * 32);
+    for (let i = 0; i < count; i++) k.hashLeaf(bytes, leafBytes, i, out);
+    leavesHashed.here += count;
+    return out;
+  }
+  // [SEQ, DONE (jobs), FAILED, next leaf, leaves done, one flag per leaf][the leaves' digests]
+  const shared = new SharedArrayBuffer((5 + count) * 4 + count * 32);
+  const ctl = new Int32Array(shared, 0, 5 + count);
+  const out = new Uint8Array(shared, (5 + count) * 4, count * 32);
+  // With two helpers the first is left to add the inputs before this one (waking it for leaves it would
+  // rarely get to cost more than it gave: three threads busy on two cores); with one, it hashes too.
+  for (const h of helpers.length > 1 ? helpers.slice(1) : helpers) {
+    h.worker.postMessage({ op: "hash", ctl, bytes, leafBytes, count, out });
+  }
+  const start = performance.now();
+  let mine = k.hashLeaves(ctl, bytes, leafBytes, count, out);
+  // The leaves the helpers still hash should be done within about one leaf's time. A helper that is
+  // later than twice that (descheduled on a busy machine, or stopped) has its leaves hashed here too; if
+  // it finishes one of them after all, it writes the same 32 bytes.
+  const end = performance.now();
+  const deadline = end + Math.max(LEAF_WAIT_MIN_MS, mine > 0 ? (2 * (end - start)) / mine : LEAF_WAIT_MIN_MS);
+  for (let seq = Atomics.load(ctl, SEQ); Atomics.load(ctl, 4) < count; seq = Atomics.load(ctl, SEQ)) {
+    const left = deadline - performance.now();
+    if (left <= 0) {
+      for (let i = 0; i < count; i++) {
+        if (Atomics.load(ctl, 5 + i) !== 0) continue;
+        k.hashLeaf(bytes, leafBytes, i, out);
+        mine++;
+        leavesHashed.redone++;
+      }
+      break;
+    }
+    Atomics.wait(ctl, SEQ, seq, left);
+  }
+  leavesHashed.here += mine;
+  leavesHashed.helpers += count - mine;
+  return out.slice();
 }

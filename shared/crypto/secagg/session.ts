@@ -11,7 +11,13 @@ import { ByteWriter } from "./encoding.js";
 import { checkThreshold } from "./threshold.js";
 
 export const PROTOCOL_TAG = "fedsynth/secagg";
-export const PROTOCOL_VERSION = 1;
+/**
+ * Signed into every payload and the session binding, and checked first on every wire message: a party of
+ * another version is refused with a clear error (decodeMessage), never summed with masks or digests that
+ * do not match. 2: masks are AES-256-CTR keystreams (prg.ts) and a masked input is signed over a SHA-256
+ * tree (messages.ts maskedInputDigest); version 1 used ChaCha20 and one SHA-256 of the vector.
+ */
+export const PROTOCOL_VERSION = 2;
 
 export interface SessionContext {
   studyId: string;
