@@ -5,7 +5,8 @@
 //   (dp-sgd.ts lists them), each on fixed operands, timed in the same rounds as the steps (alternating, so
 //   that load hits both alike): fraction = Σ bare matMul time / step time (= FLOP-rate ratio). The bare
 //   products' right operands are the same tensor every call, so wasm packs them into its XNNPACK operator
-//   once; a training step's fresh weights and gradients are packed every step, which the step pays;
+//   once; a training step uploads its weights afresh (as trainLocal does: they change every step), and its
+//   fresh weights and activations are packed every step, which the step pays;
 // - DP step (clipNorm set) vs non-private step (clipNorm null) of the same net and batch;
 // - sampleRows in-process rows/s; `fedsynth sample` peak RSS for 1M vs 10M rows (3M when 10M would be slow);
 // - peak RSS of a site's local training (trainLocal, child process).
@@ -101,7 +102,7 @@ const clock = process.env.FEDSYNTH_BENCH_CLOCK === "cpu"
  * Best milliseconds per call of each fn: warm-up, then `samples` rounds of ~sampleMs per fn, the fns
  * alternating round by round so that machine noise hits them alike.
  */
-function bestMsOf(fns, { samples = quick ? 3 : 7, sampleMs = quick ? 30 : 60, warmup = 3 } = {}) {
+function bestMsOf(fns, { samples = quick ? 3 : 15, sampleMs = quick ? 30 : 40, warmup = 3 } = {}) {
   // Calls per sample, from the mean time of the calls in ≥ 5 ms (a single call may hit a GC pause or a
   // preemption, which would leave samples of one call each).
   const per = fns.map((fn) => {
@@ -174,17 +175,25 @@ results.shapes = [];
 for (const c of configs) {
   const { shape, masks, encoding, input, params } = modelFor(c.schema, c.hidden);
   const columns = encoding.blocks.length;
-  const net = { ...constantTensors(shape, masks, columns), ...weightTensors(shape, params, masks) };
+  const constants = constantTensors(shape, masks, columns);
+  const net = { ...constants, ...weightTensors(shape, params, masks) };
   const yArray = randomOneHot(encoding, c.batch, new SeededRng(2));
   const y = tf.tensor2d(yArray, [c.batch, shape.width]);
   const xArray = inputsOf(encoding, input, yArray, c.batch);
   const x = xArray ? tf.tensor2d(xArray, [c.batch, input.width]) : y;
+  // A step as trainLocal takes it: the weights uploaded afresh (they change every step, so wasm packs
+  // them into its matMul operators again), then the gradient.
+  const step = (clipNorm) => () => {
+    const weights = weightTensors(shape, params, masks);
+    dpsgd.gradientSum({ ...constants, ...weights }, y, clipNorm, x);
+    disposeTensors(weights);
+  };
   const matmuls = dpsgd.gradientMatMuls(shape, columns, c.batch, true);
   const flops = matmuls.reduce((s, { m, k, n }) => s + 2 * m * k * n, 0);
   // The steps and every bare matMul alternate round by round, so that the ratio compares them under the
   // same machine load; bare is the sum of each shape's best time.
   const bareFns = matmuls.map(bareMatMul);
-  const [dpMs, plainMs, ...bareTimes] = bestMsOf([() => dpsgd.gradientSum(net, y, 1, x), () => dpsgd.gradientSum(net, y, null, x), ...bareFns.map((f) => f.run)]);
+  const [dpMs, plainMs, ...bareTimes] = bestMsOf([step(1), step(null), ...bareFns.map((f) => f.run)]);
   bareFns.forEach((f) => f.dispose());
   const bare = bareTimes.reduce((s, t) => s + t, 0);
   const tensorsBefore = tf.memory().numTensors;

@@ -5,15 +5,16 @@
  * forward pass's size per layer (ghost clipping, Goodfellow 2015; Li et al. 2022, with the mask folded
  * in). The direct connections are such a layer too (a = the input features, g = the output gradient), so
  * their share is ((xᵢ²)·M0)·gᵢ², and it adds to the hidden layers' and the biases'. Then one clipped-sum
- * backward. Transposes are materialized explicitly, because transposed matMuls are about 10× slower than
- * plain ones on the wasm backend.
+ * backward. No matMul takes a transpose flag (transposed matMuls are about 10× slower than plain ones on
+ * the wasm backend): transposed operands are made on the host, where they are small.
  *
  * Written for the eager CPU backends (wasm above all), where every kernel is a pass over memory plus a
  * fixed dispatch cost: biases and relu ride on the fused matMul kernel, the block softmax uses the
- * backend's softmax, column sums use sparseSegmentSum (tf.sum over axis 0 transposes first on wasm), and
- * per-example scalars (clip scales, the loss) are computed on the host from small read-backs.
+ * backend's softmax, and the per-example arithmetic (norms, clip scales, bias sums, the scaled gradients)
+ * is done on the host from read-backs (see gradientSum).
  */
 import * as tf from "@tensorflow/tfjs-core";
+import type { MadeMasks } from "./made.js";
 
 export interface NetworkTensors {
   /** The hidden layers (absent with hidden = 0). The weights w0–w3 are masked (w ⊙ M: see weightTensors). */
@@ -23,6 +24,10 @@ export interface NetworkTensors {
   w0?: tf.Tensor2D; m0?: tf.Tensor2D;
   /** directWidth × width projection of the direct outputs to the logits and its transpose (absent: identity). */
   s0?: tf.Tensor2D; s0T?: tf.Tensor2D;
+  /** w2ᵀ and w3ᵀ (masked), uploaded with the weights for the backward pass (absent: transposed here). */
+  w2T?: tf.Tensor2D; w3T?: tf.Tensor2D;
+  /** The masks on the host: the weight gradients are masked as they are read back. */
+  masks?: MadeMasks;
   b3: tf.Tensor1D;
   /** width × columns and columns × width block-membership matrices, for the per-column softmax. */
   blockOf: tf.Tensor2D; blockOfT: tf.Tensor2D;
@@ -31,7 +36,7 @@ export interface NetworkTensors {
 export interface GradientResult {
   /** Gradient sums in parameter order (w1, b1, w2, b2, w3, w0, b3; absent parts empty), clipped per example when asked. */
   grads: Float32Array[];
-  /** Mean negative log-likelihood per row (nats), before the step. */
+  /** Mean negative log-likelihood per row (nats), before the step: with options.loss, else NaN. */
   loss: number;
   /** Share of examples whose gradient norm exceeded the clip norm. */
   clippedShare: number;
@@ -76,14 +81,20 @@ export function forward(net: NetworkTensors, x: tf.Tensor2D): Forward {
   if (net.w1) {
     const h1 = dense(x, net.w1, net.b1!, true);
     const h2 = dense(h1, net.w2!, net.b2!, true);
-    // The output biases go on with the direct connections when there are any.
-    out = { w2m: net.w2, w3m: net.w3, h1, h2, logits: dense(h2, net.w3!, net.w0 ? undefined : net.b3) };
+    out = { w2m: net.w2, w3m: net.w3, h1, h2, logits: dense(h2, net.w3!, net.b3) };
   }
   if (net.w0) {
+    // The output biases ride on a product whose right operand is new each step anyway (w3 above, w0 or
+    // W0·S0 here). With the constant S0 as the right operand they are added apart: a fused bias is part
+    // of the XNNPACK operator wasm caches per right operand, so a new bias (every training step) would
+    // have S0 packed again (measured: 100 against 54 µs for that product at batch 64).
+    const bias = out ? undefined : net.b3;
     let direct: tf.Tensor2D;
-    if (!net.s0) direct = dense(x, net.w0, net.b3);
-    else if (projectInputsFirst(x.shape[0], net.s0.shape[1])) direct = dense(tf.matMul(x, net.w0) as tf.Tensor2D, net.s0, net.b3);
-    else direct = dense(x, tf.matMul(net.w0, net.s0) as tf.Tensor2D, net.b3);
+    if (!net.s0) direct = dense(x, net.w0, bias);
+    else if (projectInputsFirst(x.shape[0], net.s0.shape[1])) {
+      direct = dense(tf.matMul(x, net.w0) as tf.Tensor2D, net.s0);
+      if (bias) direct = tf.add(direct, bias) as tf.Tensor2D;
+    } else direct = dense(x, tf.matMul(net.w0, net.s0) as tf.Tensor2D, bias);
     out = out ? { ...out, logits: tf.add(out.logits, direct) as tf.Tensor2D } : { logits: direct };
   }
   if (!out) throw new Error("the network has neither hidden layers nor direct connections");
@@ -96,7 +107,7 @@ export function forward(net: NetworkTensors, x: tf.Tensor2D): Forward {
  * the row's normalizer cancels; on wasm the fused softmax kernel (XNNPACK, vectorized exp) is ~6× faster
  * than separate max, sub and exp kernels. It flushes to 0 what would be subnormal, so a block whose logits
  * all lie more than ~87 below the row's largest comes out 0/0 (exp(z − max) keeps subnormals down to
- * ~103): see blockProbabilities.
+ * ~103): gradientSum then takes the step again with blockSoftmaxExact.
  */
 export function blockSoftmax(net: NetworkTensors, logits: tf.Tensor2D): tf.Tensor2D {
   const q = tf.softmax(logits);
@@ -110,81 +121,134 @@ function blockSoftmaxExact(net: NetworkTensors, logits: tf.Tensor2D): tf.Tensor2
 }
 
 /**
- * The per-column probabilities p and Σ y·log(p + 1e-12). With one 1 per column block in every row of y
- * (what one-hot rows are), each block's term is log(p_target + 1e-12), where p_target = (y⊙p)·blockOf is
- * the target cell's probability (the other cells add exact zeros): one log per column instead of one per
- * cell, on the host from the batch × columns values read back. Those values also show when the fast
- * softmax lost a block to underflow (a target probability 0 or NaN): then p is taken again the exact way.
+ * What the device computes before the clip scales are known, read back to the host: the output gradient
+ * g3 = p − y, the direct outputs' g0 (through the projection, when there is one), the hidden layers' g2,
+ * g1, and for the ghost norms each layer's (a²)·M (r3, r0, r1, r2). The hidden activations stay on the
+ * device (`kept`): the weight gradients multiply them after the scales.
  */
-function blockProbabilities(net: NetworkTensors, logits: tf.Tensor2D, y: tf.Tensor2D): { p: tf.Tensor2D; logLikelihood: number } {
-  const targets = (p: tf.Tensor2D) => tf.matMul(tf.mul(y, p) as tf.Tensor2D, net.blockOf).dataSync();
-  let p = blockSoftmax(net, logits);
-  let target = targets(p);
-  if (!target.every((t) => t > 0)) {
-    p = blockSoftmaxExact(net, logits);
-    target = targets(p);
-  }
-  // Σ log as the log of products of 8 (each factor ≥ 1e-12, so a product stays ≥ 1e-96 in float64): an
-  // eighth of the Math.log calls, which cost more than the rest of the loop.
-  let logLikelihood = 0;
+interface DeviceQuantities {
+  g3: Float32Array; g0?: Float32Array; g2?: Float32Array; g1?: Float32Array;
+  r3?: Float32Array; r0?: Float32Array; r2?: Float32Array; r1?: Float32Array;
+  /** Σ y·log(p + 1e-12) over the batch, when the loss was asked for. */
+  logLikelihood?: number;
+  kept: { h1?: tf.Tensor2D; h2?: tf.Tensor2D };
+}
+
+function deviceQuantities(net: NetworkTensors, x: tf.Tensor2D, y: tf.Tensor2D, ghost: boolean, loss: boolean, exact: boolean): DeviceQuantities {
+  // The host arrays leave the tidy through this closure, not its result: tidy walks a returned container
+  // element by element looking for tensors, which for arrays of thousands of values costs milliseconds.
+  let out: DeviceQuantities | undefined;
+  const kept = tf.tidy(() => {
+    const f = forward(net, x);
+    const p = exact ? blockSoftmaxExact(net, f.logits) : blockSoftmax(net, f.logits);
+    const g3 = tf.sub(p, y) as tf.Tensor2D;
+    const d: DeviceQuantities = (out = { g3: g3.dataSync() as Float32Array, kept: {} });
+    if (net.w0 && net.s0T) d.g0 = tf.matMul(g3, net.s0T).dataSync() as Float32Array;
+    if (f.h2) {
+      // The transposed weights come uploaded (weightTensors): a transpose kernel per layer saved.
+      const g2 = tf.mul(tf.matMul(g3, net.w3T ?? tf.transpose(f.w3m!)), tf.step(f.h2)) as tf.Tensor2D;
+      d.g2 = g2.dataSync() as Float32Array;
+      d.g1 = tf.mul(tf.matMul(g2, net.w2T ?? tf.transpose(f.w2m!)), tf.step(f.h1!)).dataSync() as Float32Array;
+    }
+    if (ghost) {
+      const x2 = tf.square(x) as tf.Tensor2D;
+      if (f.h2) {
+        d.r3 = tf.matMul(tf.square(f.h2), net.m3!).dataSync() as Float32Array;
+        d.r1 = tf.matMul(x2, net.m1!).dataSync() as Float32Array;
+        d.r2 = tf.matMul(tf.square(f.h1!), net.m2!).dataSync() as Float32Array;
+      }
+      if (net.w0) d.r0 = tf.matMul(x2, net.m0!).dataSync() as Float32Array;
+    }
+    if (loss) d.logLikelihood = logLikelihoodOf(tf.matMul(tf.mul(y, p) as tf.Tensor2D, net.blockOf).dataSync());
+    return [f.h1, f.h2].filter((t): t is tf.Tensor2D => t !== undefined);
+  });
+  out!.kept = { h1: kept[0], h2: kept[1] };
+  return out!;
+}
+
+/**
+ * Σ log(t + 1e-12) over the target cells' probabilities, as the log of products of 8 (each factor ≥ 1e-12,
+ * so a product stays ≥ 1e-96 in float64): an eighth of the Math.log calls.
+ */
+function logLikelihoodOf(target: ArrayLike<number>): number {
+  let sum = 0;
   let product = 1;
   for (let i = 0; i < target.length; i++) {
     product *= target[i] + 1e-12;
     if ((i & 7) === 7) {
-      logLikelihood += Math.log(product);
+      sum += Math.log(product);
       product = 1;
     }
   }
-  return { p, logLikelihood: logLikelihood + Math.log(product) };
+  return sum + Math.log(product);
 }
 
-interface Backward { g3: tf.Tensor2D; g0?: tf.Tensor2D; g2?: tf.Tensor2D; g1?: tf.Tensor2D }
-
-/** Output gradient g3 = p − y of the summed cross-entropies and, back from it, the direct outputs' g0 and the hidden layers' g2, g1. */
-function backward(net: NetworkTensors, f: Forward, p: tf.Tensor2D, y: tf.Tensor2D): Backward {
-  const g3 = tf.sub(p, y) as tf.Tensor2D;
-  // The direct outputs' gradient (through the projection, when there is one).
-  const g0 = net.w0 ? ((net.s0T ? tf.matMul(g3, net.s0T) : g3) as tf.Tensor2D) : undefined;
-  if (!f.h2) return { g3, g0 };
-  const g2 = tf.mul(tf.matMul(g3, tf.transpose(f.w3m!)), tf.step(f.h2)) as tf.Tensor2D;
-  const g1 = tf.mul(tf.matMul(g2, tf.transpose(f.w2m!)), tf.step(f.h1!)) as tf.Tensor2D;
-  return { g3, g0, g2, g1 };
+/** out[i] += Σₖ (r[i,k] + plus)·g[i,k]² over rows of `width` (r absent: plus·Σₖ g²). */
+function addWeightedSquares(out: Float64Array, g: Float32Array, r: Float32Array | undefined, plus: number, width: number): void {
+  for (let i = 0, at = 0; i < out.length; i++) {
+    let s = 0;
+    if (r) for (let k = 0; k < width; k++, at++) s += (r[at] + plus) * g[at] * g[at];
+    else for (let k = 0; k < width; k++, at++) s += g[at] * g[at];
+    out[i] += r ? s : plus * s;
+  }
 }
 
 /**
- * Squared per-example gradient norms by the ghost formula, as batch-long terms that add up to them. A
- * layer's bias shares Σₖ gᵢₖ² with its weights' Σₖ ((aᵢ²)·M)ₖ gᵢₖ², so each layer takes one product
- * Σₖ ((aᵢ²)·M + 1)ₖ gᵢₖ².
+ * Squared per-example gradient norms by the ghost formula, on the host from the read-back quantities. A
+ * layer's bias shares Σₖ gᵢₖ² with its weights' Σₖ ((aᵢ²)·M)ₖ gᵢₖ², so each layer adds Σₖ ((aᵢ²)·M + 1)ₖ gᵢₖ²
+ * (the output layer's + 1 only when its bias is in the gradient). Without a projection the direct
+ * connections' outputs are the logits, so g0 = g3.
  */
-function ghostTerms(net: NetworkTensors, x: tf.Tensor2D, f: Forward, g: Backward, outputBias = true): tf.Tensor[] {
-  const x2 = tf.square(x) as tf.Tensor2D;
-  // (a²)·M + 1 as one fused product: the +1 is a bias row of ones.
-  const plusOne = (aSquared: tf.Tensor2D, mask: tf.Tensor2D) => dense(aSquared, mask, tf.ones([mask.shape[1]]) as tf.Tensor1D);
-  // The output layer's weights with the output bias's share, or without it when the bias is left out.
-  const output = (aSquared: tf.Tensor2D, mask: tf.Tensor2D) => (outputBias ? plusOne(aSquared, mask) : (tf.matMul(aSquared, mask) as tf.Tensor2D));
-  // The output-side weights: w3 from h2 (with g3), w0 from x (with g0; when there is no projection
-  // g0 = g3, and both share one product with g3², as does the output bias).
-  let reach: tf.Tensor2D | undefined;
-  if (f.h2) reach = output(tf.square(f.h2) as tf.Tensor2D, net.m3!);
-  if (net.w0 && !net.s0) reach = reach ? (tf.add(reach, tf.matMul(x2, net.m0!)) as tf.Tensor2D) : output(x2, net.m0!);
-  const g3Squared = tf.square(g.g3);
-  const terms: tf.Tensor[] = reach || outputBias ? [tf.sum(reach ? tf.mul(reach, g3Squared) : g3Squared, 1)] : [];
-  if (net.w0 && net.s0) terms.push(tf.sum(tf.mul(tf.matMul(x2, net.m0!), tf.square(g.g0!)), 1));
-  if (f.h2) {
-    const layer = (aSquared: tf.Tensor2D, mask: tf.Tensor2D, grad: tf.Tensor2D) => tf.sum(tf.mul(plusOne(aSquared, mask), tf.square(grad)), 1);
-    terms.push(layer(x2, net.m1!, g.g1!), layer(tf.square(f.h1!) as tf.Tensor2D, net.m2!, g.g2!));
-  }
-  return terms;
-}
-
-/** Σ of the terms, read back (float64). */
-function readSum(terms: tf.Tensor[], n: number): Float64Array {
-  const out = new Float64Array(n);
-  for (const t of terms) {
-    const v = t.dataSync();
-    for (let i = 0; i < n; i++) out[i] += v[i];
+function squaredNorms(net: NetworkTensors, d: DeviceQuantities, batch: number, outputBias: boolean): Float64Array {
+  const width = net.b3.shape[0];
+  const out = new Float64Array(batch);
+  const bias = outputBias ? 1 : 0;
+  if (d.r3) addWeightedSquares(out, d.g3, d.r3, bias, width);
+  else if (outputBias) addWeightedSquares(out, d.g3, undefined, 1, width);
+  if (d.r0 && !d.g0) addWeightedSquares(out, d.g3, d.r0, 0, width);
+  if (d.r0 && d.g0) addWeightedSquares(out, d.g0, d.r0, 0, net.w0!.shape[1]);
+  if (d.g1) {
+    const hidden = net.b1!.shape[0];
+    addWeightedSquares(out, d.g1, d.r1, 1, hidden);
+    addWeightedSquares(out, d.g2!, d.r2, 1, hidden);
   }
   return out;
+}
+
+/**
+ * (s ⊙ g)ᵀ, columns × batch, from g (batch × columns, row-major) and the per-row scales s (absent: 1), and
+ * the column sums Σᵢ sᵢ·gᵢ (the layer's bias gradient) in the same pass.
+ */
+function scaledTranspose(g: Float32Array, s: Float32Array | undefined, batch: number, columns: number, transpose = true): { t: Float32Array; sums: Float32Array } {
+  const t = new Float32Array(transpose ? g.length : 0);
+  const sums = new Float64Array(columns);
+  for (let i = 0, at = 0; i < batch; i++) {
+    const si = s ? s[i] : 1;
+    if (transpose) {
+      for (let k = 0; k < columns; k++, at++) {
+        const v = si * g[at];
+        t[k * batch + i] = v;
+        sums[k] += v;
+      }
+    } else {
+      for (let k = 0; k < columns; k++, at++) sums[k] += si * g[at];
+    }
+  }
+  return { t, sums: Float32Array.from(sums) };
+}
+
+/** Mᵀ-masked transpose: the weight gradient (rows × columns) from its transpose gᵀ (columns × rows), times the mask. */
+function maskedTranspose(gT: Float32Array, mask: Float32Array, rows: number, columns: number): Float32Array {
+  const out = new Float32Array(rows * columns);
+  for (let k = 0, at = 0; k < columns; k++) for (let j = 0; j < rows; j++, at++) out[j * columns + k] = gT[at] * mask[j * columns + k];
+  return out;
+}
+
+export interface GradientOptions {
+  /** false: the output biases' gradient is left out (zeros, no share of the clipped norm). Default true. */
+  outputBias?: boolean;
+  /** Also compute the mean loss (one more product and read-back; default false). */
+  loss?: boolean;
 }
 
 /**
@@ -193,70 +257,77 @@ function readSum(terms: tf.Tensor[], n: number): Float64Array {
  * With `outputBias` false the output biases' gradient is left out — zeros, and no share of the clipped
  * norm — for callers that set those biases from other releases, so the clip bound goes to the weights.
  *
- * The loss, the clip scales and the share clipped are computed on the host from values read back (the
- * squared norms, the target cells' probabilities): on the eager backends a read-back is a copy, cheaper
- * than the kernels it replaces (sqrt, maximum, div, greater, cast and sum per example). Bias gradients are
- * column sums by sparseSegmentSum (one pass), not tf.sum over axis 0, which transposes first on wasm.
+ * The device does the products; the host does the per-example arithmetic on what it reads back (the
+ * output and hidden gradients, the ghost products): the squared norms, the clip scales, the bias
+ * gradients (column sums) and the scaled, transposed gradients that the weight gradients multiply. On
+ * the eager backends every kernel is a pass over memory plus a fixed dispatch cost, and at the batches a
+ * site trains on (64–300 rows) a host loop over a few thousand values costs less than the kernels it
+ * replaces (square, multiply, sum per layer, the scale products, segment sums, transposes). The weight
+ * gradients are taken transposed, (s⊙g)ᵀ·a, so that the right operand — which wasm packs into an
+ * XNNPACK operator each time it is a fresh tensor — is the layer's input a (x, h1, h2), and x is packed
+ * once for both layers that read it; the host transposes them back as it masks them.
+ *
+ * A block whose logits all underflow the fast softmax comes out 0/0 (see blockSoftmax); the NaN shows in
+ * the output bias sums, and the step is taken again with the exact softmax.
  */
-export function gradientSum(net: NetworkTensors, y: tf.Tensor2D, clipNorm: number | null, x: tf.Tensor2D = y, outputBias = true): GradientResult {
+export function gradientSum(net: NetworkTensors, y: tf.Tensor2D, clipNorm: number | null, x: tf.Tensor2D = y, options: GradientOptions = {}): GradientResult {
+  const outputBias = options.outputBias ?? true;
   const batch = y.shape[0];
-  // The parts in parameter order (w1, b1, w2, b2, w3, w0, b3), absent ones empty.
-  const present = [!!net.w1, !!net.w1, !!net.w1, !!net.w1, !!net.w1, !!net.w0, true];
   if (batch === 0) {
     const sizes = [net.w1?.size, net.b1?.size, net.w2?.size, net.b2?.size, net.w3?.size, net.w0?.size, net.b3.size];
     return { grads: sizes.map((n) => new Float32Array(n ?? 0)), loss: 0, clippedShare: 0 };
   }
-  let logLik = 0;
-  let clipped = 0;
-  const parts = tf.tidy(() => {
-    const f = forward(net, x);
-    const { p, logLikelihood } = blockProbabilities(net, f.logits, y);
-    logLik = logLikelihood;
-    const g = backward(net, f, p, y);
-    let scale: tf.Tensor2D | undefined;
-    if (clipNorm !== null) {
-      const squared = readSum(ghostTerms(net, x, f, g, outputBias), batch);
-      const s = new Float32Array(batch);
-      for (let i = 0; i < batch; i++) {
-        const norm = Math.sqrt(squared[i]);
-        s[i] = clipNorm / Math.max(norm, clipNorm);
-        if (norm > clipNorm) clipped++;
+  const masks = net.masks;
+  if (!masks) throw new Error("the network's tensors lack their host masks (constantTensors sets them)");
+  const width = net.b3.shape[0];
+  for (let exact = false; ; exact = true) {
+    const d = deviceQuantities(net, x, y, clipNorm !== null, !!options.loss, exact);
+    try {
+      let scale: Float32Array | undefined;
+      let clipped = 0;
+      if (clipNorm !== null) {
+        const squared = squaredNorms(net, d, batch, outputBias);
+        scale = new Float32Array(batch);
+        for (let i = 0; i < batch; i++) {
+          const norm = Math.sqrt(squared[i]);
+          scale[i] = clipNorm / Math.max(norm, clipNorm);
+          if (norm > clipNorm) clipped++;
+        }
       }
-      scale = tf.tensor2d(s, [batch, 1]);
+      // g3 transposed only where a weight gradient reads it: w3's, and w0's without a projection.
+      const out3 = scaledTranspose(d.g3, scale, batch, width, !!d.g1 || (!!net.w0 && !d.g0));
+      if (!exact && out3.sums.some(Number.isNaN)) continue;
+      const grads: Float32Array[] = [new Float32Array(0), new Float32Array(0), new Float32Array(0), new Float32Array(0), new Float32Array(0), new Float32Array(0)];
+      // The weight gradients, transposed: (s⊙g)ᵀ·a on the device, transposed back and masked here.
+      const products: { at: number; gT: Float32Array; rowsOfGT: number; a: tf.Tensor2D; mask: Float32Array }[] = [];
+      if (d.g1) {
+        const hidden = net.b1!.shape[0];
+        const s1 = scaledTranspose(d.g1, scale, batch, hidden);
+        const s2 = scaledTranspose(d.g2!, scale, batch, hidden);
+        grads[1] = s1.sums;
+        grads[3] = s2.sums;
+        products.push({ at: 0, gT: s1.t, rowsOfGT: hidden, a: x, mask: masks.m1 });
+        products.push({ at: 2, gT: s2.t, rowsOfGT: hidden, a: d.kept.h1!, mask: masks.m2 });
+        products.push({ at: 4, gT: out3.t, rowsOfGT: width, a: d.kept.h2!, mask: masks.m3 });
+      }
+      if (net.w0) {
+        const direct = net.w0.shape[1];
+        const gT = d.g0 ? scaledTranspose(d.g0, scale, batch, direct).t : out3.t;
+        products.push({ at: 5, gT, rowsOfGT: direct, a: x, mask: masks.m0 });
+      }
+      for (const q of products) {
+        const columnsOfA = q.a.shape[1];
+        const gT = tf.tensor2d(q.gT, [q.rowsOfGT, batch]);
+        const product = tf.matMul(gT, q.a);
+        grads[q.at] = maskedTranspose(product.dataSync() as Float32Array, q.mask, columnsOfA, q.rowsOfGT);
+        tf.dispose([gT, product]);
+      }
+      grads.push(outputBias ? out3.sums : new Float32Array(width));
+      return { grads, loss: d.logLikelihood === undefined ? Number.NaN : -d.logLikelihood / batch, clippedShare: clipped / batch };
+    } finally {
+      tf.dispose([d.kept.h1, d.kept.h2].filter((t): t is tf.Tensor2D => t !== undefined));
     }
-    const scaled = (t: tf.Tensor2D) => (scale ? (tf.mul(t, scale) as tf.Tensor2D) : t);
-    // Column sums by sparseSegmentSum over one segment. Not sᵀ·g: on wasm a matMul packs its right
-    // operand into an XNNPACK operator (cached only while that tensor lives), which for a fresh
-    // [batch × width] gradient costs several times the product itself.
-    let segmentIds: [tf.Tensor1D, tf.Tensor1D] | undefined;
-    const columnSum = (t: tf.Tensor2D) => {
-      segmentIds ??= [tf.tensor1d(Int32Array.from({ length: batch }, (_, i) => i), "int32"), tf.tensor1d(new Int32Array(batch), "int32")];
-      return tf.sparse.sparseSegmentSum(t, ...segmentIds);
-    };
-    const xT = tf.transpose(x);
-    const out: tf.Tensor[] = [];
-    let s3: tf.Tensor2D | undefined;
-    const scaledG3 = () => (s3 ??= scaled(g.g3));
-    if (f.h2) {
-      const [s1, s2] = [scaled(g.g1!), scaled(g.g2!)];
-      out.push(
-        tf.mul(tf.matMul(xT, s1), net.m1!), columnSum(s1),
-        tf.mul(tf.matMul(tf.transpose(f.h1!), s2), net.m2!), columnSum(s2),
-        tf.mul(tf.matMul(tf.transpose(f.h2), scaledG3()), net.m3!),
-      );
-    }
-    if (net.w0) out.push(tf.mul(tf.matMul(xT, g.g0 === g.g3 ? scaledG3() : scaled(g.g0!)), net.m0!));
-    if (outputBias) out.push(columnSum(scaledG3()));
-    return out;
-  });
-  // One read-back per part (cheaper than a concat kernel); the parts are this call's own tensors, so their
-  // values alias nothing once they are disposed and need no further copy.
-  const values = parts.map((t) => t.dataSync() as Float32Array);
-  tf.dispose(parts);
-  if (!outputBias) values.push(new Float32Array(net.b3.size));
-  let k = 0;
-  const grads = present.map((p) => (p ? values[k++] : new Float32Array(0)));
-  return { grads, loss: -logLik / batch, clippedShare: clipped / batch };
+  }
 }
 
 /** Brute-force per-example gradient norms (one backward per example): for tests only. */
@@ -274,10 +345,9 @@ export function perExampleNormsBruteForce(net: NetworkTensors, y: tf.Tensor2D, x
 
 /** Per-example norms by the ghost formula, exposed for tests. */
 export function perExampleNormsGhost(net: NetworkTensors, y: tf.Tensor2D, x: tf.Tensor2D = y, outputBias = true): number[] {
-  return tf.tidy(() => {
-    const f = forward(net, x);
-    return Array.from(readSum(ghostTerms(net, x, f, backward(net, f, blockProbabilities(net, f.logits, y).p, y), outputBias), y.shape[0]), Math.sqrt);
-  });
+  const d = deviceQuantities(net, x, y, true, false, false);
+  tf.dispose([d.kept.h1, d.kept.h2].filter((t): t is tf.Tensor2D => t !== undefined));
+  return Array.from(squaredNorms(net, d, y.shape[0], outputBias), Math.sqrt);
 }
 
 /** [m×k]·[k×n]. */
@@ -287,8 +357,8 @@ export interface StepMatMul { m: number; k: number; n: number }
  * The matMuls one gradientSum performs, in order (FLOPs = Σ 2·m·k·n): bench/neural.mjs times bare plain
  * matMuls of exactly these shapes to tell how close a training step gets to the backend's matMul speed.
  * Keep it in step with gradientSum. (The fused matMul kernels count: they are these products with a bias
- * and relu applied on the way out. Not listed: the three block products taken again in the rare step
- * whose fast softmax underflowed, see blockProbabilities.)
+ * and relu applied on the way out. Not listed: the loss's product, taken only when asked for, and the
+ * products of the rare step whose fast softmax underflowed, taken again.)
  */
 export function gradientMatMuls(
   shape: { width: number; hidden: number; inputWidth?: number; direct?: boolean; directWidth?: number }, columns: number, batch: number, clipped: boolean,
@@ -302,7 +372,6 @@ export function gradientMatMuls(
   else if (projected) out.push({ m: I, k: D, n: W }, { m: B, k: I, n: W }); // direct weights projected to the logits, then the connections
   else if (shape.direct) out.push({ m: B, k: I, n: W }); // direct connections
   out.push({ m: B, k: W, n: C }, { m: B, k: C, n: W }); // block softmax
-  out.push({ m: B, k: W, n: C }); // the loss: the target cells' probabilities
   if (projected) out.push({ m: B, k: W, n: D }); // back through the projection
   if (H > 0) out.push({ m: B, k: W, n: H }, { m: B, k: H, n: H }); // backward to h2, h1
   if (clipped) {
@@ -310,7 +379,7 @@ export function gradientMatMuls(
     if (shape.direct) out.push({ m: B, k: I, n: D });
     if (H > 0) out.push({ m: B, k: I, n: H }, { m: B, k: H, n: H }); // ghost norms
   }
-  if (H > 0) out.push({ m: I, k: B, n: H }, { m: H, k: B, n: H }, { m: H, k: B, n: W }); // weight gradients
-  if (shape.direct) out.push({ m: I, k: B, n: D });
+  if (H > 0) out.push({ m: H, k: B, n: I }, { m: H, k: B, n: H }, { m: W, k: B, n: H }); // weight gradients, transposed
+  if (shape.direct) out.push({ m: D, k: B, n: I });
   return out;
 }

@@ -21,12 +21,11 @@ export interface TrainSettings {
 }
 
 export interface TrainStats {
-  meanLoss: number;
   meanBatch: number;
   clippedShare: number;
 }
 
-type Constants = Pick<NetworkTensors, "m1" | "m2" | "m3" | "m0" | "s0" | "s0T" | "blockOf" | "blockOfT">;
+type Constants = Pick<NetworkTensors, "m1" | "m2" | "m3" | "m0" | "s0" | "s0T" | "blockOf" | "blockOfT" | "masks">;
 type Weights = Omit<NetworkTensors, keyof Constants>;
 
 /** Masks and block matrices: made once per training run or sampling call. */
@@ -34,7 +33,7 @@ export function constantTensors(shape: MadeShape, masks: MadeMasks, columns: num
   const { width, hidden } = shape;
   const inW = inputWidthOf(shape);
   const blockOf = tf.tensor2d(masks.blockOf, [width, columns]);
-  const out: Constants = { blockOf, blockOfT: tf.transpose(blockOf) };
+  const out: Constants = { blockOf, blockOfT: tf.transpose(blockOf), masks };
   if (hidden > 0) {
     out.m1 = tf.tensor2d(masks.m1, [inW, hidden]);
     out.m2 = tf.tensor2d(masks.m2, [hidden, hidden]);
@@ -65,16 +64,29 @@ export function weightTensors(shape: MadeShape, flat: Float32Array, masks: MadeM
   if (hidden > 0) {
     out.w1 = tf.tensor2d(masked(p.w1, masks.m1), [inW, hidden]);
     out.b1 = tf.tensor1d(p.b1);
-    out.w2 = tf.tensor2d(masked(p.w2, masks.m2), [hidden, hidden]);
+    const w2 = masked(p.w2, masks.m2);
+    out.w2 = tf.tensor2d(w2, [hidden, hidden]);
     out.b2 = tf.tensor1d(p.b2);
-    out.w3 = tf.tensor2d(masked(p.w3, masks.m3), [hidden, width]);
+    const w3 = masked(p.w3, masks.m3);
+    out.w3 = tf.tensor2d(w3, [hidden, width]);
+    // Transposed too, for the backward pass: a host transpose of what is uploaded anyway, not a kernel.
+    out.w2T = tf.tensor2d(transposed(w2, hidden, hidden), [hidden, hidden]);
+    out.w3T = tf.tensor2d(transposed(w3, hidden, width), [width, hidden]);
   }
   if (shape.direct) out.w0 = tf.tensor2d(masked(p.w0, masks.m0), [inW, directWidthOf(shape)]);
   return out;
 }
 
+/** a (rows × columns, row-major) transposed. */
+function transposed(a: Float32Array, rows: number, columns: number): Float32Array {
+  const out = new Float32Array(a.length);
+  for (let j = 0, at = 0; j < rows; j++) for (let k = 0; k < columns; k++, at++) out[k * rows + j] = a[at];
+  return out;
+}
+
+/** Disposes every tensor among the values (the host masks beside them are left alone). */
 export function disposeTensors(tensors: object): void {
-  for (const t of Object.values(tensors)) (t as tf.Tensor | undefined)?.dispose();
+  for (const t of Object.values(tensors)) if (t instanceof tf.Tensor) t.dispose();
 }
 
 function concat(parts: Float32Array[], length: number): Float32Array {
@@ -110,7 +122,6 @@ export function trainLocal(
   const [beta1, beta2, eps] = [0.9, 0.999, 1e-8];
   const noiseStd = settings.noiseMultiplier * settings.clipNorm;
   const constants = constantTensors(shape, masks, columns);
-  let lossSum = 0;
   let batchSum = 0;
   let clippedSum = 0;
   for (let step = 1; step <= settings.steps; step++) {
@@ -127,7 +138,6 @@ export function trainLocal(
         if (xb !== yb) xb.dispose();
         yb.dispose();
         grad = concat(result.grads, params.length);
-        lossSum += result.loss;
         clippedSum += result.clippedShare;
       } else {
         grad = new Float32Array(params.length);
@@ -159,7 +169,7 @@ export function trainLocal(
   }
   disposeTensors(constants);
   const steps = Math.max(1, settings.steps);
-  return { params, stats: { meanLoss: lossSum / steps, meanBatch: batchSum / steps, clippedShare: clippedSum / steps } };
+  return { params, stats: { meanBatch: batchSum / steps, clippedShare: clippedSum / steps } };
 }
 
 /**
@@ -178,7 +188,7 @@ export function clippedGradientSum(
     const all = Array.from({ length: rows }, (_, i) => i);
     const yb = batchTensor(y, shape.width, all);
     const xb = inputs ? batchTensor(inputs, inputWidthOf(shape), all) : yb;
-    const result = gradientSum({ ...constants, ...weights }, yb, clipNorm, xb, outputBias);
+    const result = gradientSum({ ...constants, ...weights }, yb, clipNorm, xb, { outputBias });
     if (xb !== yb) xb.dispose();
     yb.dispose();
     return Float64Array.from(concat(result.grads, params.length));
