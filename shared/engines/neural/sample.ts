@@ -11,7 +11,11 @@
  *   a prefix of each layer; column j computes only the second-layer units that become final there, and
  *   its logits from the final prefix (units in a prefix that column j does not read have masked-out zero
  *   weights, as in the full network);
- * - only column j's output block.
+ * - only column j's output block;
+ * - the direct connections likewise accumulated per drawn cell, in the direct outputs' space when they are
+ *   projected onto the logits (one scalar per numeric column rather than one per bin), and projected onto
+ *   column j's block only when it is drawn;
+ * - the softmax left unnormalized: the draw scales its uniform by the row's total instead.
  *
  * Drawing is as in the straightforward sampler (same random draws in the same order; rows match it up to
  * floating-point rounding of the probabilities). Drawn cells become text through per-column decoders that
@@ -176,8 +180,11 @@ function addDrawnRows(z: Float32Array, stride: number, w: Float32Array, offset: 
   }
 }
 
-/** Row-wise softmax in place of logits[i, 0..k) + direct[i, lo..lo+k) (direct has `stride` columns; may be absent). */
-function softmaxRows(logits: Float32Array, k: number, m: number, direct: Float32Array | undefined, stride: number, lo: number): void {
+/**
+ * Row-wise exp(logits[i, 0..k) + direct[i, lo..lo+k) − max) in place (direct has `stride` columns; may be
+ * absent), each row's total in totals[i]: draw divides by the total, not the cells by it (one pass fewer).
+ */
+function softmaxRows(logits: Float32Array, k: number, m: number, direct: Float32Array | undefined, stride: number, lo: number, totals: Float64Array): void {
   for (let i = 0; i < m; i++) {
     const base = i * k;
     if (direct) for (let c = 0; c < k; c++) logits[base + c] += direct[i * stride + lo + c];
@@ -185,14 +192,73 @@ function softmaxRows(logits: Float32Array, k: number, m: number, direct: Float32
     for (let c = 0; c < k; c++) if (logits[base + c] > max) max = logits[base + c];
     let sum = 0;
     for (let c = 0; c < k; c++) sum += logits[base + c] = Math.exp(logits[base + c] - max);
-    for (let c = 0; c < k; c++) logits[base + c] /= sum;
+    totals[i] = sum;
   }
 }
 
-/** Each row's cell by inversion of its probabilities (row i at probs[i·stride ..], k cells), one draw per row. */
-function draw(probs: Float32Array, stride: number, k: number, m: number, rng: Rng, out: Int32Array): void {
+/** A block's direct outputs (those whose projection reaches its logits) and their projection onto them. */
+interface ProjectionBlock {
+  /** The first direct output that this block or any later one reads (what a drawn cell must update). */
+  from: number;
+  outputs: Int32Array;
+  /** outputs.length × block size. */
+  s: Float32Array;
+}
+
+/**
+ * Each block's direct outputs from the projection s0 (directWidth × width): the outputs with a nonzero
+ * entry in the block's logits. directProjection has each output reach one block's logits, in the blocks'
+ * order, so that the outputs later blocks read are a suffix; any other projection gets undefined (and
+ * the sampler accumulates in the logits' space).
+ */
+function projectionBlocks(s0: Float32Array, dWidth: number, blocks: readonly ColumnBlock[]): ProjectionBlock[] | undefined {
+  const width = s0.length / dWidth;
+  const out = blocks.map((b) => {
+    const outputs: number[] = [];
+    for (let d = 0; d < dWidth; d++) {
+      for (let c = 0; c < b.size; c++) {
+        if (s0[d * width + b.offset + c] !== 0) {
+          outputs.push(d);
+          break;
+        }
+      }
+    }
+    const s = new Float32Array(outputs.length * b.size);
+    outputs.forEach((d, t) => {
+      for (let c = 0; c < b.size; c++) s[t * b.size + c] = s0[d * width + b.offset + c];
+    });
+    return { from: dWidth, outputs: Int32Array.from(outputs), s };
+  });
+  let from = dWidth;
+  for (let j = out.length - 1; j >= 0; j--) {
+    const o = out[j].outputs;
+    if (o.length > 0) {
+      if (o[o.length - 1] >= from) return undefined;
+      from = o[0];
+    }
+    out[j].from = from;
+  }
+  return out;
+}
+
+/** logits[i, 0..k) += Σ over the block's direct outputs d of z[i, d]·s[d, ·] (z has `stride` columns). */
+function addProjected(logits: Float32Array, k: number, m: number, z: Float32Array, stride: number, block: ProjectionBlock): void {
+  const { outputs, s } = block;
   for (let i = 0; i < m; i++) {
-    let u = rng.next();
+    const base = i * k;
+    const row = i * stride;
+    for (let t = 0; t < outputs.length; t++) {
+      const v = z[row + outputs[t]];
+      if (v === 0) continue;
+      for (let c = 0, at = t * k; c < k; c++, at++) logits[base + c] += v * s[at];
+    }
+  }
+}
+
+/** Each row's cell by inversion of its probabilities (row i at probs[i·stride ..], k cells; with totals, its weights and their total), one draw per row. */
+function draw(probs: Float32Array, stride: number, k: number, m: number, rng: Rng, out: Int32Array, totals?: Float64Array): void {
+  for (let i = 0; i < m; i++) {
+    let u = totals ? rng.next() * totals[i] : rng.next();
     let c = 0;
     const base = i * stride;
     while (c < k - 1 && u >= probs[base + c]) {
@@ -236,7 +302,12 @@ export function* sampleRows(
   const w1 = cellRows(hidden, (i, u) => p.w1[i * hidden + order1[u]] * masks.m1[i * hidden + order1[u]]);
   const dWidth = directWidthOf(shape);
   const s0 = masks.s0;
-  const w0 = shape.direct
+  // With a projection, the direct connections are accumulated per drawn cell in the direct outputs' space
+  // (dWidth, fewer than the logits: one scalar per numeric column instead of one per bin) and projected
+  // onto a block's logits when it is drawn: the accumulation was a third of sampling's time.
+  const projected = shape.direct && s0 ? projectionBlocks(s0, dWidth, blocks) : undefined;
+  const w0d = projected ? cellRows(dWidth, (i, d) => p.w0[i * dWidth + d] * masks.m0[i * dWidth + d]) : undefined;
+  const w0 = shape.direct && !projected
     ? cellRows(width, s0
       ? (i, o) => {
         let v = 0;
@@ -274,7 +345,7 @@ export function* sampleRows(
       const w = new Float32Array(hi * block.size);
       for (let v = 0; v < hi; v++) for (let c = 0; c < block.size; c++) w[v * block.size + c] = w3(v, block.offset + c);
       head = { w: keep(tf.tensor2d(w, [hi, block.size])), b: keep(tf.tensor1d(b3)) };
-    } else if (!w0) {
+    } else if (!shape.direct) {
       // No hidden unit reaches this block (the first column): its distribution is softmax(b3).
       const top = Math.max(...b3);
       const e = Array.from(b3, (v) => Math.exp(v - top));
@@ -285,8 +356,10 @@ export function* sampleRows(
   });
   const rows = Math.min(SAMPLE_CHUNK, Math.max(0, n));
   const z1 = new Float32Array(rows * hidden);
-  const zd = w0 ? new Float32Array(rows * width) : undefined;
-  const logits = w0 ? new Float32Array(rows * Math.max(1, ...blocks.map((b) => b.size))) : undefined;
+  const direct = shape.direct ? { w: (w0d ?? w0)!, stride: projected ? dWidth : width } : undefined;
+  const zd = direct ? new Float32Array(rows * direct.stride) : undefined;
+  const logits = direct ? new Float32Array(rows * Math.max(1, ...blocks.map((b) => b.size))) : undefined;
+  const totals = direct ? new Float64Array(rows) : undefined;
   const h2 = new Float32Array(rows * hidden);
   const packed = new Float32Array(rows * hidden);
   try {
@@ -321,7 +394,10 @@ export function* sampleRows(
           } else {
             for (let i = 0; i < m; i++) probs.set(step.b3, i * step.size);
           }
-          softmaxRows(probs, step.size, m, zd, width, step.offset);
+          if (projected) {
+            addProjected(probs, step.size, m, zd, dWidth, projected[j]);
+            softmaxRows(probs, step.size, m, undefined, 0, 0, totals!);
+          } else softmaxRows(probs, step.size, m, zd, width, step.offset, totals!);
         } else if (step.head) {
           packPrefix(h2, hidden, m, step.hi, packed);
           const head = step.head;
@@ -332,11 +408,11 @@ export function* sampleRows(
           probs = step.fixed!;
           stride = 0;
         }
-        draw(probs, stride, step.size, m, rng, cells[j]);
+        draw(probs, stride, step.size, m, rng, cells[j], zd ? totals : undefined);
         // Units that are not final yet (ready1 > j) read column j: add its drawn cells' weights to them.
         if (j + 1 < columns && p1[j] < hidden) addDrawnRows(z1, hidden, w1, step.offset, cells[j], m, p1[j]);
         // The direct connections of later columns read column j.
-        if (zd && j + 1 < columns) addDrawnRows(zd, width, w0!, step.offset, cells[j], m, blocks[j + 1].offset);
+        if (zd && j + 1 < columns) addDrawnRows(zd, direct!.stride, direct!.w, step.offset, cells[j], m, projected ? projected[j + 1].from : blocks[j + 1].offset);
       }
       for (let i = 0; i < m; i++) {
         const row = new Array<string>(columns);
