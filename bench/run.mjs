@@ -71,20 +71,27 @@ execFileSync(process.execPath, [dist("cli/main.js"), "simulate", "--quiet", "--s
   ...sites.flatMap((s) => ["--site", `${s}=${join(examples, `${s}.csv`)}`]), "--out", join(work, "sim.csv")], { stdio: "ignore" });
 results.simulate_heart_disease_seconds = +((performance.now() - t) / 1000).toFixed(2);
 
-// The neural engine (bench/neural.mjs, in its own process): training steps against bare matMuls, DP-SGD
-// against non-private steps, sampling rate and memory, training memory.
-const neural = spawnSync(process.execPath, [join(root, "bench", "neural.mjs")], { encoding: "utf8", maxBuffer: 1 << 26 });
-results.neural = neural.status === 0 ? JSON.parse(neural.stdout) : { error: (neural.stderr || "").trim().split("\n").slice(-5).join("\n") };
+/** A benchmark script run in its own process: its JSON, or the end of its error output. */
+function childBench(script, args = []) {
+  const r = spawnSync(process.execPath, [join(root, "bench", script), ...args], { encoding: "utf8", maxBuffer: 1 << 26 });
+  return r.status === 0 ? JSON.parse(r.stdout) : { error: (r.stderr || "").trim().split("\n").slice(-5).join("\n") };
+}
 
-// Secure aggregation (bench/secagg.mjs, in its own process): client masking time, coordinator unmask +
-// aggregate time against summing the same plaintext vectors in that process, and bytes on the wire
-// against the raw float32 updates, for 10/50/100 sites × 100k/1M parameters (about 6 minutes on 2 cores).
-// FEDSYNTH_BENCH_QUICK=1 runs 10 sites × 100k only, as it shortens the neural section.
-const secagg = spawnSync(process.execPath, [join(root, "bench", "secagg.mjs"), ...(process.env.FEDSYNTH_BENCH_QUICK === "1" ? ["--quick"] : [])], { encoding: "utf8", maxBuffer: 1 << 26 });
-results.secure_aggregation = secagg.status === 0 ? JSON.parse(secagg.stdout) : { error: (secagg.stderr || "").trim().split("\n").slice(-5).join("\n") };
+// The neural engine (bench/neural.mjs): training steps against bare matMuls, DP-SGD against non-private
+// steps, sampling rate and memory, training memory.
+results.neural = childBench("neural.mjs");
 
-// The privacy ledger (bench/ledger.mjs, in its own process): build and verify a 10,000-entry ledger.
-const ledger = spawnSync(process.execPath, [join(root, "bench", "ledger.mjs")], { encoding: "utf8", maxBuffer: 1 << 26 });
-results.ledger = ledger.status === 0 ? JSON.parse(ledger.stdout) : { error: (ledger.stderr || "").trim().split("\n").slice(-5).join("\n") };
+// The marginal engine (bench/marginal.mjs): fit time of a 20-column study over 10 sites, sampling rows
+// per second, model size. FEDSYNTH_BENCH_QUICK=1 samples fewer rows.
+results.marginal = childBench("marginal.mjs");
+
+// Secure aggregation (bench/secagg.mjs): client masking time, coordinator unmask + aggregate time against
+// summing the same plaintext vectors in that process, and bytes on the wire against the raw float32
+// updates, for 10/50/100 sites × 100k/1M parameters (about 3 minutes on 2 cores). FEDSYNTH_BENCH_QUICK=1
+// runs 10 sites × 100k only, as it shortens the neural section.
+results.secure_aggregation = childBench("secagg.mjs", process.env.FEDSYNTH_BENCH_QUICK === "1" ? ["--quick"] : []);
+
+// The privacy ledger (bench/ledger.mjs): build and verify a 10,000-entry ledger.
+results.ledger = childBench("ledger.mjs");
 
 console.log(JSON.stringify(results, null, 2));
