@@ -24,10 +24,10 @@ export interface NetworkTensors {
   w0?: tf.Tensor2D; m0?: tf.Tensor2D;
   /** directWidth × width projection of the direct outputs to the logits and its transpose (absent: identity). */
   s0?: tf.Tensor2D; s0T?: tf.Tensor2D;
-  /** w2ᵀ and w3ᵀ (masked), uploaded with the weights for the backward pass (absent: transposed here). */
+  /** w2ᵀ and w3ᵀ (masked), uploaded with the weights for the backward pass (absent with hidden = 0). */
   w2T?: tf.Tensor2D; w3T?: tf.Tensor2D;
   /** The masks on the host: the weight gradients are masked as they are read back. */
-  masks?: MadeMasks;
+  masks: MadeMasks;
   b3: tf.Tensor1D;
   /** width × columns and columns × width block-membership matrices, for the per-column softmax. */
   blockOf: tf.Tensor2D; blockOfT: tf.Tensor2D;
@@ -44,7 +44,7 @@ export interface GradientResult {
 
 interface Forward {
   logits: tf.Tensor2D;
-  w2m?: tf.Tensor2D; w3m?: tf.Tensor2D; h1?: tf.Tensor2D; h2?: tf.Tensor2D;
+  h1?: tf.Tensor2D; h2?: tf.Tensor2D;
 }
 
 /**
@@ -81,7 +81,7 @@ export function forward(net: NetworkTensors, x: tf.Tensor2D): Forward {
   if (net.w1) {
     const h1 = dense(x, net.w1, net.b1!, true);
     const h2 = dense(h1, net.w2!, net.b2!, true);
-    out = { w2m: net.w2, w3m: net.w3, h1, h2, logits: dense(h2, net.w3!, net.b3) };
+    out = { h1, h2, logits: dense(h2, net.w3!, net.b3) };
   }
   if (net.w0) {
     // The output biases ride on a product whose right operand is new each step anyway (w3 above, w0 or
@@ -146,9 +146,9 @@ function deviceQuantities(net: NetworkTensors, x: tf.Tensor2D, y: tf.Tensor2D, g
     if (net.w0 && net.s0T) d.g0 = tf.matMul(g3, net.s0T).dataSync() as Float32Array;
     if (f.h2) {
       // The transposed weights come uploaded (weightTensors): a transpose kernel per layer saved.
-      const g2 = tf.mul(tf.matMul(g3, net.w3T ?? tf.transpose(f.w3m!)), tf.step(f.h2)) as tf.Tensor2D;
+      const g2 = tf.mul(tf.matMul(g3, net.w3T!), tf.step(f.h2)) as tf.Tensor2D;
       d.g2 = g2.dataSync() as Float32Array;
-      d.g1 = tf.mul(tf.matMul(g2, net.w2T ?? tf.transpose(f.w2m!)), tf.step(f.h1!)).dataSync() as Float32Array;
+      d.g1 = tf.mul(tf.matMul(g2, net.w2T!), tf.step(f.h1!)).dataSync() as Float32Array;
     }
     if (ghost) {
       const x2 = tf.square(x) as tf.Tensor2D;
@@ -160,9 +160,9 @@ function deviceQuantities(net: NetworkTensors, x: tf.Tensor2D, y: tf.Tensor2D, g
       if (net.w0) d.r0 = tf.matMul(x2, net.m0!).dataSync() as Float32Array;
     }
     if (loss) d.logLikelihood = logLikelihoodOf(tf.matMul(tf.mul(y, p) as tf.Tensor2D, net.blockOf).dataSync());
-    return [f.h1, f.h2].filter((t): t is tf.Tensor2D => t !== undefined);
+    return { h1: f.h1, h2: f.h2 };
   });
-  out!.kept = { h1: kept[0], h2: kept[1] };
+  out!.kept = kept;
   return out!;
 }
 
@@ -278,7 +278,6 @@ export function gradientSum(net: NetworkTensors, y: tf.Tensor2D, clipNorm: numbe
     return { grads: sizes.map((n) => new Float32Array(n ?? 0)), loss: 0, clippedShare: 0 };
   }
   const masks = net.masks;
-  if (!masks) throw new Error("the network's tensors lack their host masks (constantTensors sets them)");
   const width = net.b3.shape[0];
   for (let exact = false; ; exact = true) {
     const d = deviceQuantities(net, x, y, clipNorm !== null, !!options.loss, exact);
@@ -325,7 +324,7 @@ export function gradientSum(net: NetworkTensors, y: tf.Tensor2D, clipNorm: numbe
       grads.push(outputBias ? out3.sums : new Float32Array(width));
       return { grads, loss: d.logLikelihood === undefined ? Number.NaN : -d.logLikelihood / batch, clippedShare: clipped / batch };
     } finally {
-      tf.dispose([d.kept.h1, d.kept.h2].filter((t): t is tf.Tensor2D => t !== undefined));
+      tf.dispose(d.kept);
     }
   }
 }
@@ -346,7 +345,7 @@ export function perExampleNormsBruteForce(net: NetworkTensors, y: tf.Tensor2D, x
 /** Per-example norms by the ghost formula, exposed for tests. */
 export function perExampleNormsGhost(net: NetworkTensors, y: tf.Tensor2D, x: tf.Tensor2D = y, outputBias = true): number[] {
   const d = deviceQuantities(net, x, y, true, false, false);
-  tf.dispose([d.kept.h1, d.kept.h2].filter((t): t is tf.Tensor2D => t !== undefined));
+  tf.dispose(d.kept);
   return Array.from(squaredNorms(net, d, y.shape[0], outputBias), Math.sqrt);
 }
 
