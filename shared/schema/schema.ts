@@ -33,8 +33,8 @@ export interface Schema {
   missing: string[];
   /**
    * The study's outcome column, by name (public, declared with the schema; optional): what the data will be
-   * used to predict. The marginal engine weights the column pairs with it more in its selection, and
-   * `fedsynth evaluate` takes it as the default ML-utility target.
+   * used to predict. The marginal engine measures the column pairs with it more precisely in its
+   * all-pairs round, and `fedsynth evaluate` takes it as the default ML-utility target.
    */
   outcome?: string;
 }
