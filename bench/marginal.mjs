@@ -6,7 +6,10 @@
 //   coordinator's aggregations, round planning and model fit, in seconds (and the sites' and coordinator's shares);
 // - sampling: rows/s of `sample` over 1,000,000 rows (consumed, not stored), SeededRng: by the clock, and per
 //   second of the process's CPU time (steadier than the clock on a machine shared with other work);
-// - model: the size of the serialized model in bytes.
+// - model: the size in bytes of the model file `fedsynth model export` writes (serializeForSampling), of the
+//   model the coordinator releases (serialize: the sums alone) and of the file's fit section; and the seconds
+//   from the file's bytes to the first sampled row (deserialize, then the sampler: what `fedsynth sample`
+//   waits before writing).
 // Env: FEDSYNTH_BENCH_QUICK=1 for a short run (200,000 sampled rows).
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -16,6 +19,7 @@ const dist = (p) => join(root, "dist", p);
 const { marginalEngine: engine } = await import(dist("shared/engines/marginal/engine.js"));
 const { parseSchema } = await import(dist("shared/schema/parse-schema.js"));
 const { SeededRng, SecureRng, gaussian } = await import(dist("shared/random/rng.js"));
+const { encodeFit } = await import(dist("shared/engines/marginal/fitted-bytes.js"));
 
 const columns = [
   ...Array.from({ length: 8 }, (_, k) => ({ name: `int${k}`, type: "numeric", min: 0, max: 200, integer: true })),
@@ -87,10 +91,15 @@ const sampleSeconds = (performance.now() - t) / 1000;
 const cpu = process.cpuUsage(cpu0);
 const sampleCpuSeconds = (cpu.user + cpu.system) / 1e6;
 
+const bytes = engine.serializeForSampling(model);
+t = performance.now();
+for (const _ of engine.sample(engine.deserialize(bytes, schema, config), 1, new SeededRng(3)));
+const readSeconds = (performance.now() - t) / 1000;
+
 console.log(JSON.stringify({
   machine: { node: process.version },
   study: { columns: schema.columns.length, sites: SITES, rows_per_site: ROWS, rounds: privacy.rounds, model_pairs: model.fitted.pairs.length, cliques: model.fitted.fit.tree.cliques.length, model_cells: model.fitted.fit.tree.size },
   fit: { seconds: +fitSeconds.toFixed(3), site_seconds_total: +siteSeconds.toFixed(3), coordinator_seconds: +coordinatorSeconds.toFixed(3) },
   sampling: { rows: n, rows_per_second: Math.round(n / sampleSeconds), rows_per_cpu_second: Math.round(n / sampleCpuSeconds) },
-  model: { bytes: engine.serialize(model).length },
+  model: { bytes: bytes.length, released_bytes: engine.serialize(model).length, fit_bytes: encodeFit(model.fitted).length, read_to_first_row_seconds: +readSeconds.toFixed(3) },
 }, null, 2));

@@ -13,6 +13,7 @@ import { validateSiteName } from "../../coordinator/study/study-request.js";
 import { OperatorClient, type StudyView } from "../operator-client.js";
 import { TERMINAL_STATES } from "../study-view.js";
 import { sampleModelFile } from "../commands/sample.js";
+import { modelForSampling } from "../model-for-sampling.js";
 import { ProcessGroup, waitForAddress } from "./processes.js";
 import { LocalStore } from "../../site-agent/local-store.js";
 import { initConsortium } from "../../coordinator/consortium.js";
@@ -165,7 +166,7 @@ export async function runSimulation(opts: SimulationOptions): Promise<Simulation
 
     const modelPath = join(workdir, "pooled-model.fsm");
     const exported = await client.exportModel(created.studyId);
-    writeFileSync(modelPath, exported.bytes);
+    writeFileSync(modelPath, modelForSampling(exported.bytes, `the model of study ${created.studyId}`));
     const rows = opts.rows ?? totalRows;
     await sampleModelFile(modelPath, rows, resolve(opts.out), opts.seed);
     watcher.disarm();

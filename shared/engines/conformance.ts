@@ -383,6 +383,14 @@ export function describeEngineConformance<M>(engine: Engine<M>, opts: Conformanc
         expect([...engine.sample(shifted, 50, new SeededRng(7))]).toEqual([...engine.sample(model, 50, new SeededRng(7))]);
       });
 
+      it.runIf(engine.serializeForSampling !== undefined)("serializeForSampling → deserialize samples the same rows, and serializes to the same bytes", () => {
+        const { model, config } = train();
+        const bytes = engine.serializeForSampling!(model);
+        const copy = engine.deserialize(bytes.slice(), jsonClone(schema), jsonClone(config));
+        expect([...engine.sample(copy, 500, new SeededRng(7))]).toEqual([...engine.sample(model, 500, new SeededRng(7))]);
+        expect(engine.serialize(copy)).toEqual(bytes);
+      });
+
       it("the initial model survives serialization", () => {
         const config = engine.configure(schema, budgets[0]);
         const model = engine.init(schema, config);

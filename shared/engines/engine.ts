@@ -107,6 +107,14 @@ export interface Engine<M = unknown> {
   deserialize(bytes: Uint8Array, schema: Schema, config: JsonObject): M;
 
   /**
+   * The model's bytes for a model file that will be sampled (`fedsynth model export`): `serialize`'s, plus
+   * whatever post-processing of them sampling would otherwise redo on every read (the marginal engine's
+   * fitted model). `deserialize` reads them. For engines whose sampling starts at once from `serialize`'s
+   * bytes, omit it. The coordinator stores and releases `serialize`'s bytes, which stay cheap to make.
+   */
+  serializeForSampling?(model: M): Uint8Array;
+
+  /**
    * Secure aggregation with distributed noise, for engines that support it. When the study's config was
    * made with `privacy.secureAggregation`, `charge` is the released sum's and a site sends
    * `secureContribution` through the grid instead of `localUpdate`; `aggregate` receives the decoded sum.

@@ -16,9 +16,11 @@
  *                 one table's margins are worth more than the pair tables they displace (select-triples.ts).
  * The coordinator fits a graphical model to every release (estimate.ts, pgm.ts): consistent non-negative
  * clique marginals over a junction tree of the model's pairs, maximum-entropy where nothing was measured,
- * and samples it ancestrally (model-sampler.ts). Budget: budget.ts, calibrated to exactly ε in plaintext
- * (Gaussian mechanisms) and under secure aggregation (one distributed discrete Gaussian per round); every
- * selection is post-processing of released (under secure aggregation: pooled) sums.
+ * and samples it ancestrally (model-sampler.ts); an exported model file stores the fit with the released
+ * sums (model-bytes.ts, fitted-bytes.ts), so that sampling a model file fits nothing. Budget:
+ * budget.ts, calibrated to exactly ε in plaintext (Gaussian mechanisms) and under secure aggregation (one
+ * distributed discrete Gaussian per round); every selection is post-processing of released (under secure
+ * aggregation: pooled) sums.
  *
  * A site's contribution depends only on its rows and public values (schema, config, round config); under
  * secure aggregation it is sent un-noised through the grid, which adds the noise.
@@ -37,7 +39,8 @@ import { collect, fitCollected, type Collected, type JointModel } from "./estima
 import { roundPlanJson } from "./round-plan.js";
 import { pairsPlan, selectedPlan } from "./select.js";
 import { modelSampler, type ModelSampler } from "./model-sampler.js";
-import { decodeRounds, encodeRounds, type RoundRecord } from "./model-bytes.js";
+import { decodeModel, encodeModel, unreadable, type RoundRecord } from "./model-bytes.js";
+import { decodeFit, encodeFit } from "./fitted-bytes.js";
 
 export const MARGINAL_ENGINE_NAME = "marginal";
 /** Rounds a study gets when it does not say: marginals, all pairs, selected tables. */
@@ -49,8 +52,10 @@ export interface MarginalModel {
   readonly config: MarginalConfig;
   readonly rounds: readonly RoundRecord[];
   readonly collected: Collected;
-  /** The fitted model and its sampler (computed when first needed). */
+  /** The fitted model and its sampler (read from the model file when it stores one, else fitted when first needed). */
   readonly fitted: JointModel;
+  /** Whether `fitted` was read from the model file (fit-check.ts compares it with a refit). */
+  readonly storedFit: boolean;
   readonly sampler: ModelSampler;
 }
 
@@ -66,13 +71,14 @@ export function configureMarginal(schema: Schema, privacy: StudyPrivacy, overrid
   return { version: CONFIG_VERSION, rounds: privacy.rounds, settings, ...shape, ...budget };
 }
 
-function buildModel(schema: Schema, layout: HistogramLayout, config: MarginalConfig, rounds: RoundRecord[]): MarginalModel {
+/** The model of these rounds; `fitSection`: a model file's stored fit of them (fitted-bytes.ts), checked here, on reading. */
+function buildModel(schema: Schema, layout: HistogramLayout, config: MarginalConfig, rounds: RoundRecord[], fitSection?: Uint8Array): MarginalModel {
   const collected = collect(schema, layout, config, rounds);
-  let fitted: JointModel | undefined;
+  let fitted: JointModel | undefined = fitSection && decodeFit(fitSection, layout, collected, unreadable);
   let sampler: ModelSampler | undefined;
   const fit = () => (fitted ??= fitCollected(collected));
   return {
-    schema, layout, config, rounds: Object.freeze(rounds), collected,
+    schema, layout, config, rounds: Object.freeze(rounds), collected, storedFit: fitted !== undefined,
     get fitted() {
       return fit();
     },
@@ -155,19 +161,29 @@ export const marginalEngine: Engine<MarginalModel> = {
   },
 
   serialize(model: MarginalModel): Uint8Array {
-    return encodeRounds(model.schema, model.layout, model.rounds);
+    // Never fits: the coordinator serializes every round's model on its event loop, and a fit takes seconds
+    // (long enough for a replica to miss its lease). A fit read from a file is kept, so that bytes read and
+    // written again are the same bytes.
+    return encodeModel(model.schema, model.layout, model.rounds, model.storedFit ? encodeFit(model.fitted) : undefined);
+  },
+
+  serializeForSampling(model: MarginalModel): Uint8Array {
+    // With the fit, fitted here if it is not yet, so that sampling the file fits nothing. The fit is
+    // post-processing of the released sums (no privacy cost) and a deterministic function of them
+    // (fit-check.ts), so the sums stay the whole auditable record (model-bytes.ts releasedModel).
+    return encodeModel(model.schema, model.layout, model.rounds, encodeFit(model.fitted));
   },
 
   deserialize(bytes: Uint8Array, schema: Schema, config: JsonObject): MarginalModel {
     checkSchema(schema);
     const layout = coarseLayout(schema);
-    const rounds = decodeRounds(bytes, schema, layout);
+    const { rounds, fit } = decodeModel(bytes, schema, layout);
     const cfg = readConfig(config, schema);
-    if (rounds.length > cfg.rounds) throw invalid(`Cannot read the marginal engine's model: it has ${rounds.length} rounds, the study ${cfg.rounds}`);
+    if (rounds.length > cfg.rounds) throw unreadable(`it has ${rounds.length} rounds, the study ${cfg.rounds}`);
     rounds.forEach((r, i) => {
       const want = roundLayout({ schema, round: i + 1, roundConfig: r.roundConfig }, cfg, layout).length;
-      if (r.sum.length !== want) throw invalid(`Cannot read the marginal engine's model: round ${i + 1} has ${r.sum.length} values, expected ${want}`);
+      if (r.sum.length !== want) throw unreadable(`round ${i + 1} has ${r.sum.length} values, expected ${want}`);
     });
-    return buildModel(schema, layout, cfg, rounds);
+    return buildModel(schema, layout, cfg, rounds, fit);
   },
 };

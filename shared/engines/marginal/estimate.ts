@@ -385,8 +385,16 @@ export interface ModelOptions {
   trace?: number[];
 }
 
+let fits = 0;
+
+/** How many times fitCollected has run in this process: lets a test show that reading a stored fit runs none. */
+export function fitCollectedRuns(): number {
+  return fits;
+}
+
 /** Steps 3 and 4. */
 export function fitCollected(c: Collected, opts: ModelOptions = {}): JointModel {
+  fits++;
   const sizes = c.layout.sizes.slice();
   const k = sizes.length;
   const use = opts.use ?? (() => true);
