@@ -296,12 +296,14 @@ describe("site identities over mutual TLS", () => {
     }
     expect(procs[0].output).not.toMatch(/enrolment token issued site=bern/);
 
-    // 1.44 s goes up to 2 s (down, it would be 1 s): measured from the coordinator's own record of the issue.
+    // 1.44 s goes up to 2 s (down, it would be 1 s): measured from the coordinator's own record of the issue,
+    // which it writes a moment after it fixed the expiry (234 ms later on a loaded CI machine), so the
+    // lower bound only tells 2 s from 1 s.
     const issued = procs[0].output.match(/^(\S+) INFO\s+coordinator: enrolment token issued site=geneva expires_at=(\S+)/m);
     expect(issued, procs[0].output).not.toBeNull();
     expect(issued![2]).toBe(fractional.expiresAt);
     const lifetime = Date.parse(fractional.expiresAt) - Date.parse(issued![1]);
-    expect(lifetime).toBeGreaterThan(1_900);
+    expect(lifetime).toBeGreaterThan(1_000);
     expect(lifetime).toBeLessThanOrEqual(2_000);
   }, 60_000);
 
