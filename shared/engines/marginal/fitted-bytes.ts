@@ -27,7 +27,7 @@ import type { HistogramLayout } from "../independent/histogram.js";
 import type { FedsynthError } from "../../errors.js";
 import type { Collected, JointModel } from "./estimate.js";
 import type { Grouping } from "./discretise.js";
-import { tableSize, type JunctionTree } from "./junction-tree.js";
+import { tableSize, treeOf } from "./junction-tree.js";
 
 /** A clique's probabilities may sum to less than 1 only by rounding (or to 0 for a model of no rows: pgm.ts). */
 const SUM_TOLERANCE = 1e-6;
@@ -143,7 +143,6 @@ export function decodeFit(section: Uint8Array, layout: HistogramLayout, collecte
   }
   const missing = seen.indexOf(0);
   if (missing >= 0) throw bad(`its fit's cliques leave out column ${missing + 1}`);
-  const separators = cliques.map((c, i) => (parent[i] < 0 ? [] : c.filter((v) => cliques[parent[i]].includes(v))));
 
   const inClique = (vars: number[], what: string) => {
     if (!cliques.some((q) => vars.every((v) => q.includes(v)))) throw bad(`its fit's ${what} (columns ${vars.map((v) => v + 1).join(",")}) is in no clique`);
@@ -167,8 +166,9 @@ export function decodeFit(section: Uint8Array, layout: HistogramLayout, collecte
   pos += 8;
   if (!(loss >= 0) || !Number.isFinite(loss)) throw bad(`its fit's loss is ${loss}, not a finite value >= 0`);
 
+  const tree = treeOf(cliques, parent, domain);
   const sizes = cliques.map((c) => tableSize(c, domain));
-  const cells = sizes.reduce((a, b) => a + b, 0);
+  const cells = tree.size;
   const left = (section.length - pos) / 8;
   if (left !== cells) throw bad(`its fit's cliques have ${cells} cells, the file holds ${left < cells ? "only " : ""}${Math.floor(left)} values${left > cells ? " (bytes beyond its fit)" : ""}`);
   let total = NaN;
@@ -186,7 +186,6 @@ export function decodeFit(section: Uint8Array, layout: HistogramLayout, collecte
     return out;
   });
 
-  const tree: JunctionTree = { cliques, parent, separators, size: cells };
   return {
     fit: { tree, domain, marginals, rows: collected.rows, iterations, loss },
     refine, p: collected.p, values: collected.values, pairs, triples,

@@ -100,7 +100,12 @@ export function junctionTree(domain: readonly number[], cover: readonly (readonl
   order.forEach((c, i) => (position[c] = i));
   const cliques = order.map((c) => maximal[c]);
   const parent = order.map((c) => (treeParent[c] < 0 ? -1 : position[treeParent[c]]));
-  const separators = cliques.map((c, i) => (parent[i] < 0 ? [] : shared(c, cliques[parent[i]])));
+  return treeOf(cliques, parent, domain);
+}
+
+/** The tree of these cliques and parents (listed root first, parents first): its separators and size follow from them. */
+export function treeOf(cliques: number[][], parent: number[], domain: readonly number[]): JunctionTree {
+  const separators = cliques.map((c, i) => (parent[i] < 0 ? [] : c.filter((x) => cliques[parent[i]].includes(x))));
   const size = cliques.reduce((s, c) => s + tableSize(c, domain), 0);
   return { cliques, parent, separators, size };
 }
