@@ -7,6 +7,14 @@ import { randomBytes } from "node:crypto";
 export interface Rng {
   /** Uniform in [0, 1). */
   next(): number;
+  /** The next `end − start` uniforms into out[start] … out[end − 1], exactly as that many next() calls give them (faster in bulk). */
+  fill?(out: Float64Array, start: number, end: number): void;
+}
+
+/** Uniforms into out[start] … out[end − 1] as rng.next() gives them one by one: through rng.fill when it has one. */
+export function fillUniforms(rng: Rng, out: Float64Array, start: number, end: number): void {
+  if (rng.fill) rng.fill(out, start, end);
+  else for (let d = start; d < end; d++) out[d] = rng.next();
 }
 
 /** xoshiro128** seeded through splitmix32: fast, well distributed, reproducible. */
@@ -42,6 +50,45 @@ export class SeededRng implements Rng {
     const hi = this.nextUint32() >>> 5;
     const lo = this.nextUint32() >>> 6;
     return (hi * 67108864 + lo) / 9007199254740992;
+  }
+
+  /**
+   * next()'s uniforms in bulk, the same numbers: the state stays in int32 locals for the whole run (each
+   * next() call loads and stores it, and costs 3–6 times as much). Bits are as nextUint32's: int32 and
+   * uint32 agree modulo 2³², and every shift or multiply here keeps only those 32 bits.
+   */
+  fill(out: Float64Array, start: number, end: number): void {
+    const s = this.s;
+    let s0 = s[0] | 0;
+    let s1 = s[1] | 0;
+    let s2 = s[2] | 0;
+    let s3 = s[3] | 0;
+    // Two nextUint32 steps per uniform, written out (a helper could not return the state without allocating).
+    for (let d = start; d < end; d++) {
+      let x = Math.imul(s1, 5);
+      const hi = Math.imul((x << 7) | (x >>> 25), 9) >>> 5;
+      let t = s1 << 9;
+      s2 ^= s0;
+      s3 ^= s1;
+      s1 ^= s2;
+      s0 ^= s3;
+      s2 ^= t;
+      s3 = (s3 << 11) | (s3 >>> 21);
+      x = Math.imul(s1, 5);
+      const lo = Math.imul((x << 7) | (x >>> 25), 9) >>> 6;
+      t = s1 << 9;
+      s2 ^= s0;
+      s3 ^= s1;
+      s1 ^= s2;
+      s0 ^= s3;
+      s2 ^= t;
+      s3 = (s3 << 11) | (s3 >>> 21);
+      out[d] = (hi * 67108864 + lo) / 9007199254740992;
+    }
+    s[0] = s0;
+    s[1] = s1;
+    s[2] = s2;
+    s[3] = s3;
   }
 }
 

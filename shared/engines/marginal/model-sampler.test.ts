@@ -6,6 +6,7 @@
  * draws, draws that share a uniform and draws that do not. Each check is shown to catch a bias of at most
  * 10% in what it checks; cells and values of probability 0 never appear.
  */
+import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import type { Column, OutputRow } from "../../schema/schema.js";
 import { numericBins } from "../../schema/bins.js";
@@ -216,6 +217,46 @@ describe("model sampler rows", () => {
     expect(calls).toBe(1000 * columns.length);
     // Same seed, same rows.
     expect([...sampler.sample(300, new SeededRng(9))]).toEqual([...sampler.sample(300, new SeededRng(9))]);
+  });
+});
+
+describe("model sampler stream", () => {
+  // SHA-256 of the rows (one line each, fields joined by commas) and of cells (one line per column), as
+  // this sampler drew them before its draws and strings were reorganized for speed (commit 7dbde2a):
+  // faster code must draw the same rows from the same seed. A change of what is drawn (the model's fit
+  // included) shows here; the checks above say whether the new rows still follow the model.
+  const digest = (lines: string[]) => createHash("sha256").update(lines.join("\n")).digest("hex");
+  const sampler = modelSampler(columns, testModel());
+
+  it("draws the same rows from a seed as before", () => {
+    // 5,000 rows: 19 chunks and a partial one; 300: one chunk and a partial one.
+    expect(digest([...sampler.sample(5000, new SeededRng(11))].map((row) => row.join(",")))).toBe("4ff52ff4d6b1ded4efb668776ae5fa18925fa27a8f97c0f2f64824475b8d2527");
+    expect(digest([...sampler.sample(300, new SeededRng(12))].map((row) => row.join(",")))).toBe("dcceb4cf25d7aa4257a831596dd3b74402395828fc1069d173a0bf9ae0a86227");
+  });
+
+  it("draws the same cells from a seed as before", () => {
+    expect(digest(sampler.cells(3000, new SeededRng(13)).map((c) => c.join(",")))).toBe("0da483fdc085aaa683f3baeae0304f7e7b932e83ca4de3d92d1f5557aab2c86f");
+  });
+
+  it("draws each sample's rows whatever other samples and cells draw in between", () => {
+    // The sampler's buffers serve every call: a chunk is all strings before its first row is handed out.
+    const alone = [...sampler.sample(600, new SeededRng(21))];
+    const a = sampler.sample(600, new SeededRng(21))[Symbol.iterator]();
+    const b = sampler.sample(600, new SeededRng(22))[Symbol.iterator]();
+    const rows: OutputRow[] = [];
+    for (let r = 0; r < 600; r++) {
+      rows.push(a.next().value as OutputRow);
+      b.next();
+      if (r % 250 === 0) sampler.cells(300, new SeededRng(r));
+    }
+    expect(rows).toEqual(alone);
+  });
+
+  it("draws the same rows through any source of uniforms", () => {
+    // Without fill, the sampler takes the uniforms one next() at a time: the same numbers in the same order.
+    const base = new SeededRng(11);
+    const plain: Rng = { next: () => base.next() };
+    expect([...sampler.sample(700, plain)]).toEqual([...sampler.sample(700, new SeededRng(11))]);
   });
 });
 

@@ -14,7 +14,7 @@
  */
 import type { Column, OutputRow } from "../../schema/schema.js";
 import { numericBins } from "../../schema/bins.js";
-import type { Rng } from "../../random/rng.js";
+import { fillUniforms, type Rng } from "../../random/rng.js";
 import { aliasTable, formatDecimal, formatGridValue } from "../independent/sampler.js";
 import { projectionMap } from "./pgm.js";
 import type { JointModel } from "./estimate.js";
@@ -24,7 +24,7 @@ import { tableSize } from "./junction-tree.js";
  * Writes a column's codes as output strings: a category or a grid value by code; or, given one more
  * uniform (the residual of the code's draw, see fill), a grid value uniform within the bin's block, or a
  * value uniform within a continuous column's bin (never outside the bounds): as the independent engine's
- * sampler writes them.
+ * sampler writes them. Codes are cells for columns without labels (a fine column always has them).
  */
 interface ColumnWriter {
   /** Strings by code, when the code alone determines the string (else undefined). */
@@ -37,6 +37,7 @@ interface ColumnWriter {
 
 function columnWriter(column: Column, size: number, labels: string[] | undefined): ColumnWriter {
   const none = (): string => "";
+  // Every writer has the same shape (labels, write, outcomes), so that reading them stays monomorphic.
   if (labels) return { labels, write: none, outcomes: 1 };
   if (column.type === "categorical") return { labels: [...column.values, ""], write: none, outcomes: 1 };
   const missing = size - 1;
@@ -49,7 +50,7 @@ function columnWriter(column: Column, size: number, labels: string[] | undefined
     const values = count <= 1 << 16 ? Array.from({ length: count }, (_, k) => formatGridValue(grid, k)) : null;
     if (perBin === 1 && values) return { labels: [...values, ""], write: none, outcomes: 1 };
     return {
-      outcomes: perBin,
+      labels: undefined,
       write(c, t) {
         if (c === missing) return "";
         const first = c * perBin;
@@ -58,6 +59,7 @@ function columnWriter(column: Column, size: number, labels: string[] | undefined
         if (k >= m) k = m - 1;
         return values ? values[first + k] : formatGridValue(grid, first + k);
       },
+      outcomes: perBin,
     };
   }
   const { min, max } = column;
@@ -68,8 +70,7 @@ function columnWriter(column: Column, size: number, labels: string[] | undefined
   let widest = 0;
   for (let c = 0; c <= last; c++) widest = Math.max(widest, hi[c] - lo[c]);
   return {
-    // 4-decimal values in the widest bin, and one for rounding at either end.
-    outcomes: Math.ceil(widest * 1e4) + 2,
+    labels: undefined,
     write(c, t) {
       if (c === missing) return "";
       let v = lo[c] + t * (hi[c] - lo[c]);
@@ -77,6 +78,8 @@ function columnWriter(column: Column, size: number, labels: string[] | undefined
       if (v > max) v = max;
       return format(v);
     },
+    // 4-decimal values in the widest bin, and one for rounding at either end.
+    outcomes: Math.ceil(widest * 1e4) + 2,
   };
 }
 
@@ -100,7 +103,9 @@ export function decimalFormatter(min: number, max: number): (v: number) => strin
   if (count * 100 * (min < 0 ? 2 : 1) <= HEAD_STRINGS) {
     const { head, trimmed, negative } = decimalHeads(count, min < 0);
     return (v) => {
-      const k = Math.round(v * 1e4);
+      // + 0 turns the −0 of values just below 0 into 0: the same string, and V8 keeps k an integer (a −0
+      // would deoptimize the sampler at the first such value).
+      const k = Math.round(v * 1e4) + 0;
       if (!(k >= lo && k <= hi)) return formatDecimal(v, min, max);
       const a = k < 0 ? -k : k;
       // a < 2³¹, and a / 100 is never rounded up to the next integer: truncation is the floor.
@@ -112,7 +117,7 @@ export function decimalFormatter(min: number, max: number): (v: number) => strin
   }
   const wholes = Array.from({ length: count }, (_, w) => String(w));
   return (v) => {
-    const k = Math.round(v * 1e4);
+    const k = Math.round(v * 1e4) + 0;
     if (!(k >= lo && k <= hi)) return formatDecimal(v, min, max);
     const a = k < 0 ? -k : k;
     const whole = Math.floor(a / 1e4);
@@ -402,12 +407,22 @@ export function modelSampler(columns: readonly Column[], model: JointModel): Mod
   // Each step's fresh uniform within its row's, when sampling rows (−1 for a shared one).
   let freshShared = 0;
   for (let i = 0; i < S; i++) meta[i * META_STRIDE + 10] = (meta[i * META_STRIDE + 2] & SHARED) === 0 ? freshShared++ : -1;
-  // Per row of a chunk (at c·CHUNK + r for column c): groups, the steps' configuration indices, residuals passed on.
+  // Every number a chunk's draws read and write is in these buffers, which the draws capture rather than
+  // take as arguments: V8 then addresses them as constants, where it checks a typed array argument at each
+  // access. A chunk's codes are all written as strings (or cells) before any row is handed out, so that
+  // every sample and cells call can use the same buffers.
   const CH = SAMPLE_CHUNK;
+  /** The chunk's codes (column v's of row r at v·CH + r), their model groups, and each row's configuration index. */
+  const code = new Int32Array(k * CH);
   const group = new Int32Array(k * CH);
   const config = new Int32Array(CH);
-  const carried = new Float64Array(CH);
-  const uniforms = new Float64Array(CH * S);
+  /**
+   * Doubles: the rows' uniforms (row r's f-th fresh one at r·F + f: see fill), each column's residuals for
+   * its strings (column v's at RESIDUALS + v·CH + r), and the residuals the next draw takes (CARRIED + r).
+   */
+  const RESIDUALS = CH * S;
+  const CARRIED = RESIDUALS + k * CH;
+  const real = new Float64Array(CARRIED + CH);
 
   /**
    * Draws `rows` rows of codes into `code` (column c's of row r at c·SAMPLE_CHUNK + r). Each column's draw
@@ -416,7 +431,7 @@ export function modelSampler(columns: readonly Column[], model: JointModel): Mod
    * outcome), where f fell within that side is again uniform on [0, 1), and independent of the outcome and
    * of everything drawn before: this residual draws a not-fused column's code within its group (the same
    * way), and then, for a column whose string needs one more uniform (REST), the value within the bin
-   * (into `rest`, laid out as `code`).
+   * (into `real` from RESIDUALS on, laid out as `code`).
    *
    * In `sample` (`share`), a column's draw also takes its uniform from the previous column's residual
    * (SHARED) as long as the draws sharing one uniform have at most SHARED_LEAVES outcomes between them.
@@ -430,115 +445,202 @@ export function modelSampler(columns: readonly Column[], model: JointModel): Mod
    * this sampler always did (the selection's Monte Carlo sample of a model stays as it was, but for the
    * rare draw that the thresholds' rounding turns: see aliasPairs).
    *
-   * The rows' uniforms are drawn first, in the order the rows take them; then the steps go one at a time
-   * over all the rows (their draws are independent of each other, so the processor overlaps them).
+   * The rows' uniforms are drawn first, in the order the rows take them (rng.fill, when it has one, gives
+   * the same numbers as next() in a fraction of the time); then the steps go one at a time over all the
+   * rows (their draws are independent of each other, so the processor overlaps them), each in a loop of
+   * one kind of draw (drawCodes, drawGroupThenCode).
+   *
+   * Which side of its slot's threshold a draw falls on is as unpredictable as a coin, so the draws do not
+   * branch on it: `miss` is 0 or 1, and picks the outcome (j + miss·(alias − j)) and the side's start and
+   * length for the residual: (f − miss·p) / (p + miss·(1 − 2p)). Those are the side's f / p or
+   * (f − p) / (1 − p) exactly, with the same rounding: p is a multiple of 2⁻³² within [0, 1), so 1 − 2p
+   * and p + (1 − 2p) = 1 − p are exact, and so are f − 0 and p + 0.
    */
-  const fill = (rows: number, rng: Rng, code: Int32Array, rest: Float64Array | null, share: boolean) => {
-    const M = meta;
-    const G = group;
-    const SI = config;
-    const CR = carried;
-    const U = uniforms;
-    const P = table.prob;
-    const A = table.alias;
-    const WP = within.prob;
-    const WA = within.alias;
-    const gOf = groupOfCode;
-    const fc = firstCode;
+  const fill = (rows: number, rng: Rng, share: boolean) => {
     const F = share ? freshShared : S;
-    for (let d = 0, end = rows * F; d < end; d++) U[d] = rng.next();
+    fillUniforms(rng, real, 0, rows * F);
     for (let i = 0, m0 = 0; i < S; i++, m0 += META_STRIDE) {
-      const v = M[m0];
-      const n = M[m0 + 1];
-      const flags = M[m0 + 2];
-      const start = M[m0 + 5];
-      const cs = M[m0 + 6];
-      const fs0 = M[m0 + 7];
-      const fused = (flags & FUSED) !== 0;
-      const isShared = share && (flags & SHARED) !== 0;
-      const keep = fused ? (flags & (share ? KEEP | REST : REST)) !== 0 : true;
-      const toRest = (flags & REST) !== 0;
-      const fresh = share ? M[m0 + 10] : i;
-      const gv = v * CH;
-      // The configuration index of each row: from the previous step's (chained), or from the given groups.
-      if ((flags & CHAINED) !== 0) {
-        const times = M[m0 + 9];
-        const prev = M[m0 + 8] * CH;
-        for (let r = 0; r < rows; r++) SI[r] = SI[r] * times + G[prev + r];
-      } else {
-        SI.fill(0, 0, rows);
-        for (let a = M[m0 + 3], end = M[m0 + 4]; a < end; a++) {
-          const given = givenColumn[a] * CH;
-          const stride = givenStride[a];
-          for (let r = 0; r < rows; r++) SI[r] += G[given + r] * stride;
-        }
-      }
-      for (let r = 0; r < rows; r++) {
-        const u = (isShared ? CR[r] : U[r * F + fresh]) * n;
-        // u is in [0, n]: truncation is its floor.
-        let j = u | 0;
-        if (j >= n) j = n - 1;
-        const e = start + SI[r] * n + j;
-        const f = u - j;
-        const p = P[2 * e] * TWO_TO_MINUS_32;
-        const hit = f < p;
-        const x = hit ? j : A[2 * e + 1];
-        let t = 0;
-        if (fused) {
-          code[gv + r] = x;
-          G[gv + r] = gOf[cs + x];
-          if (keep) t = hit ? f / p : (f - p) / (1 - p);
-        } else {
-          G[gv + r] = x;
-          const lo = fc[fs0 + x];
-          const m = fc[fs0 + x + 1] - lo;
-          t = hit ? f / p : (f - p) / (1 - p);
-          if (m <= 1) code[gv + r] = lo;
-          else {
-            const w = t * m;
-            let q = w | 0;
-            if (q >= m) q = m - 1;
-            const c = cs + lo + q;
-            const g = w - q;
-            const pw = WP[2 * c] * TWO_TO_MINUS_32;
-            const inside = g < pw;
-            code[gv + r] = inside ? lo + q : WA[2 * c + 1];
-            t = inside ? g / pw : (g - pw) / (1 - pw);
-          }
-        }
-        // Rounding can bring a residual to 1 (and, from there, to 0 / 0 in the next split): kept below 1.
-        if (!(t < 1)) t = BELOW_ONE;
-        if (toRest) {
-          if (rest !== null) rest[gv + r] = t;
-        } else CR[r] = t;
+      const flags = meta[m0 + 2];
+      configIndices(m0, flags, rows);
+      // Where in `real` the draw's uniforms are (row r's at from + r·step), and where its residuals go (row r's at to + r).
+      const fromCarried = share && (flags & SHARED) !== 0;
+      const from = fromCarried ? CARRIED : share ? meta[m0 + 10] : i;
+      const step = fromCarried ? 1 : F;
+      const to = (flags & REST) !== 0 ? RESIDUALS + meta[m0] * CH : CARRIED;
+      if ((flags & FUSED) !== 0) {
+        // A residual is needed for the value within the bin, or (sample) by the next draw.
+        const keep = (flags & (share ? KEEP | REST : REST)) !== 0;
+        drawCodes(m0, rows, from, step, keep ? to : -1);
+      } else drawGroupThenCode(m0, rows, from, step, to);
+    }
+  };
+
+  /** Each row's configuration index for step `m0`'s draw: from the previous step's (chained), or from the given columns' groups. */
+  const configIndices = (m0: number, flags: number, rows: number) => {
+    const SI = config;
+    const G = group;
+    if ((flags & CHAINED) !== 0) {
+      const times = meta[m0 + 9];
+      const prev = meta[m0 + 8] * CH;
+      for (let r = 0; r < rows; r++) SI[r] = SI[r] * times + G[prev + r];
+    } else {
+      // Two given columns per pass over the rows (the first pass sets the index, the others add to it):
+      // a pass's loads and stores of the index cost as much as its two columns' terms.
+      const end = meta[m0 + 4];
+      let a = meta[m0 + 3];
+      if (a === end) SI.fill(0, 0, rows);
+      for (let set = true; a < end; a += 2, set = false) {
+        const g1 = givenColumn[a] * CH;
+        const s1 = givenStride[a];
+        // A lone last column adds 0 times its own groups.
+        const g2 = a + 1 < end ? givenColumn[a + 1] * CH : g1;
+        const s2 = a + 1 < end ? givenStride[a + 1] : 0;
+        if (set) for (let r = 0; r < rows; r++) SI[r] = G[g1 + r] * s1 + G[g2 + r] * s2;
+        else for (let r = 0; r < rows; r++) SI[r] += G[g1 + r] * s1 + G[g2 + r] * s2;
       }
     }
   };
+
+  /**
+   * A fused draw (step `m0`) for each row: the code and its group, and the residual into real[to + r]
+   * (unless `to` is −1). Row r's uniform is at real[from + r·step].
+   */
+  const drawCodes = (m0: number, rows: number, from: number, step: number, to: number) => {
+    // Arguments as int32 once, rather than checked at every use in the loop.
+    const first = from | 0;
+    const stride = step | 0;
+    const keep = to >= 0;
+    const target = to | 0;
+    const P = table.prob;
+    const A = table.alias;
+    const SI = config;
+    const G = group;
+    const gOf = groupOfCode;
+    const n = meta[m0 + 1];
+    const start = meta[m0 + 5];
+    const cs = meta[m0 + 6];
+    const out = meta[m0] * CH;
+    for (let r = 0, at = first; r < rows; r++, at += stride) {
+      const u = real[at] * n;
+      // u is in [0, n]: truncation is its floor.
+      let j = u | 0;
+      if (j >= n) j = n - 1;
+      const e = start + SI[r] * n + j;
+      const f = u - j;
+      const p = P[2 * e] * TWO_TO_MINUS_32;
+      // 1 past the threshold (the alias), 0 before it (the slot's own outcome): see fill.
+      const miss = +(f >= p);
+      const x = j + miss * (A[2 * e + 1] - j);
+      code[out + r] = x;
+      G[out + r] = gOf[cs + x];
+      if (keep) {
+        let t = (f - miss * p) / (p + miss * (1 - 2 * p));
+        // Rounding can bring a residual to 1 (and, from there, to 0 / 0 in the next split): kept below 1.
+        if (!(t < 1)) t = BELOW_ONE;
+        real[target + r] = t;
+      }
+    }
+  };
+
+  /**
+   * A not-fused draw (step `m0`) for each row: the group, then the code within it from the first draw's
+   * residual, and that draw's residual into real[to + r]. Row r's uniform is at real[from + r·step]. In two
+   * passes (all the groups, then all the codes), so that each pass's chain of a division and a table read
+   * per row is short and the processor runs many rows' at once.
+   */
+  const drawGroupThenCode = (m0: number, rows: number, from: number, step: number, to: number) => {
+    const first = from | 0;
+    const stride = step | 0;
+    const target = to | 0;
+    const P = table.prob;
+    const A = table.alias;
+    const SI = config;
+    const G = group;
+    const n = meta[m0 + 1];
+    const start = meta[m0 + 5];
+    const out = meta[m0] * CH;
+    for (let r = 0, at = first; r < rows; r++, at += stride) {
+      const u = real[at] * n;
+      let j = u | 0;
+      if (j >= n) j = n - 1;
+      const e = start + SI[r] * n + j;
+      const f = u - j;
+      const p = P[2 * e] * TWO_TO_MINUS_32;
+      const miss = +(f >= p);
+      G[out + r] = j + miss * (A[2 * e + 1] - j);
+      // Not kept below 1 yet: the code's draw takes it as it is.
+      real[target + r] = (f - miss * p) / (p + miss * (1 - 2 * p));
+    }
+    drawWithinGroups(m0, rows, target);
+  };
+
+  /**
+   * The code within each row's group (step `m0`'s column, its group drawn) from the group draw's residual
+   * at real[to + r], and this draw's residual in its place.
+   */
+  const drawWithinGroups = (m0: number, rows: number, to: number) => {
+    const target = to | 0;
+    const WP = within.prob;
+    const WA = within.alias;
+    const G = group;
+    const fc = firstCode;
+    const cs = meta[m0 + 6];
+    const fs0 = meta[m0 + 7];
+    const out = meta[m0] * CH;
+    for (let r = 0; r < rows; r++) {
+      const x = G[out + r];
+      const lo = fc[fs0 + x];
+      const m = fc[fs0 + x + 1] - lo;
+      const residual = real[target + r];
+      if (m <= 1) {
+        code[out + r] = lo;
+        // Rounding can bring a residual to 1 (and, from there, to 0 / 0 in the next split): kept below 1.
+        if (!(residual < 1)) real[target + r] = BELOW_ONE;
+        continue;
+      }
+      const w = residual * m;
+      let q = w | 0;
+      if (q >= m) q = m - 1;
+      const c = cs + lo + q;
+      const g = w - q;
+      // The same split over the group's codes (see fill for the branch-free sides).
+      const pw = WP[2 * c] * TWO_TO_MINUS_32;
+      const beyond = +(g >= pw);
+      code[out + r] = lo + q + beyond * (WA[2 * c + 1] - lo - q);
+      let t = (g - beyond * pw) / (pw + beyond * (1 - 2 * pw));
+      if (!(t < 1)) t = BELOW_ONE;
+      real[target + r] = t;
+    }
+  };
   const cellOf = codes.map((cd) => cd.cellOf);
+  const labels = writers.map((w) => w.labels);
+  const blank = new Array<string>(k).fill("");
   return {
     *sample(n: number, rng: Rng): Iterable<OutputRow> {
-      const code = new Int32Array(k * CH);
-      const rest = new Float64Array(k * CH);
-      const labels = writers.map((w) => w.labels);
       for (let done = 0; done < n; done += CH) {
         const rows = Math.min(CH, n - done);
-        fill(rows, rng, code, rest, true);
-        for (let r = 0; r < rows; r++) {
-          const row = new Array<string>(k);
-          for (let j = 0, at = r; j < k; j++, at += CH) {
-            const l = labels[j];
-            row[j] = l !== undefined ? l[code[at]] : writers[j].write(cellOf[j][code[at]], rest[at]);
+        fill(rows, rng, true);
+        // Copies of a row of strings: arrays that hold strings from the start, so that no store changes their kind.
+        const out = new Array<string[]>(rows);
+        for (let r = 0; r < rows; r++) out[r] = blank.slice();
+        // Column by column, so that each loop does one kind of write.
+        for (let j = 0, at = 0; j < k; j++, at += CH) {
+          const l = labels[j];
+          if (l !== undefined) for (let r = 0; r < rows; r++) out[r][j] = l[code[at + r]];
+          else {
+            const writer = writers[j];
+            const cells = cellOf[j];
+            for (let r = 0; r < rows; r++) out[r][j] = writer.write(cells[code[at + r]], real[RESIDUALS + at + r]);
           }
-          yield row;
         }
+        for (let r = 0; r < rows; r++) yield out[r];
       }
     },
     cells(n: number, rng: Rng): Int32Array[] {
       const out = Array.from({ length: k }, () => new Int32Array(n));
-      const code = new Int32Array(k * CH);
       for (let done = 0; done < n; done += CH) {
         const rows = Math.min(CH, n - done);
-        fill(rows, rng, code, null, false);
+        fill(rows, rng, false);
         for (let j = 0; j < k; j++) {
           const cells = cellOf[j];
           const column = out[j];
