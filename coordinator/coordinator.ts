@@ -402,7 +402,10 @@ export class Coordinator {
     }
     const bytes = encodeModelBundle({
       engine: study.engine, schemaJson: study.schemaJson, engineConfig: study.engineConfig,
-      privacy: { epsilon: study.epsilon, delta: study.delta, rounds: study.rounds },
+      privacy: {
+        epsilon: study.epsilon, delta: study.delta, rounds: study.rounds,
+        ...(study.secureThreshold > 0 ? { secureAggregation: { threshold: study.secureThreshold, sites: study.participants.length } } : {}),
+      },
       studyId, studyName: study.name, round: model.round, createdAt: new Date(model.createdAt).toISOString(), body: model.bytes,
     });
     return { bytes, round: model.round, engine: study.engine };

@@ -1,11 +1,13 @@
 /**
  * The auditor's path as a user runs it: a full simulate run, `audit export` of the coordinator's and each
- * site's data directory, `audit verify` of the files alone — and every kind of tampering caught.
+ * site's data directory, `audit verify` of the files alone — and every kind of tampering caught; `model verify`
+ * of the run's model file against the ledger's release.
  */
 import { beforeAll, describe, expect, it } from "vitest";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll } from "vitest";
+import { decodeModelBundle, encodeModelBundle } from "../shared/engines/model-file.js";
 import { EXAMPLES, HEART_SITES, heartSiteArgs, runCli, startSecureCoordinator, tempDir, type CliProcess } from "./support/cli.js";
 
 describe("audit export and verify after a simulate run", () => {
@@ -44,6 +46,34 @@ describe("audit export and verify after a simulate run", () => {
     for (const e of caps) expect(e.body.cap).toEqual({ epsilon: 1, delta: 1e-5 });
     const text = await runCli(["audit", "verify", ledger]);
     expect(text.stdout).toMatch(/ok: \d+ entries, head seq/);
+  });
+
+  it("model verify ties the run's model file to its release on the ledger, and fails a file the ledger did not release", async () => {
+    const model = join(work, "pooled-model.fsm");
+    const ca = join(work, "coordinator", "pki", "ca.pem");
+    const r = await runCli(["model", "verify", "--model", model, "--ledger", ledger, "--ca", ca, "--json"]);
+    expect(r.code, r.stderr).toBe(0);
+    const release = lines.map((l) => JSON.parse(l)).find((e) => e.kind === "release" && e.body.round === 2);
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      ok: true, engine: "marginal", round: 2, releasedSha256: release.body.modelSha256,
+      privacy: { epsilon: 1, secureAggregation: { threshold: 3, sites: 4 } },
+      samplingData: { stored: true, ok: true },
+      ledger: { verified: true, release: { seq: release.seq, contributors: release.body.contributors } },
+    });
+    // The same file presented as round 1's model: the ledger released other bytes for round 1.
+    const bundle = decodeModelBundle(readFileSync(model), model);
+    const relabelled = join(dir, "relabelled.fsm");
+    writeFileSync(relabelled, encodeModelBundle({ ...bundle, round: 1 }));
+    const wrong = await runCli(["model", "verify", "--model", relabelled, "--ledger", ledger]);
+    expect(wrong.code).toBe(1);
+    expect(wrong.stdout).toMatch(/: FAILED\n/);
+    expect(wrong.stdout).toMatch(/NOT RELEASED: the ledger releases study study-\w+ round 1 as [0-9a-f]{64}, not as these bytes/);
+    // A ledger that fails its own verification proves no release.
+    const broken = join(dir, "broken-ledger.jsonl");
+    writeFileSync(broken, lines.filter((_, i) => i !== firstCharge()).join("\n") + "\n");
+    const unproven = await runCli(["model", "verify", "--model", model, "--ledger", broken]);
+    expect(unproven.code).toBe(1);
+    expect(unproven.stdout).toMatch(/FAILED verification \(entry \d+.*\); its releases prove nothing/);
   });
 
   const tampered = async (edit: (lines: string[]) => string[]) => {

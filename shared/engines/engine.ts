@@ -23,6 +23,9 @@ export interface StudyPrivacy {
   secureAggregation?: SecureAggregationSetting;
 }
 
+/** What `checkSamplingData` found: nothing stored beyond the released bytes, or whether the stored part holds. */
+export type SamplingDataCheck = { stored: false; detail: string } | { stored: true; ok: boolean; detail: string };
+
 /** A study's secure aggregation: t of the n invited sites must take part in every unmasked sum. */
 export interface SecureAggregationSetting {
   threshold: number;
@@ -113,6 +116,20 @@ export interface Engine<M = unknown> {
    * bytes, omit it. The coordinator stores and releases `serialize`'s bytes, which stay cheap to make.
    */
   serializeForSampling?(model: M): Uint8Array;
+
+  /**
+   * With serializeForSampling: the released bytes (`serialize`'s) within a model file's body, the bytes the
+   * ledger's release entry hashes, so that an auditor can tie a file to its release (`fedsynth model
+   * verify`). Without it, the body is the released bytes.
+   */
+  releasedBytes?(bytes: Uint8Array, schema: Schema): Uint8Array;
+
+  /**
+   * With serializeForSampling: whether what it added to the released bytes is what they imply (the
+   * marginal engine refits its graphical model and compares), since sampling trusts it. Costs what
+   * serializeForSampling's own work costs.
+   */
+  checkSamplingData?(model: M): SamplingDataCheck;
 
   /**
    * Secure aggregation with distributed noise, for engines that support it. When the study's config was

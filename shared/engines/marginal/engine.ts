@@ -39,7 +39,8 @@ import { collect, fitCollected, type Collected, type JointModel } from "./estima
 import { roundPlanJson } from "./round-plan.js";
 import { pairsPlan, selectedPlan } from "./select.js";
 import { modelSampler, type ModelSampler } from "./model-sampler.js";
-import { decodeModel, encodeModel, unreadable, type RoundRecord } from "./model-bytes.js";
+import { decodeModel, encodeModel, releasedModel, unreadable, type RoundRecord } from "./model-bytes.js";
+import { storedFitVerdict } from "./fit-check.js";
 import { decodeFit, encodeFit } from "./fitted-bytes.js";
 
 export const MARGINAL_ENGINE_NAME = "marginal";
@@ -173,6 +174,12 @@ export const marginalEngine: Engine<MarginalModel> = {
     // (fit-check.ts), so the sums stay the whole auditable record (model-bytes.ts releasedModel).
     return encodeModel(model.schema, model.layout, model.rounds, encodeFit(model.fitted));
   },
+
+  releasedBytes(bytes: Uint8Array, schema: Schema): Uint8Array {
+    return releasedModel(bytes, schema, coarseLayout(schema));
+  },
+
+  checkSamplingData: storedFitVerdict,
 
   deserialize(bytes: Uint8Array, schema: Schema, config: JsonObject): MarginalModel {
     checkSchema(schema);

@@ -10,6 +10,7 @@
 import { fitCollected } from "./estimate.js";
 import { encodeFit } from "./fitted-bytes.js";
 import type { MarginalModel } from "./engine.js";
+import type { SamplingDataCheck } from "../engine.js";
 
 export type FitCheck =
   | { stored: false }
@@ -34,4 +35,26 @@ export function checkStoredFit(model: MarginalModel): FitCheck {
   let largestDifference = sameShape ? 0 : Infinity;
   if (sameShape) stored.fit.marginals.forEach((m, i) => m.forEach((x, c) => (largestDifference = Math.max(largestDifference, Math.abs(x - refit.fit.marginals[i][c])))));
   return { stored: true, identical, largestDifference };
+}
+
+/**
+ * Clique probabilities within this of a refit's differ by rounding only (another JavaScript engine's exp
+ * or log): far below what any noisy sum could move them by, and far above float64 rounding of a fit.
+ */
+const ROUNDING = 1e-9;
+
+/** checkStoredFit as the engine's checkSamplingData verdict. */
+export function storedFitVerdict(model: MarginalModel): SamplingDataCheck {
+  const check = checkStoredFit(model);
+  if (!check.stored) return { stored: false, detail: "no fitted model stored (a format-version-2 file): sampling fits the released sums itself" };
+  if (check.identical) return { stored: true, ok: true, detail: "the stored fitted model is the fit of the released sums, bit for bit" };
+  if (check.largestDifference <= ROUNDING) {
+    return { stored: true, ok: true, detail: `the stored fitted model is the fit of the released sums up to rounding (largest difference ${check.largestDifference.toExponential(1)})` };
+  }
+  return {
+    stored: true, ok: false,
+    detail: Number.isFinite(check.largestDifference)
+      ? `the stored fitted model is not the fit of the released sums: a clique probability differs by ${check.largestDifference.toPrecision(3)}`
+      : "the stored fitted model is not the fit of the released sums: its cliques or bins differ",
+  };
 }

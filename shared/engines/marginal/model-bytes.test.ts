@@ -127,6 +127,22 @@ describe("marginal model file", () => {
     expect(check.stored && check.largestDifference).toBeGreaterThan(0);
   });
 
+  it("checkSamplingData (fedsynth model verify) passes the refit and rounding, and fails a changed fit by how much", () => {
+    const { bytes } = train();
+    expect(engine.checkSamplingData!(read(bytes))).toEqual({ stored: true, ok: true, detail: "the stored fitted model is the fit of the released sums, bit for bit" });
+    expect(engine.checkSamplingData!(read(asVersion2(bytes)))).toMatchObject({ stored: false });
+    const nudged = cloneFit(read(bytes).fitted);
+    nudged.fit.marginals[0][0] *= 1 + 1e-13;
+    expect(engine.checkSamplingData!(read(withFit(encodeFit(nudged))))).toMatchObject({ stored: true, ok: true, detail: expect.stringMatching(/up to rounding/) });
+    const changed = cloneFit(read(bytes).fitted);
+    const m = changed.fit.marginals[0];
+    m[m.indexOf(Math.max(...m))] -= 0.01;
+    m[m.indexOf(Math.min(...m))] += 0.01;
+    expect(engine.checkSamplingData!(read(withFit(encodeFit(changed))))).toEqual({
+      stored: true, ok: false, detail: "the stored fitted model is not the fit of the released sums: a clique probability differs by 0.0100",
+    });
+  });
+
   it("refuses truncated fits, by what is missing", () => {
     const { bytes } = train();
     const end = sumsEnd(bytes);
