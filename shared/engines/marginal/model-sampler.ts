@@ -447,8 +447,8 @@ export function modelSampler(columns: readonly Column[], model: JointModel): Mod
    *
    * The rows' uniforms are drawn first, in the order the rows take them (rng.fill, when it has one, gives
    * the same numbers as next() in a fraction of the time); then the steps go one at a time over all the
-   * rows (their draws are independent of each other, so the processor overlaps them), each in a loop of
-   * one kind of draw (drawCodes, drawGroupThenCode).
+   * rows (their draws are independent of each other, so the processor overlaps them), each in one loop
+   * (drawStep).
    *
    * Which side of its slot's threshold a draw falls on is as unpredictable as a coin, so the draws do not
    * branch on it: `miss` is 0 or 1, and picks the outcome (j + miss·(alias − j)) and the side's start and
@@ -467,11 +467,10 @@ export function modelSampler(columns: readonly Column[], model: JointModel): Mod
       const from = fromCarried ? CARRIED : share ? meta[m0 + 10] : i;
       const step = fromCarried ? 1 : F;
       const to = (flags & REST) !== 0 ? RESIDUALS + meta[m0] * CH : CARRIED;
-      if ((flags & FUSED) !== 0) {
-        // A residual is needed for the value within the bin, or (sample) by the next draw.
-        const keep = (flags & (share ? KEEP | REST : REST)) !== 0;
-        drawCodes(m0, rows, from, step, keep ? to : -1);
-      } else drawGroupThenCode(m0, rows, from, step, to);
+      const fused = (flags & FUSED) !== 0;
+      // A fused code's residual is needed for the value within the bin, or (sample) by the next draw.
+      const keep = !fused || (flags & (share ? KEEP | REST : REST)) !== 0;
+      drawStep(m0, rows, from, step, keep ? to : -1, fused);
     }
   };
 
@@ -502,10 +501,13 @@ export function modelSampler(columns: readonly Column[], model: JointModel): Mod
   };
 
   /**
-   * A fused draw (step `m0`) for each row: the code and its group, and the residual into real[to + r]
-   * (unless `to` is −1). Row r's uniform is at real[from + r·step].
+   * Step `m0`'s draw for each row, from the row's uniform at real[from + r·step]: a fused step's code (and
+   * its group), a not-fused step's group, with the residual into real[to + r] (unless `to` is −1); a
+   * not-fused step then draws the code within the group from that residual (drawWithinGroups). All the
+   * groups first, then all the codes, so that each pass's chain of a division and a table read per row is
+   * short and the processor runs many rows' at once.
    */
-  const drawCodes = (m0: number, rows: number, from: number, step: number, to: number) => {
+  const drawStep = (m0: number, rows: number, from: number, step: number, to: number, fused: boolean) => {
     // Arguments as int32 once, rather than checked at every use in the loop.
     const first = from | 0;
     const stride = step | 0;
@@ -531,47 +533,19 @@ export function modelSampler(columns: readonly Column[], model: JointModel): Mod
       // 1 past the threshold (the alias), 0 before it (the slot's own outcome): see fill.
       const miss = +(f >= p);
       const x = j + miss * (A[2 * e + 1] - j);
-      code[out + r] = x;
-      G[out + r] = gOf[cs + x];
+      if (fused) {
+        code[out + r] = x;
+        G[out + r] = gOf[cs + x];
+      } else G[out + r] = x;
       if (keep) {
         let t = (f - miss * p) / (p + miss * (1 - 2 * p));
-        // Rounding can bring a residual to 1 (and, from there, to 0 / 0 in the next split): kept below 1.
-        if (!(t < 1)) t = BELOW_ONE;
+        // Rounding can bring a residual to 1 (and, from there, to 0 / 0 in the next split): kept below 1
+        // (a group's residual as it is: the code's draw takes it).
+        if (fused && !(t < 1)) t = BELOW_ONE;
         real[target + r] = t;
       }
     }
-  };
-
-  /**
-   * A not-fused draw (step `m0`) for each row: the group, then the code within it from the first draw's
-   * residual, and that draw's residual into real[to + r]. Row r's uniform is at real[from + r·step]. In two
-   * passes (all the groups, then all the codes), so that each pass's chain of a division and a table read
-   * per row is short and the processor runs many rows' at once.
-   */
-  const drawGroupThenCode = (m0: number, rows: number, from: number, step: number, to: number) => {
-    const first = from | 0;
-    const stride = step | 0;
-    const target = to | 0;
-    const P = table.prob;
-    const A = table.alias;
-    const SI = config;
-    const G = group;
-    const n = meta[m0 + 1];
-    const start = meta[m0 + 5];
-    const out = meta[m0] * CH;
-    for (let r = 0, at = first; r < rows; r++, at += stride) {
-      const u = real[at] * n;
-      let j = u | 0;
-      if (j >= n) j = n - 1;
-      const e = start + SI[r] * n + j;
-      const f = u - j;
-      const p = P[2 * e] * TWO_TO_MINUS_32;
-      const miss = +(f >= p);
-      G[out + r] = j + miss * (A[2 * e + 1] - j);
-      // Not kept below 1 yet: the code's draw takes it as it is.
-      real[target + r] = (f - miss * p) / (p + miss * (1 - 2 * p));
-    }
-    drawWithinGroups(m0, rows, target);
+    if (!fused) drawWithinGroups(m0, rows, target);
   };
 
   /**
