@@ -60,6 +60,20 @@ export interface MarginalSettings {
    * lost 0.002 ± 0.001 of pair trends.
    */
   outcomeWeight: number;
+  /**
+   * The declared outcome's own coefficients in its contrasts with every other column (select.ts
+   * outcomeThirds): "median", its cells split at their pooled median (−1, +1), or "thirds", its present
+   * cells in thirds of pooled mass (−1, 0, +1; missing 0), so that the contrast grades the outcome rather
+   * than only splitting it in two — for a many-valued outcome (heart's num, 0–4) the middle values are no
+   * longer lumped with the top ones. The same sensitivity (every coefficient product is −1, 0 or 1). A
+   * config without the field reads as "median" (what it was configured with). Measured at ε = 1, secure,
+   * 3 rounds: heart, common noise (40 runs), TSTR AUC 0.703 ± 0.005 → 0.714 ± 0.005 (paired +0.011 ±
+   * 0.006), pair trends 0.853 → 0.852 (−0.000 ± 0.001), shapes −0.001 ± 0.001; heart, independent noise
+   * (24 runs) 0.711 ± 0.009 → 0.722 ± 0.007 against the neural engine's 0.700 ± 0.008, pair trends 0.851 →
+   * 0.854; the cohort's binary outcome (4 runs) AUC 0.792 ± 0.003 → 0.791 ± 0.003 (neural 0.779), pair
+   * trends 0.958 both — a two-valued outcome's thirds are its median split but for the missing cell.
+   */
+  outcomeSplit: "median" | "thirds";
 }
 
 /**
@@ -69,7 +83,7 @@ export interface MarginalSettings {
  * both (heart pair trends 0.841 vs 0.834, AUC 0.63 vs 0.58, same split): a contrast spends its whole
  * sensitivity on the one direction a pair's dependence mostly takes, a table mostly on margins already known.
  */
-export const MARGINAL_DEFAULTS: MarginalSettings = { marginalShare: 0.5, pairsShare: 0.25, pairsGroups: 3, pairsAfterMarginals: true, pairsKind: "scalars", triples: "off", outcomeWeight: 2 };
+export const MARGINAL_DEFAULTS: MarginalSettings = { marginalShare: 0.5, pairsShare: 0.25, pairsGroups: 3, pairsAfterMarginals: true, pairsKind: "scalars", triples: "off", outcomeWeight: 2, outcomeSplit: "thirds" };
 
 export interface BudgetShape {
   columns: number;
@@ -204,7 +218,9 @@ export function checkSettings(s: unknown): MarginalSettings {
   if (triples !== "off" && triples !== "auto" && triples !== "always") throw invalid("The marginal engine's triples must be \"off\", \"auto\" or \"always\"");
   const outcomeWeight = t.outcomeWeight ?? MARGINAL_DEFAULTS.outcomeWeight;
   if (typeof outcomeWeight !== "number" || !Number.isFinite(outcomeWeight) || outcomeWeight < 1 || outcomeWeight > 100) throw invalid("The marginal engine's outcomeWeight must be a number from 1 to 100");
-  return { marginalShare: t.marginalShare!, pairsShare: t.pairsShare!, pairsGroups: t.pairsGroups!, pairsAfterMarginals: t.pairsAfterMarginals, pairsKind: t.pairsKind, triples, outcomeWeight };
+  const outcomeSplit = t.outcomeSplit ?? "median";
+  if (outcomeSplit !== "median" && outcomeSplit !== "thirds") throw invalid("The marginal engine's outcomeSplit must be \"median\" or \"thirds\"");
+  return { marginalShare: t.marginalShare!, pairsShare: t.pairsShare!, pairsGroups: t.pairsGroups!, pairsAfterMarginals: t.pairsAfterMarginals, pairsKind: t.pairsKind, triples, outcomeWeight, outcomeSplit };
 }
 
 function readGrid(raw: unknown, what: string): GridPlan {

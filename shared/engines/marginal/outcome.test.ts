@@ -16,6 +16,7 @@ import { pairWeights, readConfig, MARGINAL_DEFAULTS } from "./config.js";
 import { shares } from "./budget.js";
 import { collect, interactions } from "./estimate.js";
 import { pairIndex, pairList } from "./round-plan.js";
+import { medianSigns, outcomeThirds, pairsPlan } from "./select.js";
 
 const declared: Schema = { ...conformanceSchema, outcome: "diagnosis" };
 const outcome = 5;
@@ -147,6 +148,23 @@ describe("marginal engine with a declared outcome", () => {
       expect(engine.charge({ schema: conformanceSchema, privacy: plain, config: before, round, roundConfig: {} }))
         .toEqual(engine.charge({ schema: conformanceSchema, privacy: plain, config: config as JsonObject, round, roundConfig: {} }));
     }
+  });
+
+  it("grades the outcome's own coefficients in thirds of its mass (settings.outcomeSplit), missing 0; older configs read as the median split", () => {
+    // heart's num: 0 (44%), 1 (29%), 2–4 (27%), no missing.
+    expect(outcomeThirds([0.44, 0.29, 0.12, 0.12, 0.03, 0])).toEqual([-1, 0, 1, 1, 1, 0]);
+    // A two-valued outcome: its median split, the missing cell 0.
+    expect(outcomeThirds([0.7, 0.25, 0.05])).toEqual([-1, 1, 0]);
+    const config = readConfig(configured(declared, plain), declared);
+    expect(config.settings.outcomeSplit).toBe("thirds");
+    const layout = coarseLayout(declared);
+    const p = layout.sizes.map((n) => new Float64Array(n).fill(1));
+    expect(pairsPlan(declared, layout, config, p).outcomeSigns![outcome]).toEqual(outcomeThirds(p[outcome]));
+    const olderSettings = { ...config.settings } as Record<string, unknown>;
+    delete olderSettings.outcomeSplit;
+    const older = readConfig({ ...configured(declared, plain), settings: olderSettings } as unknown as JsonObject, declared);
+    expect(older.settings.outcomeSplit).toBe("median");
+    expect(pairsPlan(declared, layout, older, p).outcomeSigns![outcome]).toEqual(medianSigns(p[outcome]));
   });
 
   it("runs a federation end to end, plaintext and secure, and its saved model samples as before", () => {

@@ -15,6 +15,8 @@
  * for those pairs; missing −1 instead of 0 gained nothing, these coefficients for every pair lost 0.015 of
  * AUC and 0.003 of pair trends (missingness shared between columns is much of their dependence), and a
  * second contrast per outcome pair for the column's missingness +0.005 ± 0.006 at −0.002 of pair trends.
+ * The outcome's own coefficients in those contrasts are its thirds (outcomeThirds; settings.outcomeSplit,
+ * config.ts, has the figures) or, in configs written before, its median split.
  *
  * Selected rounds, AIM-style (McKenna, Mullins, Sheldon & Miklau 2022). The model fitted to the 1-way
  * marginals and the earlier selected tables is compared with every pair's all-pairs measurement: the
@@ -102,13 +104,36 @@ export function outcomeSigns(p: ArrayLike<number>): number[] {
   return signs;
 }
 
+/**
+ * The declared outcome's own coefficients in its contrasts (settings.outcomeSplit "thirds"): each present
+ * cell by where its pooled mass's middle falls, −1 in the first third, 0 in the second, +1 in the last;
+ * missing 0. A graded contrast: a many-valued outcome's middle values say how a column goes with it without
+ * being counted with its extremes. At least one −1 and one +1, so that the contrast is never empty.
+ */
+export function outcomeThirds(p: ArrayLike<number>): number[] {
+  const size = p.length;
+  let total = 0;
+  for (let c = 0; c < size - 1; c++) total += Math.max(0, p[c]);
+  const signs = new Array<number>(size).fill(0);
+  let cum = 0;
+  for (let c = 0; c < size - 1; c++) {
+    const middle = cum + Math.max(0, p[c]) / 2;
+    signs[c] = middle < total / 3 ? -1 : middle < (2 * total) / 3 ? 0 : 1;
+    cum += Math.max(0, p[c]);
+  }
+  if (size > 1 && !signs.includes(-1)) signs[0] = -1;
+  if (size > 2 && !signs.includes(1)) signs[size - 2] = 1;
+  return signs;
+}
+
 export function pairsPlan(schema: Schema, layout: HistogramLayout, config: MarginalConfig, p: Float64Array[] | undefined): RoundPlan {
   if (config.settings.pairsKind === "scalars") {
     const marginal = (j: number) => (p ? p[j] : new Float64Array(layout.sizes[j]).fill(1));
     const outcome = outcomeIndex(schema);
+    const outcomeOwnSigns = config.settings.outcomeSplit === "thirds" ? outcomeThirds : medianSigns;
     return {
       pairsSigns: layout.sizes.map((_, j) => medianSigns(marginal(j))),
-      ...(outcome >= 0 ? { outcomeSigns: layout.sizes.map((_, j) => (j === outcome ? medianSigns(marginal(j)) : outcomeSigns(marginal(j)))) } : {}),
+      ...(outcome >= 0 ? { outcomeSigns: layout.sizes.map((_, j) => (j === outcome ? outcomeOwnSigns(marginal(j)) : outcomeSigns(marginal(j)))) } : {}),
       pairs: pairList(layout.columns),
     };
   }
