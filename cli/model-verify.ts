@@ -84,7 +84,7 @@ export function describeModelVerdict(v: ModelFileVerdict): string[] {
     `${v.file}: ${v.ok ? "ok" : "FAILED"}`,
     `  ${v.engine} model of study ${v.studyId} (${v.studyName}) after round ${v.round}, exported ${v.createdAt}`,
     `  each site's budget: epsilon ${v.privacy.epsilon}, delta ${v.privacy.delta}, ${v.privacy.rounds} rounds${v.privacy.secureAggregation ? `, secure aggregation (${v.privacy.secureAggregation.threshold} of ${v.privacy.secureAggregation.sites} sites)` : ""}`,
-    `  ${v.columns} columns, ${v.bytes} bytes; every value read and checked`,
+    `  ${v.columns} columns, ${v.bytes} bytes: its hash holds and the ${v.engine} engine reads it`,
     `  released bytes: sha256 ${v.releasedSha256}`,
   ];
   if (v.samplingData) lines.push(`  ${v.samplingData.stored && !v.samplingData.ok ? "MISMATCH: " : ""}${v.samplingData.detail}`);
