@@ -7,10 +7,8 @@
  * ledger proves.
  */
 import { existsSync, readFileSync } from "node:fs";
-import { decodeModelBundle } from "../shared/engines/model-file.js";
-import { getEngine } from "../shared/engines/registry.js";
+import { readModelFile } from "./model-file-read.js";
 import type { SamplingDataCheck, StudyPrivacy } from "../shared/engines/engine.js";
-import { parseSchema } from "../shared/schema/parse-schema.js";
 import { sha256Hex } from "../shared/util/vector-bytes.js";
 import { FedsynthError } from "../shared/errors.js";
 import { describeVerification, readLedgerLines, verifyLedgerInParallel, type LedgerEntry, type ReleaseEntry } from "../shared/ledger/index.js";
@@ -45,12 +43,7 @@ export interface ModelFileVerdict {
 }
 
 export async function verifyModelFile(path: string, ledger?: { path: string; caPem?: string }): Promise<ModelFileVerdict> {
-  if (!existsSync(path)) throw new FedsynthError("not-found", `no model file at ${path}`, { hint: "export one with `fedsynth model export`" });
-  const fileBytes = readFileSync(path);
-  const bundle = decodeModelBundle(fileBytes, path);
-  const engine = getEngine(bundle.engine);
-  const schema = parseSchema(bundle.schemaJson, `${path} (schema)`);
-  const model = engine.deserialize(bundle.body, schema, bundle.engineConfig);
+  const { bytes: fileBytes, bundle, engine, schema, model } = readModelFile(path);
   const released = engine.releasedBytes ? engine.releasedBytes(bundle.body, schema) : bundle.body;
   const releasedSha256 = sha256Hex(released);
   const samplingData = engine.checkSamplingData ? engine.checkSamplingData(model) : null;
@@ -91,14 +84,11 @@ export function describeModelVerdict(v: ModelFileVerdict): string[] {
   if (v.ledger) {
     const l = v.ledger;
     if (!l.verified) lines.push(`  ledger ${l.file}: FAILED verification (${l.verification}); its releases prove nothing`);
-    else if (l.release) {
+    else {
       lines.push(`  ledger ${l.file}: ${l.verification}`);
-      lines.push(`  released on the ledger: line ${l.release.line} (seq ${l.release.seq}), model ${l.release.modelId ?? "(no id)"}, from ${l.release.contributors.join(", ")}`);
-    } else {
-      lines.push(`  ledger ${l.file}: ${l.verification}`);
-      lines.push(l.otherHashes.length > 0
-        ? `  NOT RELEASED: the ledger releases study ${v.studyId} round ${v.round} as ${l.otherHashes.join(", ")}, not as these bytes`
-        : `  NOT RELEASED: the ledger has no release of study ${v.studyId} round ${v.round}`);
+      if (l.release) lines.push(`  released on the ledger: line ${l.release.line} (seq ${l.release.seq}), model ${l.release.modelId ?? "(no id)"}, from ${l.release.contributors.join(", ")}`);
+      else if (l.otherHashes.length > 0) lines.push(`  NOT RELEASED: the ledger releases study ${v.studyId} round ${v.round} as ${l.otherHashes.join(", ")}, not as these bytes`);
+      else lines.push(`  NOT RELEASED: the ledger has no release of study ${v.studyId} round ${v.round}`);
     }
   } else lines.push("  (give --ledger with the study's `fedsynth audit export` to check that the ledger released these bytes)");
   return lines;

@@ -74,6 +74,14 @@ describe("audit export and verify after a simulate run", () => {
     const unproven = await runCli(["model", "verify", "--model", model, "--ledger", broken]);
     expect(unproven.code).toBe(1);
     expect(unproven.stdout).toMatch(/FAILED verification \(entry \d+.*\); its releases prove nothing/);
+    // A file that is not there (exit 1), or not a model (a bad argument: exit 2), is refused by name, as `fedsynth
+    // sample` refuses it (the same reader).
+    const missing = await runCli(["model", "verify", "--model", join(dir, "no-such.fsm")]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/no model file at .*no-such\.fsm\n.*fedsynth model export/);
+    const notModel = await runCli(["model", "verify", "--model", ledger]);
+    expect(notModel.code).toBe(2);
+    expect(notModel.stderr).toMatch(/ledger\.jsonl is not a usable fedsynth model: it does not start with the fedsynth model header/);
   });
 
   const tampered = async (edit: (lines: string[]) => string[]) => {

@@ -1,25 +1,17 @@
 /** `fedsynth sample`: synthetic rows from a pooled model file, streamed to CSV. */
 import type { Command } from "commander";
-import { readFileSync, existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { randomInt } from "node:crypto";
-import { decodeModelBundle } from "../../shared/engines/model-file.js";
-import { getEngine } from "../../shared/engines/registry.js";
-import { parseSchema } from "../../shared/schema/parse-schema.js";
+import { readModelFile } from "../model-file-read.js";
 import { createCsvWriter } from "../../shared/schema/write-csv.js";
 import { SeededRng } from "../../shared/random/rng.js";
-import { FedsynthError } from "../../shared/errors.js";
 import { parseCount } from "../options.js";
 import { inSpan, shutdownTelemetry, startTelemetry } from "../../shared/telemetry/otel.js";
 import { createLogger } from "../../shared/telemetry/log.js";
 
 /** Writes `rows` synthetic rows from a model file to `out`; returns the seed used. */
 export async function sampleModelFile(modelPath: string, rows: number, out: string, seed?: number): Promise<number> {
-  if (!existsSync(modelPath)) throw new FedsynthError("not-found", `no model file at ${modelPath}`, { hint: "export one with `fedsynth model export`" });
-  const bundle = decodeModelBundle(readFileSync(modelPath), modelPath);
-  const engine = getEngine(bundle.engine);
-  const schema = parseSchema(bundle.schemaJson, `${modelPath} (schema)`);
-  const model = engine.deserialize(bundle.body, schema, bundle.engineConfig);
+  const { bundle, engine, schema, model } = readModelFile(modelPath);
   await engine.prepare?.();
   const usedSeed = seed ?? randomInt(0, 2 ** 31);
   return inSpan("fedsynth.sampling", {
