@@ -12,6 +12,8 @@ import { getEngine } from "../shared/engines/registry.js";
 import { parseSchema } from "../shared/schema/parse-schema.js";
 import { createLogger } from "../shared/telemetry/log.js";
 import type { TaskAssignment } from "../shared/federation/task.js";
+import type { JsonObject } from "../shared/engines/engine.js";
+import { configureMarginal } from "../shared/engines/marginal/engine.js";
 
 const SCHEMA_JSON = JSON.stringify({
   columns: [
@@ -84,6 +86,40 @@ describe("TaskRunner", () => {
     const third = await r.run(taskFor(3));
     expect(third).toMatchObject({ kind: "decline", reason: "budget-cap" });
     expect(store.charges()).toHaveLength(2);
+  });
+
+  it("declines a marginal round (annealed) whose own budget is more than the study has left, and takes the coordinator's planned one", async () => {
+    // The coordinator's side is the engine itself (configure, planRound, aggregate), as in the coordinator.
+    const engine = getEngine("marginal");
+    const schema = parseSchema(SCHEMA_JSON, "t");
+    const privacy = { epsilon: 1, delta: 1e-5, rounds: 4 };
+    const config = JSON.parse(JSON.stringify(configureMarginal(schema, privacy, { annealing: "aim" }))) as JsonObject;
+    const study = { studyId: "m1", name: "heart", schemaJson: SCHEMA_JSON, engine: "marginal", ...privacy, engineConfig: config };
+    const task = (round: number, roundConfig: JsonObject, id = `m-${round}`): TaskAssignment => {
+      const ctx = { schema, privacy, config, round, roundConfig };
+      return { taskId: id, study, round, mechanisms: engine.charge(ctx), modelId: "", modelSha256: "", modelBytes: 0, updateLength: engine.updateLength(ctx), roundConfig };
+    };
+    const r = runner();
+    let model = engine.init(schema, config);
+    for (let round = 1; round <= 3; round++) {
+      const roundConfig = engine.planRound(model, { schema, privacy, config, round });
+      const out = await r.run(task(round, roundConfig));
+      if (out.kind !== "result") throw new Error(`round ${round} declined: ${JSON.stringify(out)}`);
+      model = engine.aggregate(model, new Float64Array(out.bytes.slice().buffer), 1, { schema, privacy, config, round, roundConfig });
+    }
+    const planned = engine.planRound(model, { schema, privacy, config, round: 4 });
+    expect(planned.budget).toBeGreaterThan(0.5);
+    expect(planned.budget).toBeLessThan(1);
+    const greedy = await r.run(task(4, { ...planned, budget: 1 }, "m-4-greedy"));
+    expect(greedy).toMatchObject({ kind: "decline", reason: "budget-cap" });
+    if (greedy.kind === "decline") expect(greedy.message).toMatch(/over the study's budget 1/);
+    expect(store.charges()).toHaveLength(3);
+    const honest = await r.run(task(4, planned));
+    expect(honest.kind).toBe("result");
+    if (honest.kind === "result") {
+      expect(honest.epsilonStudyTotal).toBeLessThanOrEqual(1);
+      expect(honest.epsilonStudyTotal).toBeGreaterThan(0.999);
+    }
   });
 
   it("declines a task whose stated charge is not what the site computes (e.g. less noise)", async () => {

@@ -16,7 +16,8 @@
  *
  * Split. Both Gaussian DP (μ² = Σ (Δ/σ)²) and zCDP (ρ = Σ Δ²/(2σ²)) add up as squares, so each release
  * gets a share of that square (settings: marginalShare, pairsShare, the rest for the selected tables,
- * split equally over the selected rounds). One common noise scale is then calibrated (plaintext:
+ * split equally over the selected rounds, or with settings.annealing "aim" by each selected round's
+ * config: anneal.ts, selectedFraction). One common noise scale is then calibrated (plaintext:
  * calibrateSigma on the exact mechanisms; secure: a bisection over planDistributedNoise's grids, one per
  * round) so that the study's total charge is its ε, never more.
  */
@@ -25,8 +26,9 @@ import { calibrateScale, calibrateSigma } from "../../privacy/calibrate.js";
 import { planDistributedNoise, type DistributedNoisePlan } from "../../privacy/distributed-noise.js";
 import { Accountant } from "../../privacy/accountant.js";
 import type { StudyPrivacy } from "../engine.js";
-import type { BudgetShape, MarginalSettings } from "./config.js";
+import type { BudgetShape, MarginalConfig, MarginalSettings } from "./config.js";
 import { roundParts } from "./config.js";
+import type { RoundPlan } from "./round-plan.js";
 
 export const MARGINAL_MAX_SITE_ROWS = 100_000;
 export { FINE_NOISE_MULTIPLIER } from "../independent/engine.js";
@@ -63,8 +65,22 @@ export function sensitivities(shape: BudgetShape): { m: number; p: number; s: nu
 
 const gauss = (l2Sensitivity: number, sigma: number): GaussianMechanism => ({ kind: "gaussian", l2Sensitivity, sigma, repetitions: 1 });
 
-/** The plaintext mechanisms of one site in `round` (1-based). */
-export function plainRoundMechanisms(b: MarginalBudget & BudgetShape, round: number): GaussianMechanism[] {
+/**
+ * A selected round's fraction of the selected tables' share: its round config's `budget` (annealing,
+ * anneal.ts), or without one an equal split over the selected rounds.
+ */
+export function selectedFraction(shape: BudgetShape, plan: RoundPlan | undefined): number {
+  return plan?.budget ?? 1 / shape.selectedRounds;
+}
+
+/** Each site's plaintext noise on a selected cell of table weight 1 in a round of this plan. */
+export function selectedSigma(b: MarginalBudget & BudgetShape, plan: RoundPlan | undefined): number {
+  // σ_s is the equal split's; a fraction f of the share scales the noise by √(1/(S·f)).
+  return plan?.budget === undefined ? b.sigmaSelected : b.sigmaSelected * Math.sqrt(1 / (b.selectedRounds * plan.budget));
+}
+
+/** The plaintext mechanisms of one site in `round` (1-based), whose round config is `plan` (selected rounds). */
+export function plainRoundMechanisms(b: MarginalBudget & BudgetShape, round: number, plan?: RoundPlan): GaussianMechanism[] {
   const parts = roundParts(b, round);
   const out: GaussianMechanism[] = [];
   if (parts.marginals) {
@@ -72,7 +88,7 @@ export function plainRoundMechanisms(b: MarginalBudget & BudgetShape, round: num
     if (b.fineColumns > 0) out.push(gauss(Math.sqrt(b.fineColumns), ALPHA * b.sigmaMarginals));
   }
   if (parts.pairs) out.push(gauss(Math.sqrt(b.pairsSquares), b.sigmaPairs));
-  if (parts.selected) out.push(gauss(1, b.sigmaSelected));
+  if (parts.selected) out.push(gauss(1, selectedSigma(b, plan)));
   return out;
 }
 
@@ -92,22 +108,23 @@ export function planPlain(shape: BudgetShape, settings: MarginalSettings, privac
 
 /**
  * Secure-grid weights (noise on x_i is proportional to 1/w_i): of a coarse 1-way cell, an all-pairs cell,
- * and a selected cell of table weight 1. Weighted so, release k moves by √share_k under one record.
+ * and a selected cell of table weight 1 in a round that spends `fraction` of the selected share. Weighted
+ * so, release k moves by √share_k under one record.
  */
-export function gridWeights(shape: BudgetShape, settings: MarginalSettings): { marginals: number; pairs: number; selected: number } {
+export function gridWeights(shape: BudgetShape, settings: MarginalSettings, fraction = 1 / shape.selectedRounds): { marginals: number; pairs: number; selected: number } {
   const a = shares(shape, settings);
   const d = sensitivities(shape);
   return {
     marginals: Math.sqrt(a.m) / d.m,
     pairs: a.p > 0 ? Math.sqrt(a.p) / d.p : 0,
-    selected: a.s > 0 ? Math.sqrt(a.s / shape.selectedRounds) : 0,
+    selected: a.s > 0 ? Math.sqrt(a.s * fraction) : 0,
   };
 }
 
 /** A secure round's share of the square (its weighted sensitivity squared), length, and largest coordinate weight. */
-function secureRound(shape: BudgetShape, settings: MarginalSettings, round: number): { share: number; dimension: number; maxWeight: number } {
+function secureRound(shape: BudgetShape, settings: MarginalSettings, round: number, fraction = 1 / shape.selectedRounds): { share: number; dimension: number; maxWeight: number } {
   const a = shares(shape, settings);
-  const w = gridWeights(shape, settings);
+  const w = gridWeights(shape, settings, fraction);
   const parts = roundParts(shape, round);
   let share = 0;
   let dimension = 0;
@@ -123,43 +140,58 @@ function secureRound(shape: BudgetShape, settings: MarginalSettings, round: numb
     maxWeight = Math.max(maxWeight, w.pairs);
   }
   if (parts.selected) {
-    share += a.s / shape.selectedRounds;
+    share += a.s * fraction;
     dimension += shape.selectedCells;
     maxWeight = Math.max(maxWeight, w.selected);
   }
   return { share, dimension, maxWeight };
 }
 
+function secureGridPlan(shape: BudgetShape, settings: MarginalSettings, privacy: { threshold: number; sites: number }, maxSiteRows: number, round: number, scale: number, fraction?: number): { plan: DistributedNoisePlan; grid: GridPlan } {
+  const r = secureRound(shape, settings, round, fraction);
+  // Every coordinate is a count of at most maxSiteRows rows times its weight (table weights are ≤ 1).
+  const coordinateBound = Math.max(Math.sqrt(r.share), maxSiteRows * r.maxWeight);
+  const plan = planDistributedNoise({
+    clipNorm: Math.sqrt(r.share), updateNorm: coordinateBound, dimension: r.dimension,
+    sites: privacy.sites, threshold: privacy.threshold, repetitions: 1, noiseStddev: scale,
+  });
+  return { plan, grid: { gamma: plan.gamma, gridSigma: plan.sigma, gridL2Sensitivity: plan.l2Sensitivity, dimension: plan.mechanism.dimension, coordinateBound } };
+}
+
 export function planSecure(shape: BudgetShape, settings: MarginalSettings, privacy: StudyPrivacy, maxSiteRows = MARGINAL_MAX_SITE_ROWS): MarginalBudget {
   const { threshold, sites } = privacy.secureAggregation!;
   const w = gridWeights(shape, settings);
-  const rounds = Array.from({ length: privacy.rounds }, (_, r) => secureRound(shape, settings, r + 1));
-  // Every coordinate is a count of at most maxSiteRows rows times its weight (table weights are ≤ 1).
-  const plans = (scale: number): DistributedNoisePlan[] =>
-    rounds.map((r) =>
-      planDistributedNoise({
-        clipNorm: Math.sqrt(r.share), updateNorm: Math.max(Math.sqrt(r.share), maxSiteRows * r.maxWeight), dimension: r.dimension,
-        sites, threshold, repetitions: 1, noiseStddev: scale,
-      }),
-    );
-  const spent = (p: DistributedNoisePlan[]) => Accountant.epsilonOf(p.map((x) => x.mechanism), privacy.delta);
+  const plans = (scale: number) => Array.from({ length: privacy.rounds }, (_, r) => secureGridPlan(shape, settings, { threshold, sites }, maxSiteRows, r + 1, scale));
+  const spent = (p: { plan: DistributedNoisePlan }[]) => Accountant.epsilonOf(p.map((x) => x.plan.mechanism), privacy.delta);
   const chosen = plans(calibrateScale(privacy.epsilon, (scale) => spent(plans(scale))));
-  const grids = chosen.map((p, r): GridPlan => ({
-    gamma: p.gamma, gridSigma: p.sigma, gridL2Sensitivity: p.l2Sensitivity, dimension: p.mechanism.dimension,
-    coordinateBound: Math.max(Math.sqrt(rounds[r].share), maxSiteRows * rounds[r].maxWeight),
-  }));
   // Every round's grid has the same noise in weighted units (the calibrated scale, up to σ's rounding up).
-  const noise = chosen[0].noiseStddev;
+  const noise = chosen[0].plan.noiseStddev;
   return {
     sigmaMarginals: noise / w.marginals,
     sigmaPairs: w.pairs > 0 ? noise / w.pairs : 0,
     sigmaSelected: w.selected > 0 ? noise / w.selected : 0,
-    secure: { threshold, sites, maxSiteRows, grids },
+    secure: { threshold, sites, maxSiteRows, grids: chosen.map((p) => p.grid) },
   };
 }
 
+/**
+ * A secure round's grid: the configured one, or for a selected round whose config sets its own budget, the
+ * grid of that fraction at the study's noise (the same in weighted units as every other round's).
+ */
+export function roundGrid(config: MarginalConfig, round: number, plan: RoundPlan | undefined): GridPlan {
+  const secure = config.secure!;
+  if (plan?.budget === undefined || !roundParts(config, round).selected) return secure.grids[round - 1];
+  const scale = config.sigmaMarginals * gridWeights(config, config.settings).marginals;
+  return secureGridPlan(config, config.settings, secure, secure.maxSiteRows, round, scale, plan.budget).grid;
+}
+
 /** One secure round's charge. */
-export function secureRoundMechanism(b: MarginalBudget, round: number): DistributedDiscreteGaussianMechanism {
-  const g = b.secure!.grids[round - 1];
-  return { kind: "distributed-discrete-gaussian", l2Sensitivity: g.gridL2Sensitivity, dimension: g.dimension, sigma: g.gridSigma, sites: b.secure!.threshold, repetitions: 1 };
+export function secureRoundMechanism(config: MarginalConfig, round: number, plan?: RoundPlan): DistributedDiscreteGaussianMechanism {
+  const g = roundGrid(config, round, plan);
+  return { kind: "distributed-discrete-gaussian", l2Sensitivity: g.gridL2Sensitivity, dimension: g.dimension, sigma: g.gridSigma, sites: config.secure!.threshold, repetitions: 1 };
+}
+
+/** One site's charge in `round` of a study, whose round config is `plan`. */
+export function roundMechanisms(config: MarginalConfig, round: number, plan?: RoundPlan): (GaussianMechanism | DistributedDiscreteGaussianMechanism)[] {
+  return config.secure ? [secureRoundMechanism(config, round, plan)] : plainRoundMechanisms(config, round, plan);
 }

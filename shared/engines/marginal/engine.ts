@@ -32,12 +32,13 @@ import { gaussian, type Rng } from "../../random/rng.js";
 import type { HistogramLayout } from "../independent/histogram.js";
 import { coarseLayout } from "./discretise.js";
 import { checkRound, contribution, roundLayout, secureGrid, siteNoise } from "./site-update.js";
-import { planPlain, planSecure, plainRoundMechanisms, secureRoundMechanism } from "./budget.js";
+import { planPlain, planSecure, roundMechanisms } from "./budget.js";
 import { budgetShape, checkSchema, checkSettings, CONFIG_VERSION, invalid, MARGINAL_DEFAULTS, MARGINAL_ROUNDS, readConfig, roundParts, type MarginalConfig, type MarginalSettings } from "./config.js";
 import { checkPrivacy } from "../study-checks.js";
 import { collect, fitCollected, type Collected, type JointModel } from "./estimate.js";
-import { roundPlanJson } from "./round-plan.js";
+import { readRoundBudget, roundPlanJson } from "./round-plan.js";
 import { pairsPlan, selectedPlan } from "./select.js";
+import { annealedBudget } from "./anneal.js";
 import { modelSampler, type ModelSampler } from "./model-sampler.js";
 import { decodeModel, encodeModel, releasedModel, unreadable, type RoundRecord } from "./model-bytes.js";
 import { storedFitVerdict } from "./fit-check.js";
@@ -114,7 +115,8 @@ export const marginalEngine: Engine<MarginalModel> = {
     if (parts.marginals && !parts.pairs) return {};
     if (parts.pairs) return roundPlanJson(pairsPlan(model.schema, model.layout, config, ctx.round === 1 ? undefined : model.collected.p));
     const last = model.rounds[model.rounds.length - 1];
-    return roundPlanJson(selectedPlan(model.schema, model.layout, config, model.rounds, last.contributors, model.collected));
+    const budget = annealedBudget(model.schema, model.layout, config, ctx.privacy, model.rounds, ctx.round, model.collected);
+    return roundPlanJson(selectedPlan(model.schema, model.layout, config, model.rounds, last.contributors, model.collected, budget));
   },
 
   needsModel(): boolean {
@@ -123,8 +125,9 @@ export const marginalEngine: Engine<MarginalModel> = {
 
   charge(ctx: TaskContext): Mechanism[] {
     const config = readConfig(ctx.config, ctx.schema);
+    // The round config's budget, for a selected round that sets one, is part of the charge (anneal.ts).
     checkRound(ctx, config);
-    return config.secure ? [secureRoundMechanism(config, ctx.round)] : plainRoundMechanisms(config, ctx.round);
+    return roundMechanisms(config, ctx.round, { budget: readRoundBudget(ctx.roundConfig, config, ctx.round) });
   },
 
   updateLength(ctx: TaskContext): number {

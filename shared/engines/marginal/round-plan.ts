@@ -11,6 +11,8 @@
  *                             (pair tables over the groups, and columns' coarse 1-way cells; Σ of all weights² ≤ 1)
  *                             with settings.triples also { tripleGroups: Grouping[], triples: [a, b, c][], tripleWeights: number[] }
  *                             (3-way tables over coarser groups, their weights in the same Σ w² ≤ 1)
+ *                             with settings.annealing "aim" also { budget: number }, the round's fraction
+ *                             of the selected tables' share of the budget (anneal.ts); without it, 1/S
  * (round 1 of a study of ≤ 2 rounds carries the marginals and the all-pairs part: { pairsGroups }.)
  *
  * Selection itself (which tables, which weights, which groups) is in select.ts.
@@ -42,6 +44,8 @@ export interface RoundPlan {
   tripleGroups?: Grouping[];
   triples?: [number, number, number][];
   tripleWeights?: number[];
+  /** A selected round's fraction of the selected tables' share of the budget (budget.ts selectedFraction). */
+  budget?: number;
 }
 
 /** All pairs i < j, in lexicographic order: the order of the all-pairs tables. */
@@ -57,6 +61,19 @@ export function pairIndex(columns: number, a: number, b: number): number {
 }
 
 
+/**
+ * A selected round's own budget (settings.annealing "aim"), all that its charge needs of its round config:
+ * at most the whole selected share. What the study has left is each site's own check: its ledger's charges
+ * in the study and this round's, composed, within the study's epsilon (site-agent/budget.ts taskCharge).
+ */
+export function readRoundBudget(roundConfig: JsonObject, config: MarginalConfig, round: number): number | undefined {
+  const b = (roundConfig as Record<string, unknown> | null)?.budget;
+  if (b === undefined || !roundParts(config, round).selected) return undefined;
+  if (config.settings.annealing === "equal") throw invalid(`The marginal engine's round config is invalid: round ${round} sets a budget in a study that splits it equally`, "Use the round config the coordinator's planRound produced for this study.");
+  if (typeof b !== "number" || !Number.isFinite(b) || !(b > 0) || b > 1) throw invalid(`The marginal engine's round config is invalid: round ${round}'s budget must be a fraction in (0, 1], got ${JSON.stringify(b)}`, "Use the round config the coordinator's planRound produced for this study.");
+  return b;
+}
+
 /** The round config read back and checked against the study: groupings within their caps, tables within bounds, Σ w² ≤ 1. */
 export function readRoundPlan(roundConfig: JsonObject, schema: Schema, layout: HistogramLayout, config: MarginalConfig, round: number): RoundPlan {
   const bad = (why: string) => invalid(`The marginal engine's round config is invalid: ${why}`, "Use the round config the coordinator's planRound produced for this study.");
@@ -65,7 +82,7 @@ export function readRoundPlan(roundConfig: JsonObject, schema: Schema, layout: H
   const rc = (roundConfig ?? {}) as Record<string, unknown>;
   const scalars = config.settings.pairsKind === "scalars";
   const allowed = new Set([...(parts.pairs ? (scalars ? ["pairsSigns", ...(outcomeIndex(schema) >= 0 ? ["outcomeSigns"] : [])] : ["pairsGroups"]) : []), ...(parts.selected ? ["groups", "tables", "weights", "columns", "columnWeights"] : []),
-    ...(parts.selected && config.settings.triples !== "off" ? ["tripleGroups", "triples", "tripleWeights"] : [])]);
+    ...(parts.selected && config.settings.triples !== "off" ? ["tripleGroups", "triples", "tripleWeights"] : []), ...(parts.selected && config.settings.annealing !== "equal" ? ["budget"] : [])]);
   for (const key of Object.keys(rc)) if (!allowed.has(key)) throw bad(`round ${round} has no field '${key}'`);
   const groupings = (raw: unknown, most: number, what: string): Grouping[] => {
     if (!Array.isArray(raw) || raw.length !== k) throw bad(`expected the ${what} of ${k} columns`);
@@ -145,6 +162,8 @@ export function readRoundPlan(roundConfig: JsonObject, schema: Schema, layout: H
       plan.tripleWeights = tripleWeights.map(weight);
     }
     if (!(sq <= 1)) throw bad(`the table weights' squares sum to ${sq}, more than 1`);
+    const budget = readRoundBudget(roundConfig, config, round);
+    if (budget !== undefined) plan.budget = budget;
   }
   return plan;
 }
@@ -165,6 +184,7 @@ export function roundPlanJson(plan: RoundPlan): JsonObject {
       out.triples = plan.triples.map((t) => [...t]);
       out.tripleWeights = [...plan.tripleWeights!];
     }
+    if (plan.budget !== undefined) out.budget = plan.budget;
   }
   return out;
 }

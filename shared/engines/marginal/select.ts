@@ -41,7 +41,7 @@ import type { MarginalConfig } from "./config.js";
 import { coarsen, collect, fitCollected, growModel, interactions, runSigns, SIGNIFICANCE, type Collected, type JointModel } from "./estimate.js";
 import { pairIndex, pairList, type RoundPlan } from "./round-plan.js";
 import { chooseGreedy, tripleCandidates, tripleGroupings, type Candidate } from "./select-triples.js";
-import { gridWeights } from "./budget.js";
+import { gridWeights, roundGrid, selectedFraction, selectedSigma } from "./budget.js";
 import { modelSampler } from "./model-sampler.js";
 import { modelMarginal } from "./pgm.js";
 import type { RoundRecord } from "./model-bytes.js";
@@ -162,7 +162,7 @@ export function modelPairTables(model: JointModel, pairs: [number, number][], gr
 }
 
 /** The selected round's plan from the rounds so far. */
-export function selectedPlan(schema: Schema, layout: HistogramLayout, config: MarginalConfig, rounds: readonly RoundRecord[], contributors: number, collected?: Collected): RoundPlan {
+export function selectedPlan(schema: Schema, layout: HistogramLayout, config: MarginalConfig, rounds: readonly RoundRecord[], contributors: number, collected?: Collected, budget?: number): RoundPlan {
   const c = collected ?? collect(schema, layout, config, rounds);
   // The model without the all-pairs tables: what the precise measurements so far imply.
   const model = fitCollected(c, { use: (t) => t.source === "selected", significant: false });
@@ -185,9 +185,11 @@ export function selectedPlan(schema: Schema, layout: HistogramLayout, config: Ma
   });
   miss.sort((u, v) => v.error - u.error);
   // One table of weight 1: each site's noise is the grid's (or plaintext) scale over the selected weight.
-  const w = gridWeights(config, config.settings);
+  const budgetPlan: RoundPlan = budget === undefined ? {} : { budget };
+  const w = gridWeights(config, config.settings, selectedFraction(config, budgetPlan));
   const round = rounds.length + 1;
-  const siteSd = config.secure ? (config.secure.grids[round - 1].gridSigma * config.secure.grids[round - 1].gamma) / w.selected : config.sigmaSelected;
+  const grid = config.secure && roundGrid(config, round, budgetPlan);
+  const siteSd = grid ? (grid.gridSigma * grid.gamma) / w.selected : selectedSigma(config, budgetPlan);
   const v1 = contributors * siteSd * siteSd;
   // A column measured again: its coarse estimate's error, cells · v_j, falls to cells · v_j·v'/(v_j + v') at a
   // re-measurement of variance v' — and every pair table with the column carries that error in its margin.
@@ -238,5 +240,5 @@ export function selectedPlan(schema: Schema, layout: HistogramLayout, config: Ma
   const measuredColumns = chosen.filter((x) => x.column !== undefined).map((x) => x.column!);
   const measuredTriples = chosen.filter((x) => x.triple).map((x) => x.triple!);
   const tripleFields = measuredTriples.length > 0 ? { tripleGroups, triples: measuredTriples, tripleWeights: measuredTriples.map(() => weight) } : {};
-  return { selectedGroups, selected, weights: selected.map(() => weight), columns: measuredColumns, columnWeights: measuredColumns.map(() => weight), ...tripleFields };
+  return { selectedGroups, selected, weights: selected.map(() => weight), columns: measuredColumns, columnWeights: measuredColumns.map(() => weight), ...tripleFields, ...budgetPlan };
 }

@@ -9,7 +9,7 @@ import type { SecureGrid, TaskContext } from "../engine.js";
 import { outcomeIndex, type Table } from "../../schema/schema.js";
 import { countTable, type HistogramLayout } from "../independent/histogram.js";
 import { cellCodes, coarseLayout, groupCount, type Grouping } from "./discretise.js";
-import { FINE_NOISE_MULTIPLIER, gridWeights } from "./budget.js";
+import { FINE_NOISE_MULTIPLIER, gridWeights, roundGrid, selectedFraction } from "./budget.js";
 import { invalid, pairWeights, readConfig, roundParts, type MarginalConfig } from "./config.js";
 import { readRoundPlan, type RoundPlan } from "./round-plan.js";
 
@@ -166,7 +166,7 @@ export function contribution(ctx: TaskContext, table: Table): Float64Array {
  * column or 3-way) of weight w_t 1/(w_s·w_t); padding like its part.
  */
 export function coordinateWeights(config: MarginalConfig, rl: RoundLayout): Float64Array {
-  const w = gridWeights(config, config.settings);
+  const w = gridWeights(config, config.settings, selectedFraction(config, rl.plan));
   const weights = new Float64Array(rl.length);
   if (rl.marginals >= 0) {
     weights.fill(w.marginals, rl.marginals, rl.marginals + config.coarseCells);
@@ -211,7 +211,8 @@ export function coordinateWeights(config: MarginalConfig, rl: RoundLayout): Floa
  */
 export function siteNoise(config: MarginalConfig, rl: RoundLayout, round: number): Float64Array {
   const weights = coordinateWeights(config, rl);
-  const scale = config.secure ? config.secure.grids[round - 1].gridSigma * config.secure.grids[round - 1].gamma : plainScale(config);
+  const grid = config.secure && roundGrid(config, round, rl.plan);
+  const scale = grid ? grid.gridSigma * grid.gamma : plainScale(config);
   return Float64Array.from(weights, (w) => scale / w);
 }
 
@@ -225,6 +226,6 @@ export function secureGrid(ctx: TaskContext): SecureGrid {
   const secure = config.secure;
   if (!secure) throw invalid("This study does not use secure aggregation", "Configure the engine with privacy.secureAggregation.");
   const rl = roundLayout(ctx, config, coarseLayout(ctx.schema));
-  const g = secure.grids[ctx.round - 1];
+  const g = roundGrid(config, ctx.round, rl.plan);
   return { gamma: g.gamma, sigma: g.gridSigma, weights: coordinateWeights(config, rl), coordinateBound: g.coordinateBound };
 }
