@@ -125,8 +125,8 @@ export const marginalEngine: Engine<MarginalModel> = {
 
   charge(ctx: TaskContext): Mechanism[] {
     const config = readConfig(ctx.config, ctx.schema);
-    // The round config's budget, for a selected round that sets one, is part of the charge (anneal.ts).
     checkRound(ctx, config);
+    // A selected round's own budget (anneal.ts) is the one part of its round config that the charge depends on.
     return roundMechanisms(config, ctx.round, { budget: readRoundBudget(ctx.roundConfig, config, ctx.round) });
   },
 
