@@ -4,17 +4,24 @@
 // - fit: a whole plaintext study (the engine's default rounds) of 20 columns (8 integer, 4 continuous, 2 stepped,
 //   6 categorical; correlated through a latent factor) over 10 sites of 2,000 rows: every site's updates and the
 //   coordinator's aggregations, round planning and model fit, in seconds (and the sites' and coordinator's shares);
-// - sampling: rows/s of `sample` over 1,000,000 rows (consumed, not stored), SeededRng: by the clock, and per
-//   second of the process's CPU time (steadier than the clock on a machine shared with other work); the median
-//   of three passes (one pass ranged 0.64–1.0M rows/s within one process here: garbage collection and other
-//   work on the machine), each pass's figures beside it;
+// - sampling: rows/s of `sample` over 1,000,000 rows (bench/marginal-sample.mjs: consumed, not stored,
+//   SeededRng; by the clock, and per second of the process's CPU time, steadier on a machine shared with other
+//   work; the median of three passes, each beside it), in a fresh process that read the model's bytes (what
+//   `fedsynth sample` does with a model file), and in the process that fitted the model, which is slower:
+//   the sampler's draws are closures over its buffers, which V8 compiles as constants only while the process
+//   has made one sampler, and the selection makes one per selected round (model-sampler.ts; measured on one
+//   model, paired: 0.81–1.1M rows/s in a process with one sampler, 0.56–0.79M after a second was made);
 // - model: the size in bytes of the model file `fedsynth model export` writes (serializeForSampling), of the
 //   model the coordinator releases (serialize: the sums alone) and of the file's fit section; and the seconds
 //   from the file's bytes to the first sampled row (deserialize, then the sampler: what `fedsynth sample`
 //   waits before writing).
 // Env: FEDSYNTH_BENCH_QUICK=1 for a short run (200,000 sampled rows).
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { samplingPasses } from "./marginal-sample.mjs";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const dist = (p) => join(root, "dist", p);
@@ -29,7 +36,8 @@ const columns = [
   ...Array.from({ length: 2 }, (_, k) => ({ name: `step${k}`, type: "numeric", min: 0, max: 10, integer: false, step: 0.1 })),
   ...Array.from({ length: 6 }, (_, k) => ({ name: `cat${k}`, type: "categorical", values: ["a", "b", "c", "d"].slice(0, 2 + (k % 3)) })),
 ];
-const schema = parseSchema(JSON.stringify({ columns, missing: ["", "NA"] }), "bench schema");
+const schemaJson = JSON.stringify({ columns, missing: ["", "NA"] });
+const schema = parseSchema(schemaJson, "bench schema");
 const SITES = 10;
 const ROWS = 2000;
 
@@ -83,30 +91,26 @@ coordinatorSeconds += (performance.now() - t) / 1000;
 const fitSeconds = (performance.now() - t0) / 1000;
 
 const sampleRows = process.env.FEDSYNTH_BENCH_QUICK === "1" ? 200_000 : 1_000_000;
-// Warm-up, then the timed passes.
-for (const _ of engine.sample(model, 20_000, new SeededRng(1)));
-const passes = [];
-let n = 0;
-for (let pass = 0; pass < 3; pass++) {
-  t = performance.now();
-  const cpu0 = process.cpuUsage();
-  n = 0;
-  for (const row of engine.sample(model, sampleRows, new SeededRng(2 + pass))) n += row.length > 0 ? 1 : 0;
-  const seconds = (performance.now() - t) / 1000;
-  const cpu = process.cpuUsage(cpu0);
-  passes.push({ rows_per_second: Math.round(n / seconds), rows_per_cpu_second: Math.round(n / ((cpu.user + cpu.system) / 1e6)) });
-}
-const median = (key) => passes.map((p) => p[key]).sort((a, b) => a - b)[1];
+// In the process that fitted (which has made other samplers), then in a fresh one from the bytes.
+const afterFit = samplingPasses(engine, model, sampleRows, SeededRng);
 
 const bytes = engine.serializeForSampling(model);
 t = performance.now();
 for (const _ of engine.sample(engine.deserialize(bytes, schema, config), 1, new SeededRng(9)));
 const readSeconds = (performance.now() - t) / 1000;
+const dir = mkdtempSync(join(tmpdir(), "fedsynth-bench-"));
+const file = join(dir, "model.json");
+writeFileSync(file, JSON.stringify({ schemaJson, config, bytes: Buffer.from(bytes).toString("base64") }));
+const child = spawnSync(process.execPath, [join(root, "bench", "marginal-sample.mjs"), file, String(sampleRows)], { encoding: "utf8" });
+rmSync(dir, { recursive: true, force: true });
+if (child.status !== 0) throw new Error(`bench/marginal-sample.mjs failed: ${child.stderr}`);
+const fromFile = JSON.parse(child.stdout);
 
 console.log(JSON.stringify({
   machine: { node: process.version },
   study: { columns: schema.columns.length, sites: SITES, rows_per_site: ROWS, rounds: privacy.rounds, model_pairs: model.fitted.pairs.length, cliques: model.fitted.fit.tree.cliques.length, model_cells: model.fitted.fit.tree.size },
   fit: { seconds: +fitSeconds.toFixed(3), site_seconds_total: +siteSeconds.toFixed(3), coordinator_seconds: +coordinatorSeconds.toFixed(3) },
-  sampling: { rows: n, rows_per_second: median("rows_per_second"), rows_per_cpu_second: median("rows_per_cpu_second"), passes },
+  sampling: fromFile,
+  sampling_in_fitting_process: afterFit,
   model: { bytes: bytes.length, released_bytes: engine.serialize(model).length, fit_bytes: encodeFit(model.fitted).length, read_to_first_row_seconds: +readSeconds.toFixed(3) },
 }, null, 2));
