@@ -36,12 +36,12 @@ export const COHORT_SCHEMA = {
   outcome: "outcome",
 };
 
-function normal(rng: Rng): number {
+export function normal(rng: Rng): number {
   const u = 1 - rng.next();
   return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rng.next());
 }
 
-function pick(rng: Rng, weights: number[]): number {
+export function pick(rng: Rng, weights: number[]): number {
   const total = weights.reduce((a, b) => a + b, 0);
   let u = rng.next() * total;
   for (let k = 0; k < weights.length; k++) {
@@ -51,10 +51,10 @@ function pick(rng: Rng, weights: number[]): number {
   return weights.length - 1;
 }
 
-const clamp = (v: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, v));
-const sigmoid = (z: number) => 1 / (1 + Math.exp(-z));
+export const clamp = (v: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, v));
+export const sigmoid = (z: number) => 1 / (1 + Math.exp(-z));
 
-function poisson(rng: Rng, lambda: number): number {
+export function poisson(rng: Rng, lambda: number): number {
   const limit = Math.exp(-lambda);
   let k = 0;
   let p = rng.next();

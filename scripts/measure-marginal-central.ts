@@ -10,7 +10,7 @@
  * compiles it):
  *   FEDSYNTH_ROOT="$PWD" node /tmp/fedsynth-measure/scripts/measure-marginal-central.js
  * (or MODE=central with measure-neural.js).
- * Environment: RUNS (8), EPSILON (1), DELTA (1e-5), ROUNDS (the engine's default), DATA (heart; or cohort),
+ * Environment: RUNS (8), EPSILON (1), DELTA (1e-5), ROUNDS (the engine's default), DATA (heart; or cohort, clinic: scripts/datasets.ts),
  * PLAIN=1 for plaintext studies instead (the central study then adds one site's noise, the federated four),
  * THRESHOLD (the federated study's threshold t: default ⌈2n/3⌉ — its sum then carries n/t times the variance
  * a one-site study's does —, or "all"), LOCAL=1 to add every site's local-only model (the same engine and ε on
@@ -19,43 +19,18 @@
  */
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { loadSchema, parseSchema } from "../shared/schema/parse-schema.js";
-import { readTable, parseTable } from "../shared/schema/read-csv.js";
+import { parseTable } from "../shared/schema/read-csv.js";
 import type { OutputRow, Schema, Table } from "../shared/schema/schema.js";
-import { SecureRng, SeededRng } from "../shared/random/rng.js";
+import { SecureRng } from "../shared/random/rng.js";
 import type { StudyPrivacy, TaskContext } from "../shared/engines/engine.js";
 import { marginalEngine as engine } from "../shared/engines/marginal/engine.js";
 import { evaluate, concatTables } from "../evaluation/index.js";
-import { num, split } from "./holdout-split.js";
+import { num } from "./holdout-split.js";
 import { decodeSum, encodeContribution } from "../shared/federation/secure-contribution.js";
-import { COHORT_SCHEMA, COHORT_SITE_ROWS, siteCsv } from "./cohort.js";
+import { dataset } from "./datasets.js";
 
 const here = fileURLToPath(new URL(".", import.meta.url));
 const root = process.env.FEDSYNTH_ROOT ?? resolve(here, "..");
-
-async function data(name: string): Promise<{ schema: Schema; target: string; sites(run: number): { train: Table[]; holdout: Table } }> {
-  if (name === "cohort") {
-    const schema = parseSchema(JSON.stringify(COHORT_SCHEMA), "cohort schema");
-    return {
-      schema, target: "outcome",
-      sites(run) {
-        const parts = COHORT_SITE_ROWS.map((rows, s) => split(parseTable(siteCsv(s, rows, 1 + run), `site${s + 1}.csv`, schema).table, new SeededRng(2000 + run)));
-        return { train: parts.map((p) => p.train), holdout: concatTables(parts.map((p) => p.holdout)) };
-      },
-    };
-  }
-  const dir = resolve(root, "examples/heart-disease");
-  const schema = await loadSchema(resolve(dir, "schema.json"));
-  const tables = await Promise.all(["cleveland", "hungary", "switzerland", "va"].map(async (s) => (await readTable(resolve(dir, `${s}.csv`), schema)).table));
-  return {
-    schema, target: "num",
-    sites(run) {
-      const rng = new SeededRng(1000 + run);
-      const parts = tables.map((t) => split(t, rng));
-      return { train: parts.map((p) => p.train), holdout: concatTables(parts.map((p) => p.holdout)) };
-    },
-  };
-}
 
 /** One study: every round's sum as the coordinator gets it (secure: the decoded sum of the sites' grid words). */
 function synthesize(schema: Schema, privacy: StudyPrivacy, sites: Table[], rows: number): Table {
@@ -96,7 +71,7 @@ const f = (xs: number[]) => `${mean(xs).toFixed(4)}±${se(xs).toFixed(4)}`;
 
 export async function measureCentral(): Promise<void> {
   const runs = num("RUNS", 8);
-  const d = await data(process.env.DATA ?? "heart");
+  const d = await dataset(process.env.DATA ?? "heart", root);
   const secure = process.env.PLAIN !== "1";
   const rounds = process.env.ROUNDS ? num("ROUNDS", 3) : engine.defaultRounds!(secure);
   const base = { epsilon: num("EPSILON", 1), delta: num("DELTA", 1e-5), rounds };

@@ -1,7 +1,8 @@
 /**
  * Fidelity and speed of the neural and marginal engines against the independent baseline, in process, on the bundled
- * heart-disease federation (4 sites, 80/20 split per run) and on a larger generated cohort (scripts/
- * cohort.ts: 5 sites of 600–5,000 rows, 16 mixed columns, 80/20 split).
+ * heart-disease federation (4 sites, 80/20 split per run), on a larger generated cohort (scripts/
+ * cohort.ts: 5 sites of 600–5,000 rows, 16 mixed columns, 80/20 split) and on the generated admissions
+ * federation no default was chosen on (scripts/clinic.ts; scripts/datasets.ts has all three).
  *
  * Each run: configure → init → per round: planRound, every site's localUpdate (SecureRng noise), sum,
  * aggregate → sample as many rows as the sites hold → evaluate() against the pooled training rows with
@@ -13,7 +14,7 @@
  *   npx tsc -p scripts/measure-neural.tsconfig.json && echo '{"type":"module"}' > /tmp/fedsynth-measure/package.json \
  *     && ln -sfn "$PWD/node_modules" /tmp/fedsynth-measure/node_modules \
  *     && FEDSYNTH_ROOT="$PWD" node /tmp/fedsynth-measure/scripts/measure-neural.js
- * Environment: SECURE (1: under secure aggregation), RUNS (3), EPSILON (1), DELTA (1e-5), ROUNDS (1), DATA (heart,cohort), ENGINES
+ * Environment: SECURE (1: under secure aggregation), RUNS (3), EPSILON (1), DELTA (1e-5), ROUNDS (1), DATA (heart,cohort; also clinic: scripts/clinic.ts, data no default was chosen on), ENGINES
  * (independent,neural; also: marginal), VARIANTS: a JSON array of neural setting overrides to compare, e.g.
  * '[{}, {"hidden": 32}]' (each is calibrated to the same budget by configureNeural); MARGINAL_VARIANTS: the same for
  * the marginal engine's settings (configureMarginal), e.g. '[{}, {"pairsShare": 0.3}]', where "outcome" sets the study's declared
@@ -25,8 +26,7 @@
  */
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { loadSchema, parseSchema } from "../shared/schema/parse-schema.js";
-import { readTable, parseTable } from "../shared/schema/read-csv.js";
+import { parseTable } from "../shared/schema/read-csv.js";
 import type { OutputRow, Schema, Table } from "../shared/schema/schema.js";
 import { SecureRng, SeededRng, gaussian, type Rng } from "../shared/random/rng.js";
 import type { Engine, JsonObject, StudyPrivacy, TaskContext } from "../shared/engines/engine.js";
@@ -35,55 +35,13 @@ import { configureNeural, neuralEngine, NEURAL_DEFAULTS } from "../shared/engine
 import { configureMarginal, marginalEngine } from "../shared/engines/marginal/engine.js";
 import type { MarginalSettings } from "../shared/engines/marginal/config.js";
 import { evaluate, concatTables } from "../evaluation/index.js";
-import { num, split } from "./holdout-split.js";
+import { num } from "./holdout-split.js";
 import { decodeSum, encodeContribution } from "../shared/federation/secure-contribution.js";
-import { COHORT_SCHEMA, COHORT_SITE_ROWS, siteCsv } from "./cohort.js";
+import { dataset } from "./datasets.js";
 import { measureCentral } from "./measure-marginal-central.js";
 
 const here = fileURLToPath(new URL(".", import.meta.url));
 const root = process.env.FEDSYNTH_ROOT ?? resolve(here, "..");
-
-interface Dataset {
-  name: string;
-  schema: Schema;
-  target: string;
-  /** The run's sites: training and holdout tables. */
-  sites(run: number): { train: Table[]; holdout: Table };
-}
-
-async function heart(): Promise<Dataset> {
-  const dir = resolve(root, "examples/heart-disease");
-  const schema = await loadSchema(resolve(dir, "schema.json"));
-  const tables = await Promise.all(["cleveland", "hungary", "switzerland", "va"].map(async (s) => (await readTable(resolve(dir, `${s}.csv`), schema)).table));
-  return {
-    name: "heart", schema, target: "num",
-    sites(run) {
-      const rng = new SeededRng(1000 + run);
-      const parts = tables.map((t) => split(t, rng));
-      return { train: parts.map((p) => p.train), holdout: concatTables(parts.map((p) => p.holdout)) };
-    },
-  };
-}
-
-function cohort(): Dataset {
-  const schema = parseSchema(JSON.stringify(COHORT_SCHEMA), "cohort schema");
-  return {
-    name: "cohort", schema, target: "outcome",
-    sites(run) {
-      const parts = cohortSiteRows().map((rows, s) => split(parseTable(siteCsv(s, rows, 1 + run), `site${s + 1}.csv`, schema).table, new SeededRng(2000 + run)));
-      return { train: parts.map((p) => p.train), holdout: concatTables(parts.map((p) => p.holdout)) };
-    },
-  };
-}
-
-/** COHORT_ROWS: the generated cohort's rows per site (comma-separated, at most 5 sites), to measure other cohort sizes. */
-function cohortSiteRows(): number[] {
-  const v = process.env.COHORT_ROWS;
-  if (!v) return COHORT_SITE_ROWS;
-  const rows = v.split(",").map((x) => Number(x));
-  if (rows.length > 5 || rows.some((r) => !Number.isInteger(r) || r < 5)) throw new Error(`COHORT_ROWS: expected up to 5 comma-separated row counts of at least 5, got ${v}`);
-  return rows;
-}
 
 interface Variant {
   label: string;
@@ -164,7 +122,7 @@ async function main(): Promise<void> {
   console.log(`ε=${privacy.epsilon}, δ=${privacy.delta}, rounds=${privacy.rounds}, ${runs} runs`);
   for (const dataName of dataNames) {
     tripleTally.clear();
-    const data = dataName === "heart" ? await heart() : cohort();
+    const data = await dataset(dataName, root);
     const acc = variants.map(() => ({ shapes: [] as number[], pairs: [] as number[], auc: [] as number[], dcr: [] as number[], seconds: [] as number[], pairScores: new Map<string, number[]>(), columnScores: new Map<string, number[]>() }));
     const base = { shapes: [] as number[], pairs: [] as number[], auc: [] as number[] };
     for (let r = 0; r < runs; r++) {
