@@ -82,7 +82,8 @@ export interface MarginalSettings {
    * reads as "equal" (what it was configured with). Equal by default: it only matters with more than one
    * selected round (≥ 4 rounds), and measured at ε = 1, secure, common noise, "aim" was not better — 4
    * rounds: heart (16 runs) TSTR AUC +0.013 ± 0.006, pair trends −0.001 ± 0.002, the cohort (6 runs) AUC
-   * −0.002 ± 0.002, pairs −0.002 ± 0.000; 5 rounds: heart AUC −0.012 ± 0.008, pairs −0.001 ± 0.001, the
+   * −0.002 ± 0.002, pairs −0.002 ± 0.000, the clinic data no setting was tuned on (scripts/clinic.ts, 16
+   * runs) AUC −0.004 ± 0.003, pairs −0.003 ± 0.000; 5 rounds: heart AUC −0.012 ± 0.008, pairs −0.001 ± 0.001, the
    * cohort AUC +0.002 ± 0.001, pairs −0.004 ± 0.001; a front-loaded schedule (1/2, 1/4, 1/4) at 5 rounds,
    * heart AUC −0.011 ± 0.007. Nor did more rounds beat the default three (heart, the same 16 runs, equal
    * split: AUC / pair trends 0.697 / 0.852 at 3 rounds, 0.685 / 0.852 at 4, 0.700 / 0.849 at 5).
