@@ -28,10 +28,10 @@ import type { HistogramLayout } from "../independent/histogram.js";
 import { Accountant } from "../../privacy/accountant.js";
 import { roundMechanisms } from "./budget.js";
 import { invalid, roundParts, type MarginalConfig } from "./config.js";
-import { collect, fitCollected, type Collected } from "./estimate.js";
+import { collect, type Collected } from "./estimate.js";
 import type { RoundRecord } from "./model-bytes.js";
 import { roundLayout, siteNoise } from "./site-update.js";
-import { modelPairTables } from "./select.js";
+import { modelPairTables, preciseModel } from "./select.js";
 import type { RoundPlan } from "./round-plan.js";
 
 /** How much larger a round after an uninformative one is (AIM: twice the epsilon, four times the zCDP ρ). */
@@ -79,9 +79,8 @@ function informative(schema: Schema, layout: HistogramLayout, config: MarginalCo
   const sd = (at: number) => Math.sqrt(last.contributors) * noise[at];
   const after = collected ?? collect(schema, layout, config, rounds);
   const before = collect(schema, layout, config, rounds.slice(0, -1));
-  const precise = (c: Collected) => fitCollected(c, { use: (t) => t.source === "selected", significant: false });
   const groups = part.tables.map(([a, b]) => [part.groups[a], part.groups[b]]);
-  const [mAfter, mBefore] = [after, before].map((c) => modelPairTables(precise(c), part.tables, groups, after.rows));
+  const [mAfter, mBefore] = [after, before].map((c) => modelPairTables(preciseModel(c), part.tables, groups, after.rows));
   let moved = 0;
   let noiseL1 = 0;
   part.tables.forEach((_, t) => {

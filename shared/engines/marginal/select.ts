@@ -161,11 +161,16 @@ export function modelPairTables(model: JointModel, pairs: [number, number][], gr
   });
 }
 
+/** The model of the precise measurements (the 1-way marginals and the selected tables), without the all-pairs contrasts. */
+export function preciseModel(c: Collected): JointModel {
+  return fitCollected(c, { use: (t) => t.source === "selected", significant: false });
+}
+
 /** The selected round's plan from the rounds so far. */
 export function selectedPlan(schema: Schema, layout: HistogramLayout, config: MarginalConfig, rounds: readonly RoundRecord[], contributors: number, collected?: Collected, budget?: number): RoundPlan {
   const c = collected ?? collect(schema, layout, config, rounds);
   // The model without the all-pairs tables: what the precise measurements so far imply.
-  const model = fitCollected(c, { use: (t) => t.source === "selected", significant: false });
+  const model = preciseModel(c);
   const allPairs = c.tables.filter((t) => t.source === "pairs");
   const previous = c.tables.filter((t) => t.source === "selected");
   const modelTables = modelPairTables(model, allPairs.map((t) => [t.a, t.b]), allPairs.map((t) => t.groups), c.rows);
