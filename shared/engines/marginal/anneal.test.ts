@@ -53,4 +53,23 @@ describe("marginal budget annealing", () => {
     expect(budgets(run)).toEqual([undefined, undefined, undefined, undefined]);
     expect(run.charges[2]).toEqual(run.charges[3]);
   });
+
+  it("refuses an unknown annealing setting, and a last round when the earlier ones left nothing", () => {
+    expect(() => configureMarginal(conformanceSchema, { epsilon: 1, delta: 1e-5, rounds: 4 }, { annealing: "fast" as never })).toThrow(/annealing must be "equal" or "aim"/);
+    // A coordinator whose third round (of four) took the whole selected share: its planner has nothing for the fourth.
+    const privacy = { epsilon: 1, delta: 1e-5, rounds: 4 };
+    const schema = conformanceSchema;
+    const config = aim.configure(schema, privacy);
+    const sites = conformanceSites(7, [300, 300]);
+    let model = engine.init(schema, config);
+    for (let round = 1; round <= 3; round++) {
+      const planned = engine.planRound(model, { schema, privacy, config, round });
+      const roundConfig = round === 3 ? { ...planned, budget: 1 } : planned;
+      const ctx: TaskContext = { schema, privacy, config, round, roundConfig };
+      const sum = new Float64Array(engine.updateLength(ctx));
+      for (const t of sites) engine.localUpdate(ctx, null, t, new SeededRng(round)).forEach((x, i) => (sum[i] += x));
+      model = engine.aggregate(model, sum, sites.length, ctx);
+    }
+    expect(() => engine.planRound(model, { schema, privacy, config, round: 4 })).toThrow(/no budget left for its last round \(4\)/);
+  });
 });

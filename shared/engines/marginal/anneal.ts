@@ -37,6 +37,9 @@ import type { RoundPlan } from "./round-plan.js";
 /** How much larger a round after an uninformative one is (AIM: twice the epsilon, four times the zCDP ρ). */
 export const ANNEAL_STEP = 4;
 
+/** Least fraction of the selected share a last round is planned with. */
+const MIN_LAST_FRACTION = 1e-6;
+
 /** The fraction of the selected share that round `round` (a selected round) spends; undefined for "equal". */
 export function annealedBudget(
   schema: Schema, layout: HistogramLayout, config: MarginalConfig, privacy: Pick<StudyPrivacy, "epsilon" | "delta">, rounds: readonly RoundRecord[], round: number, collected?: Collected,
@@ -65,7 +68,8 @@ function lastFraction(config: MarginalConfig, privacy: Pick<StudyPrivacy, "epsil
     if (spent(mid) <= privacy.epsilon) lo = mid;
     else hi = mid;
   }
-  if (!(lo > 0)) throw invalid(`The study has no budget left for its last round (${round})`, "The earlier rounds spent the study's epsilon; the study cannot run another round.");
+  // What calibration's rounding leaves (a last round of nothing but noise) is no budget either.
+  if (!(lo >= MIN_LAST_FRACTION)) throw invalid(`The study has no budget left for its last round (${round})`, "The earlier rounds spent the study's epsilon; the study cannot run another round.");
   return lo;
 }
 
