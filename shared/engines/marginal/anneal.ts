@@ -32,7 +32,7 @@ import { collect, type Collected } from "./estimate.js";
 import type { RoundRecord } from "./model-bytes.js";
 import { roundLayout, siteNoise } from "./site-update.js";
 import { modelPairTables, preciseModel } from "./select.js";
-import type { RoundPlan } from "./round-plan.js";
+import { readRoundBudget, type RoundPlan } from "./round-plan.js";
 
 /** How much larger a round after an uninformative one is (AIM: twice the epsilon, four times the zCDP ρ). */
 export const ANNEAL_STEP = 4;
@@ -45,7 +45,8 @@ export function annealedBudget(
   schema: Schema, layout: HistogramLayout, config: MarginalConfig, privacy: Pick<StudyPrivacy, "epsilon" | "delta">, rounds: readonly RoundRecord[], round: number, collected?: Collected,
 ): number | undefined {
   if (config.settings.annealing === "equal" || !roundParts(config, round).selected) return undefined;
-  const plans = rounds.map((r, i) => roundLayout({ schema, round: i + 1, roundConfig: r.roundConfig }, config, layout).plan);
+  // Only each round's budget matters here; the rounds' configs were checked when they were aggregated.
+  const plans: RoundPlan[] = rounds.map((r, i) => ({ budget: readRoundBudget(r.roundConfig, config, i + 1) }));
   const earlier = plans.filter((_, i) => roundParts(config, i + 1).selected).map((p) => p.budget ?? 1 / config.selectedRounds);
   const left = 1 - earlier.reduce((s, f) => s + f, 0);
   if (round === config.rounds) return lastFraction(config, privacy, plans);
