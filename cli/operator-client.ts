@@ -4,7 +4,7 @@ import { create } from "@bufbuild/protobuf";
 import {
   OperatorService, StudyState, type Study, type Site, type ExportModelResponse,
   CreateStudyRequestSchema, StartStudyRequestSchema, CancelStudyRequestSchema, ListStudiesRequestSchema, GetStudyRequestSchema,
-  ListSitesRequestSchema, ExportModelRequestSchema, IssueEnrollmentTokenRequestSchema, RevokeSiteRequestSchema, SecureAggregationMode, ExportLedgerRequestSchema, type ExportLedgerResponse,
+  ListSitesRequestSchema, ExportModelRequestSchema, IssueEnrollmentTokenRequestSchema, RevokeSiteRequestSchema, SecureAggregationMode, ExportLedgerRequestSchema, type ExportLedgerResponse, BudgetSplit,
 } from "../gen/fedsynth/v1/operator_pb.js";
 import { grpcClientConstructor } from "../shared/transport/grpc-service.js";
 import { fromGrpcError, type ChannelKind } from "../shared/transport/status.js";
@@ -25,6 +25,8 @@ export interface StudyView {
   minSites: number;
   /** 0: each site's update goes up noised; otherwise secure aggregation with this threshold. */
   secureThreshold: number;
+  /** How the rounds share each site's budget (a coordinator that does not say splits it equally). */
+  budgetSplit: "equal" | "annealed";
   participants: { siteName: string; state: string; epsilonCharged: number; deltaCharged: number; message: string }[];
   roundDetails: { round: number; state: string; submitted: string[]; pending: string[] }[];
 }
@@ -53,7 +55,7 @@ function view(s: Study | undefined): StudyView {
   return {
     studyId: s.studyId, name: s.name, engine: s.engine, engineReason: s.engineReason, epsilon: s.epsilon, delta: s.delta, rounds: s.rounds,
     completedRounds: s.completedRounds, state: STATE_NAMES[s.state] ?? "unknown", statusMessage: s.statusMessage,
-    minSites: s.minSitesPerRound, secureThreshold: s.secureAggregationThreshold,
+    minSites: s.minSitesPerRound, secureThreshold: s.secureAggregationThreshold, budgetSplit: s.budgetSplit === BudgetSplit.ANNEALED ? "annealed" : "equal",
     participants: s.participants.map((p) => ({ siteName: p.siteName, state: p.state, epsilonCharged: p.epsilonCharged, deltaCharged: p.deltaCharged, message: p.message })),
     roundDetails: s.roundDetails.map((r) => ({ round: r.round, state: r.state, submitted: [...r.submitted], pending: [...r.pending] })),
   };
@@ -92,13 +94,14 @@ export class OperatorClient {
   async createStudy(input: {
     name: string; schemaJson: string; engine: string; epsilon: number; delta: number; rounds: number; sites: string[];
     minSites: number; roundDeadlineSeconds: number; secureAggregation?: "auto" | "on" | "off"; secureThreshold?: number;
-    expectedRows?: number;
+    expectedRows?: number; budgetSplit?: "equal" | "annealed";
   }): Promise<StudyView> {
     const mode = { auto: SecureAggregationMode.UNSPECIFIED, on: SecureAggregationMode.ON, off: SecureAggregationMode.OFF }[input.secureAggregation ?? "auto"];
     const res = await this.unary<any>("createStudy", create(CreateStudyRequestSchema, {
       name: input.name, schemaJson: input.schemaJson, engine: input.engine, epsilon: input.epsilon, delta: input.delta,
       rounds: input.rounds, sites: input.sites, minSitesPerRound: input.minSites, roundDeadlineSeconds: input.roundDeadlineSeconds,
       secureAggregation: mode, secureAggregationThreshold: input.secureThreshold ?? 0, expectedRows: BigInt(input.expectedRows ?? 0),
+      budgetSplit: input.budgetSplit === undefined ? BudgetSplit.UNSPECIFIED : input.budgetSplit === "annealed" ? BudgetSplit.ANNEALED : BudgetSplit.EQUAL,
     }), "create study");
     return view(res.study);
   }

@@ -9,6 +9,7 @@ export function formatStudy(s: StudyView): string {
     `  state     ${s.state}: ${s.statusMessage}`,
     `  engine    ${s.engine}, ${s.completedRounds}/${s.rounds} rounds, each site's budget epsilon=${s.epsilon} delta=${s.delta}`,
     ...(s.engineReason && s.engineReason !== "named by the operator" ? [`            chosen for this study: ${s.engineReason} (name another with --engine)`] : []),
+    ...(s.budgetSplit === "annealed" ? ["            budget annealed: the coordinator sets each selected round's share of it as the rounds go, the last taking exactly what is left"] : []),
     `  updates   ${s.secureThreshold > 0
       ? `secure aggregation: the coordinator sees only sums of at least ${s.secureThreshold} of ${s.participants.length} sites, each site adding its share of the noise`
       : "each site's update goes up with its own noise (no secure aggregation)"}`,

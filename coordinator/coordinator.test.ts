@@ -267,6 +267,9 @@ describe("Coordinator", () => {
       [{ engine: "gan" }, /gan/],
       [{ schemaJson: "{" }, /schema/],
       [{ expectedRows: -5 }, /expected number of rows must be a whole number/],
+      [{ budgetSplit: "fast" as never }, /budget split must be equal or annealed, got "fast"/],
+      [{ budgetSplit: "annealed" }, /the independent engine splits its budget equally over the rounds and cannot anneal it/],
+      [{ engine: "neural", budgetSplit: "annealed" }, /the neural engine splits its budget equally/],
     ];
     for (const [patch, pattern] of bad) {
       let err: unknown;
@@ -287,6 +290,19 @@ describe("Coordinator", () => {
     expect([chosen.engine, chosen.engineReason]).toEqual([expected.engine, expected.reason]);
     expect(store.getStudy(chosen.studyId)?.engineReason).toBe(expected.reason);
     expect(create({ engine: "independent" }).engineReason).toBe("named by the operator");
+  });
+
+  it("anneals the budget of a marginal study that asks for it, and passes over engines that cannot when it chooses", () => {
+    const marginal = getEngine("marginal");
+    const annealed = create({ engine: "marginal", rounds: 4, budgetSplit: "annealed" });
+    expect(marginal.budgetSplit!(annealed.engineConfig)).toBe("annealed");
+    expect(marginal.budgetSplit!(create({ engine: "marginal", rounds: 4 }).engineConfig)).toBe("equal");
+    expect(marginal.budgetSplit!(create({ engine: "marginal", rounds: 4, budgetSplit: "equal" }).engineConfig)).toBe("equal");
+    // A large cohort would get the neural engine; annealing it cannot, so the choice moves on and says why.
+    const chosen = create({ engine: "", expectedRows: 1_000_000, budgetSplit: "annealed" });
+    expect(chosen.engine).toBe("marginal");
+    expect(chosen.engineReason).toMatch(/not neural: splits its budget equally over the rounds and cannot anneal it/);
+    expect(marginal.budgetSplit!(store.getStudy(chosen.studyId)!.engineConfig)).toBe("annealed");
   });
 
   it("keeps everything across a reopen of the store", () => {

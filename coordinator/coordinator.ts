@@ -30,6 +30,7 @@ import type { RefusalBody } from "../shared/ledger/index.js";
 
 export const COORDINATOR_VERSION = "0.1.0";
 export const DEFAULT_ROUND_DEADLINE_SECONDS = 3600;
+const ANNEALING_UNSUPPORTED = "splits its budget equally over the rounds and cannot anneal it (--budget-split annealed)";
 /** How long a secure-aggregation phase waits for a connected site that has not answered. */
 export const DEFAULT_SECURE_PHASE_TIMEOUT_SECONDS = 120;
 /** Relative slack when comparing two computations of the same epsilon (floating-point noise only). */
@@ -208,13 +209,16 @@ export class Coordinator {
 
   createStudy(input: CreateStudyInput): StudyRecord {
     validateStudyInput(input);
+    const budgetSplit = input.budgetSplit ?? "equal";
+    const annealed = budgetSplit === "annealed";
     const schema = parseSchema(input.schemaJson, `study '${input.name}' schema`);
     const choice = input.engine ? { engine: input.engine, reason: "named by the operator" }
       : chooseEngine(schema, { sites: input.sites.length, expectedRows: input.expectedRows }, (name) => {
         // An engine refuses a study it cannot run (too few rounds allowed, a network too large) in configure.
         try {
           const candidate = getEngine(name);
-          candidate.configure(schema, { epsilon: input.epsilon, delta: input.delta, rounds: input.rounds || (candidate.defaultRounds?.(false) ?? 1) });
+          if (annealed && !candidate.budgetSplit) return ANNEALING_UNSUPPORTED;
+          candidate.configure(schema, { epsilon: input.epsilon, delta: input.delta, rounds: input.rounds || (candidate.defaultRounds?.(false) ?? 1), budgetSplit });
           return undefined;
         } catch (err) {
           return FedsynthError.from(err).message;
@@ -222,9 +226,12 @@ export class Coordinator {
       });
     const engineName = choice.engine;
     const engine = getEngine(engineName);
+    if (annealed && !engine.budgetSplit) {
+      throw new FedsynthError("invalid-argument", `the ${engineName} engine ${ANNEALING_UNSUPPORTED}`, { hint: "leave out --budget-split, or use --engine marginal" });
+    }
     let secureThreshold = this.chooseSecureThreshold(input, engineName, !!engine.secure);
     const rounds = input.rounds || (engine.defaultRounds?.(secureThreshold > 0) ?? 1);
-    const privacy = { epsilon: input.epsilon, delta: input.delta, rounds };
+    const privacy = { epsilon: input.epsilon, delta: input.delta, rounds, budgetSplit };
     let engineConfig: JsonObject;
     try {
       engineConfig = engine.configure(schema, secureThreshold > 0 ? { ...privacy, secureAggregation: { threshold: secureThreshold, sites: input.sites.length } } : privacy);

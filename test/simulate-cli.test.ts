@@ -2,7 +2,8 @@
 import { describe, expect, it } from "vitest";
 import { spawn, execFileSync } from "node:child_process";
 import { join } from "node:path";
-import { CLI, EXAMPLES, ROOT, heartSiteArgs, runCli, tempDir } from "./support/cli.js";
+import { readFileSync } from "node:fs";
+import { CLI, EXAMPLES, HEART_SITES, ROOT, heartSiteArgs, runCli, tempDir } from "./support/cli.js";
 
 const schema = join(EXAMPLES, "schema.json");
 
@@ -17,6 +18,8 @@ describe("simulate flags", () => {
     ["an unknown engine", [...heartSiteArgs(), "--engine", "gan"], /Unknown engine "gan"[\s\S]*independent, marginal, neural/],
     ["an unknown secure-aggregation mode", [...heartSiteArgs(), "--secure-aggregation", "maybe"], /--secure-aggregation must be auto, on or off, not "maybe"/],
     ["an unsafe secure-aggregation threshold", [...heartSiteArgs(), "--secure-threshold", "2"], /threshold of 2 for 4 sites is unsafe[\s\S]*more than half the sites[\s\S]*use the default ⌈2n\/3⌉ = 3 for 4 sites/],
+    ["an unknown budget split", [...heartSiteArgs(), "--budget-split", "fast"], /--budget-split <split>' argument 'fast' is invalid\. Allowed choices are equal, annealed/],
+    ["an annealed budget for an engine that splits it equally", [...heartSiteArgs(), "--engine", "neural", "--budget-split", "annealed"], /the neural engine splits its budget equally over the rounds and cannot anneal it[\s\S]*use --engine marginal/],
     ["a threshold without secure aggregation", [...heartSiteArgs(), "--secure-aggregation", "off", "--secure-threshold", "3"], /a secure-aggregation threshold was given for a study without secure aggregation/],
   ];
   for (const [what, args, message] of cases) {
@@ -26,6 +29,32 @@ describe("simulate flags", () => {
       expect(r.stderr).toMatch(message);
     });
   }
+});
+
+describe("simulate --budget-split annealed", () => {
+  it("runs the marginal engine's selected rounds on the coordinator's annealed shares, the last spending exactly what is left", async () => {
+    const dir = tempDir();
+    const work = join(dir, "work");
+    const r = await runCli(["simulate", "--schema", schema, ...heartSiteArgs(), "--rounds", "4", "--budget-split", "annealed", "--out", join(dir, "out.csv"), "--summary", join(dir, "summary.json"), "--workdir", work, "--quiet"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/engine marginal, 4 round\(s\), .*budget annealed over the rounds/);
+    const summary = JSON.parse(readFileSync(join(dir, "summary.json"), "utf8"));
+    expect(summary.budgetSplit).toBe("annealed");
+    const ledger = join(dir, "ledger.jsonl");
+    expect((await runCli(["audit", "export", "--data-dir", join(work, "coordinator"), "--out", ledger])).code).toBe(0);
+    const verified = await runCli(["audit", "verify", ledger, "--json"]);
+    expect(verified.code, verified.stdout).toBe(0);
+    const charges = readFileSync(ledger, "utf8").trim().split("\n").map((l) => JSON.parse(l)).filter((e) => e.kind === "charge").map((e) => e.body.charge);
+    for (const site of HEART_SITES) {
+      const mine = charges.filter((c) => c.siteName === site).sort((a, b) => a.round - b.round);
+      expect(mine.map((c) => c.round)).toEqual([1, 2, 3, 4]);
+      // Rounds 3 and 4 are the selected ones: the first takes half an equal split, the last all that is left.
+      expect(mine[3].epsilonTask).toBeGreaterThan(1.5 * mine[2].epsilonTask);
+      expect(mine[3].epsilonStudyTotal).toBeLessThanOrEqual(1);
+      expect(mine[3].epsilonStudyTotal).toBeGreaterThan(1 - 1e-6);
+      expect(summary.sites[site].epsilon).toBe(mine[3].epsilonStudyTotal);
+    }
+  }, 120_000);
 });
 
 describe("simulate and Ctrl-C", () => {

@@ -1,5 +1,5 @@
 /** `fedsynth simulate`: the whole federation on one machine. Its flags are a stable contract. */
-import type { Command } from "commander";
+import { Option, type Command } from "commander";
 import { SingleBar, Presets } from "cli-progress";
 import { collect, parseCount, parsePositive, parseProbability, usage } from "../options.js";
 import { parseSiteSpec, runSimulation, type SimulationSummary } from "../simulate/run-simulation.js";
@@ -24,6 +24,7 @@ export function registerSimulateCommand(program: Command): void {
     .option("--site-epsilon-cap <name=e>", "give a site a budget cap other than the study's epsilon (repeatable)", collect, [])
     .option("--secure-aggregation <mode>", "auto (on for 3 or more sites), on or off: the coordinator sees only the sum of the sites' updates, each carrying its share of the noise", "auto")
     .option("--secure-threshold <t>", "secure aggregation: the fewest sites in any unmasked sum (default ⌈2n/3⌉)", parseCount("--secure-threshold"))
+    .addOption(new Option("--budget-split <split>", "how the rounds share each site's budget: equal (default), or annealed (marginal engine; with 4 or more rounds the coordinator sets each selected round's share as the study goes, the last taking exactly what is left)").choices(["equal", "annealed"]))
     .option("--secure-phase-timeout <seconds>", "secure aggregation: how long a phase waits for a silent site", parseCount("--secure-phase-timeout"))
     .option("--quiet", "no progress output", false)
     .addHelpText("after", `
@@ -50,13 +51,14 @@ Example:
           delta: opts.delta, rounds: opts.rounds, rows: opts.rows, seed: opts.seed, out: opts.out, summary: opts.summary,
           workdir: opts.workdir, siteEpsilonCaps: caps, onProgress: progress?.update, onLog: opts.quiet ? undefined : progress?.log,
           secureAggregation: opts.secureAggregation, secureThreshold: opts.secureThreshold, securePhaseTimeoutSeconds: opts.securePhaseTimeout,
+          budgetSplit: opts.budgetSplit,
         }));
       } finally {
         progress?.stop();
       }
       const lines = [
         `wrote ${summary.rows} synthetic rows to ${summary.out}`,
-        `engine ${summary.engine}, ${summary.rounds} round(s), ${summary.seconds.toFixed(1)} s, ${summary.secureThreshold > 0 ? `secure aggregation (threshold ${summary.secureThreshold} of ${Object.keys(summary.sites).length})` : "updates noised at each site, no secure aggregation"}`,
+        `engine ${summary.engine}, ${summary.rounds} round(s), ${summary.seconds.toFixed(1)} s, ${summary.secureThreshold > 0 ? `secure aggregation (threshold ${summary.secureThreshold} of ${Object.keys(summary.sites).length})` : "updates noised at each site, no secure aggregation"}${summary.budgetSplit === "annealed" ? ", budget annealed over the rounds" : ""}`,
         ...Object.entries(summary.sites).map(([name, s]) => `  ${name.padEnd(14)} ${String(s.rows).padStart(7)} rows  charged epsilon=${Number(s.epsilon.toPrecision(6))} delta=${s.delta}`),
       ];
       if (opts.summary) lines.push(`summary: ${opts.summary}`);

@@ -44,6 +44,8 @@ export interface SimulationOptions {
   secureAggregation?: "auto" | "on" | "off";
   secureThreshold?: number;
   securePhaseTimeoutSeconds?: number;
+  /** How the rounds share each site's budget; absent: the engine's default (equal). */
+  budgetSplit?: "equal" | "annealed";
   onProgress?(study: StudyView): void;
   onLog?(line: string): void;
 }
@@ -57,6 +59,7 @@ export interface SimulationSummary {
   studyId: string;
   /** 0 without secure aggregation. */
   secureThreshold: number;
+  budgetSplit: "equal" | "annealed";
   epsilon: number;
   delta: number;
   rows: number;
@@ -144,7 +147,7 @@ export async function runSimulation(opts: SimulationOptions): Promise<Simulation
       // The simulation's operator holds every site's file, so the cohort size it declares is simply theirs.
       name: "simulate", schemaJson, engine: opts.engine ?? "", expectedRows: totalRows, epsilon: opts.epsilon, delta: opts.delta, rounds: opts.rounds ?? 0,
       sites: opts.sites.map((s) => s.name), minSites: 0, roundDeadlineSeconds: 3600,
-      secureAggregation: opts.secureAggregation ?? "auto", secureThreshold: opts.secureThreshold,
+      secureAggregation: opts.secureAggregation ?? "auto", secureThreshold: opts.secureThreshold, budgetSplit: opts.budgetSplit,
     });
     await client.startStudy(created.studyId);
     let study = created;
@@ -186,7 +189,7 @@ export async function runSimulation(opts: SimulationOptions): Promise<Simulation
     }
     const summary: SimulationSummary = {
       engine: study.engine, engineReason: study.engineReason, rounds: study.rounds, seconds: (Date.now() - started) / 1000, studyId: created.studyId,
-      secureThreshold: created.secureThreshold,
+      secureThreshold: created.secureThreshold, budgetSplit: created.budgetSplit,
       epsilon: opts.epsilon, delta: opts.delta, rows, out: resolve(opts.out), workdir: keep ? workdir : null, sites,
     };
     if (opts.summary) writeFileSync(resolve(opts.summary), JSON.stringify(summary, null, 2) + "\n");

@@ -5,8 +5,10 @@ import {
   CreateStudyResponseSchema, StartStudyResponseSchema, CancelStudyResponseSchema, ListStudiesResponseSchema,
   GetStudyResponseSchema, ListSitesResponseSchema, ExportModelResponseSchema, StudySchema, StudyState as StudyStateMsg,
   IssueEnrollmentTokenResponseSchema, RevokeSiteResponseSchema, SiteSchema, type Site, type Study,
-  SecureAggregationMode, ExportLedgerResponseSchema,
+  SecureAggregationMode, ExportLedgerResponseSchema, BudgetSplit as BudgetSplitMsg,
 } from "../../gen/fedsynth/v1/operator_pb.js";
+import { getEngine } from "../../shared/engines/registry.js";
+import type { BudgetSplit } from "../../shared/engines/engine.js";
 import { exportJsonl } from "../../shared/ledger/index.js";
 import { FedsynthError } from "../../shared/errors.js";
 import { peerIdentity } from "./peer.js";
@@ -40,6 +42,8 @@ function studyToProto(study: StudyRecord, detail?: StudyDetail): Study {
     roundDeadlineSeconds: study.roundDeadlineSeconds, state: STATES[study.state], completedRounds: study.completedRounds,
     statusMessage: study.statusMessage, createdAtUnixMs: BigInt(study.createdAt), schemaJson: study.schemaJson,
     secureAggregationThreshold: study.secureThreshold,
+    // Read from the study's engine config, the one place the split is fixed.
+    budgetSplit: (getEngine(study.engine).budgetSplit?.(study.engineConfig) ?? "equal") === "annealed" ? BudgetSplitMsg.ANNEALED : BudgetSplitMsg.EQUAL,
     participants: study.participants.map((p) => ({
       siteName: p.siteName, state: p.state, message: p.message,
       epsilonCharged: detail?.charges.get(p.siteName)?.epsilon ?? 0, deltaCharged: detail?.charges.get(p.siteName)?.delta ?? 0,
@@ -52,6 +56,12 @@ function studyToProto(study: StudyRecord, detail?: StudyDetail): Study {
       finishedAtUnixMs: BigInt(round.finishedAt ?? 0),
     })),
   });
+}
+
+/** An unknown value is passed on as itself, for the request's validation to name. */
+function budgetSplitOf(value: BudgetSplitMsg): BudgetSplit | undefined {
+  if (value === BudgetSplitMsg.UNSPECIFIED) return undefined;
+  return value === BudgetSplitMsg.EQUAL ? "equal" : value === BudgetSplitMsg.ANNEALED ? "annealed" : (`BudgetSplit ${value}` as BudgetSplit);
 }
 
 const SECURE_MODES: Record<SecureAggregationMode, "auto" | "on" | "off"> = {
@@ -108,7 +118,7 @@ export function operatorServiceHandlers(coordinator: Coordinator): grpc.UntypedS
         name: req.name, schemaJson: req.schemaJson, engine: req.engine, epsilon: req.epsilon, delta: req.delta,
         rounds: req.rounds, sites: req.sites, minSites: req.minSitesPerRound, roundDeadlineSeconds: req.roundDeadlineSeconds,
         secureAggregation: SECURE_MODES[req.secureAggregation as SecureAggregationMode] ?? "auto", secureThreshold: req.secureAggregationThreshold,
-        expectedRows: Number(req.expectedRows ?? 0n),
+        expectedRows: Number(req.expectedRows ?? 0n), budgetSplit: budgetSplitOf(req.budgetSplit),
       });
       return create(CreateStudyResponseSchema, { study: detailed(study.studyId) });
     }),

@@ -1,5 +1,6 @@
 /** Validation of an operator's request to create a study: every mistake is named before anything is stored. */
 import { FedsynthError } from "../../shared/errors.js";
+import type { BudgetSplit } from "../../shared/engines/engine.js";
 
 export interface CreateStudyInput {
   name: string;
@@ -20,6 +21,8 @@ export interface CreateStudyInput {
   secureThreshold?: number;
   /** The cohort size the consortium declares (public), for the default engine choice; 0 or absent: not declared. */
   expectedRows?: number;
+  /** How the rounds share each site's budget; absent: "equal". "annealed" only for engines that support it. */
+  budgetSplit?: BudgetSplit;
 }
 
 const SITE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -58,6 +61,9 @@ export function validateStudyInput(input: CreateStudyInput): void {
   }
   if (input.expectedRows !== undefined && !(Number.isSafeInteger(input.expectedRows) && input.expectedRows >= 0)) {
     throw bad(`the expected number of rows must be a whole number, got ${input.expectedRows}`, "the cohort size all sites hold together, as the study protocol declares it, e.g. --expected-rows 5000");
+  }
+  if (input.budgetSplit !== undefined && input.budgetSplit !== "equal" && input.budgetSplit !== "annealed") {
+    throw bad(`the budget split must be equal or annealed, got ${JSON.stringify(input.budgetSplit)}`, "leave it out for the engine's default (equal), or --budget-split annealed with the marginal engine");
   }
   if (!(Number.isInteger(input.roundDeadlineSeconds) && input.roundDeadlineSeconds >= 0)) {
     throw bad(`the round deadline must be a whole number of seconds, got ${input.roundDeadlineSeconds}`, "e.g. 600");

@@ -21,7 +21,17 @@ export interface StudyPrivacy {
    * share of the noise, and the charge is the released sum's (see shared/federation/secure-contribution.ts).
    */
   secureAggregation?: SecureAggregationSetting;
+  /** How the rounds share the budget; absent: "equal". Only engines with `budgetSplit` accept "annealed". */
+  budgetSplit?: BudgetSplit;
 }
+
+/**
+ * How a study's rounds share each site's budget: "equal", fixed when the study is configured, or
+ * "annealed", each round's share set by the coordinator when it plans the round (carried in the round
+ * config, so that each site charges and checks it like any other), the last round taking exactly what the
+ * study has left.
+ */
+export type BudgetSplit = "equal" | "annealed";
 
 /** What `checkSamplingData` found: nothing stored beyond the released bytes, or whether the stored part holds. */
 export type SamplingDataCheck = { stored: false; detail: string } | { stored: true; ok: boolean; detail: string };
@@ -75,6 +85,12 @@ export interface Engine<M = unknown> {
    * (epsilon, delta). Throws FedsynthError("invalid-argument") when the budget cannot be met.
    */
   configure(schema: Schema, privacy: StudyPrivacy): JsonObject;
+
+  /**
+   * The split a study's config was made with, for engines that can anneal their budget (configure accepts
+   * privacy.budgetSplit "annealed"); an engine without it always splits equally and refuses "annealed".
+   */
+  budgetSplit?(config: JsonObject): BudgetSplit;
 
   /** Rounds a study gets when it does not say (default 1), with or without secure aggregation. */
   defaultRounds?(secure: boolean): number;

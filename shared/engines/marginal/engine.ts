@@ -25,7 +25,7 @@
  * A site's contribution depends only on its rows and public values (schema, config, round config); under
  * secure aggregation it is sent un-noised through the grid, which adds the noise.
  */
-import type { Engine, JsonObject, StudyPrivacy, TaskContext } from "../engine.js";
+import type { BudgetSplit, Engine, JsonObject, StudyPrivacy, TaskContext } from "../engine.js";
 import type { OutputRow, Schema, Table } from "../../schema/schema.js";
 import type { Mechanism } from "../../privacy/mechanism.js";
 import { gaussian, type Rng } from "../../random/rng.js";
@@ -67,7 +67,7 @@ export function configureMarginal(schema: Schema, privacy: StudyPrivacy, overrid
   if (schema.columns.length === 1 && privacy.rounds > 1) {
     throw invalid("The marginal engine has no pairs to measure in a one-column schema", "Use one round, or the independent engine.");
   }
-  const settings = checkSettings({ ...MARGINAL_DEFAULTS, ...overrides });
+  const settings = checkSettings({ ...MARGINAL_DEFAULTS, ...(privacy.budgetSplit === "annealed" ? { annealing: "aim" } : {}), ...overrides });
   const shape = budgetShape(schema, privacy.rounds, settings);
   const budget = privacy.secureAggregation ? planSecure(shape, settings, privacy) : planPlain(shape, settings, privacy);
   return { version: CONFIG_VERSION, rounds: privacy.rounds, settings, ...shape, ...budget };
@@ -96,6 +96,10 @@ export const marginalEngine: Engine<MarginalModel> = {
 
   configure(schema: Schema, privacy: StudyPrivacy): JsonObject {
     return JSON.parse(JSON.stringify(configureMarginal(schema, privacy))) as JsonObject;
+  },
+
+  budgetSplit(config: JsonObject): BudgetSplit {
+    return checkSettings((config as Record<string, unknown> | null)?.settings).annealing === "aim" ? "annealed" : "equal";
   },
 
   defaultRounds(): number {
