@@ -99,7 +99,9 @@ export const marginalEngine: Engine<MarginalModel> = {
   },
 
   budgetSplit(config: JsonObject): BudgetSplit {
-    return checkSettings((config as Record<string, unknown> | null)?.settings).annealing === "aim" ? "annealed" : "equal";
+    // Read, not checked: a study's status must show even when its config is one this build cannot run.
+    const settings = (config as { settings?: { annealing?: unknown } } | null)?.settings;
+    return settings?.annealing === "aim" ? "annealed" : "equal";
   },
 
   defaultRounds(): number {
