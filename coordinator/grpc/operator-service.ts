@@ -59,7 +59,7 @@ function studyToProto(study: StudyRecord, detail?: StudyDetail): Study {
 }
 
 /** An unknown value is passed on as itself, for the request's validation to name. */
-function budgetSplitOf(value: BudgetSplitMsg): BudgetSplit | undefined {
+export function budgetSplitOf(value: BudgetSplitMsg): BudgetSplit | undefined {
   if (value === BudgetSplitMsg.UNSPECIFIED) return undefined;
   return value === BudgetSplitMsg.EQUAL ? "equal" : value === BudgetSplitMsg.ANNEALED ? "annealed" : (`BudgetSplit ${value}` as BudgetSplit);
 }
