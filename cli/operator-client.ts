@@ -6,6 +6,7 @@ import {
   CreateStudyRequestSchema, StartStudyRequestSchema, CancelStudyRequestSchema, ListStudiesRequestSchema, GetStudyRequestSchema,
   ListSitesRequestSchema, ExportModelRequestSchema, IssueEnrollmentTokenRequestSchema, RevokeSiteRequestSchema, SecureAggregationMode, ExportLedgerRequestSchema, type ExportLedgerResponse, BudgetSplit,
 } from "../gen/fedsynth/v1/operator_pb.js";
+import type { BudgetSplit as BudgetSplitName } from "../shared/engines/engine.js";
 import { grpcClientConstructor } from "../shared/transport/grpc-service.js";
 import { fromGrpcError, type ChannelKind } from "../shared/transport/status.js";
 import { FedsynthError } from "../shared/errors.js";
@@ -26,7 +27,7 @@ export interface StudyView {
   /** 0: each site's update goes up noised; otherwise secure aggregation with this threshold. */
   secureThreshold: number;
   /** How the rounds share each site's budget (a coordinator that does not say splits it equally). */
-  budgetSplit: "equal" | "annealed";
+  budgetSplit: BudgetSplitName;
   participants: { siteName: string; state: string; epsilonCharged: number; deltaCharged: number; message: string }[];
   roundDetails: { round: number; state: string; submitted: string[]; pending: string[] }[];
 }
@@ -94,7 +95,7 @@ export class OperatorClient {
   async createStudy(input: {
     name: string; schemaJson: string; engine: string; epsilon: number; delta: number; rounds: number; sites: string[];
     minSites: number; roundDeadlineSeconds: number; secureAggregation?: "auto" | "on" | "off"; secureThreshold?: number;
-    expectedRows?: number; budgetSplit?: "equal" | "annealed";
+    expectedRows?: number; budgetSplit?: BudgetSplitName;
   }): Promise<StudyView> {
     const mode = { auto: SecureAggregationMode.UNSPECIFIED, on: SecureAggregationMode.ON, off: SecureAggregationMode.OFF }[input.secureAggregation ?? "auto"];
     const res = await this.unary<any>("createStudy", create(CreateStudyRequestSchema, {

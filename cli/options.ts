@@ -1,4 +1,5 @@
 /** Parsing of command-line values, with errors that say which flag is wrong and what it takes. */
+import { Option } from "commander";
 import { FedsynthError } from "../shared/errors.js";
 
 export function parsePositive(flag: string) {
@@ -31,4 +32,9 @@ export function collect(value: string, previous: string[] = []): string[] {
 
 export function usage(message: string, hint?: string): FedsynthError {
   return new FedsynthError("invalid-argument", message, { hint: hint ?? "see --help" });
+}
+
+/** `--budget-split`, as `study create` and `simulate` both take it. */
+export function budgetSplitOption(): Option {
+  return new Option("--budget-split <split>", "how the rounds share each site's budget: equal (default), or annealed (marginal engine; with 4 or more rounds the coordinator sets each selected round's share as the study goes, the last taking exactly what is left)").choices(["equal", "annealed"]);
 }

@@ -1,7 +1,7 @@
 /** `fedsynth simulate`: the whole federation on one machine. Its flags are a stable contract. */
-import { Option, type Command } from "commander";
+import type { Command } from "commander";
 import { SingleBar, Presets } from "cli-progress";
-import { collect, parseCount, parsePositive, parseProbability, usage } from "../options.js";
+import { budgetSplitOption, collect, parseCount, parsePositive, parseProbability, usage } from "../options.js";
 import { parseSiteSpec, runSimulation, type SimulationSummary } from "../simulate/run-simulation.js";
 import type { StudyView } from "../operator-client.js";
 import { withCliTelemetry } from "./sample.js";
@@ -24,7 +24,7 @@ export function registerSimulateCommand(program: Command): void {
     .option("--site-epsilon-cap <name=e>", "give a site a budget cap other than the study's epsilon (repeatable)", collect, [])
     .option("--secure-aggregation <mode>", "auto (on for 3 or more sites), on or off: the coordinator sees only the sum of the sites' updates, each carrying its share of the noise", "auto")
     .option("--secure-threshold <t>", "secure aggregation: the fewest sites in any unmasked sum (default ⌈2n/3⌉)", parseCount("--secure-threshold"))
-    .addOption(new Option("--budget-split <split>", "how the rounds share each site's budget: equal (default), or annealed (marginal engine; with 4 or more rounds the coordinator sets each selected round's share as the study goes, the last taking exactly what is left)").choices(["equal", "annealed"]))
+    .addOption(budgetSplitOption())
     .option("--secure-phase-timeout <seconds>", "secure aggregation: how long a phase waits for a silent site", parseCount("--secure-phase-timeout"))
     .option("--quiet", "no progress output", false)
     .addHelpText("after", `

@@ -1,11 +1,11 @@
 /** `fedsynth study ...`: operator commands against a running coordinator. */
-import { Option, type Command } from "commander";
+import type { Command } from "commander";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import type { OperatorClient, StudyView } from "../operator-client.js";
 import { addConnectionOptions, withOperator } from "../connection.js";
 import { loadSchema } from "../../shared/schema/parse-schema.js";
-import { collect, parseCount, parsePositive, parseProbability, usage } from "../options.js";
+import { budgetSplitOption, collect, parseCount, parsePositive, parseProbability, usage } from "../options.js";
 import { formatStudy, watchStudy } from "../study-view.js";
 
 
@@ -25,7 +25,7 @@ export function registerStudyCommands(program: Command): void {
     .option("--round-deadline <seconds>", "how long a round waits for the sites", parseCount("--round-deadline", 0), 0)
     .option("--secure-aggregation <mode>", "auto (on for 3 or more sites), on or off: the coordinator sees only the sum of the sites' updates", "auto")
     .option("--secure-threshold <t>", "secure aggregation: the fewest sites in any unmasked sum (default ⌈2n/3⌉)", parseCount("--secure-threshold"), 0)
-    .addOption(new Option("--budget-split <split>", "how the rounds share each site's budget: equal (default), or annealed (marginal engine; with 4 or more rounds the coordinator sets each selected round's share as the study goes, the last taking exactly what is left)").choices(["equal", "annealed"]))
+    .addOption(budgetSplitOption())
     .option("--json", "print the study as JSON", false)
     .action(async (opts) => {
       if (!["auto", "on", "off"].includes(opts.secureAggregation)) {

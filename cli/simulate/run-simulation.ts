@@ -9,6 +9,7 @@ import { FedsynthError } from "../../shared/errors.js";
 import { loadSchema } from "../../shared/schema/parse-schema.js";
 import { readTable } from "../../shared/schema/read-csv.js";
 import { getEngine } from "../../shared/engines/registry.js";
+import type { BudgetSplit } from "../../shared/engines/engine.js";
 import { validateSiteName } from "../../coordinator/study/study-request.js";
 import { OperatorClient, type StudyView } from "../operator-client.js";
 import { TERMINAL_STATES } from "../study-view.js";
@@ -45,7 +46,7 @@ export interface SimulationOptions {
   secureThreshold?: number;
   securePhaseTimeoutSeconds?: number;
   /** How the rounds share each site's budget; absent: the engine's default (equal). */
-  budgetSplit?: "equal" | "annealed";
+  budgetSplit?: BudgetSplit;
   onProgress?(study: StudyView): void;
   onLog?(line: string): void;
 }
@@ -59,7 +60,7 @@ export interface SimulationSummary {
   studyId: string;
   /** 0 without secure aggregation. */
   secureThreshold: number;
-  budgetSplit: "equal" | "annealed";
+  budgetSplit: BudgetSplit;
   epsilon: number;
   delta: number;
   rows: number;
